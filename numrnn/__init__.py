@@ -1,0 +1,3 @@
+"""numrnn: recurrent neural networks with hand-written Numba kernels."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,234 @@
+"""Input checks shared by ``numrnn.nn`` and the estimators: one clear message each.
+
+Every message names the argument, what was expected, what was given and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+VALID_DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """Return ``np.float32`` or ``np.float64`` for a dtype spelled either way."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in VALID_DTYPES:
+        raise ValueError(
+            f"dtype must be 'float32' or 'float64', got {dtype!r}. "
+            "Use dtype='float32' for speed or 'float64' for exact gradients."
+        )
+    return dt
+
+
+def check_option(name: str, value, allowed: Sequence) -> None:
+    """Raise if ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(
+            f"{name} must be one of {tuple(allowed)}, got {value!r}. "
+            f"Pass one of {', '.join(repr(a) for a in allowed)}."
+        )
+
+
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """Check an integer parameter lies in ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} of type "
+            f"{type(value).__name__}. Pass a whole number such as {max(minimum, 1)}."
+        )
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{upper}, got {value!r}. "
+            f"Choose a value in that range."
+        )
+    return int(value)
+
+
+def check_float(
+    name: str, value, low: float, high: float, *, low_open=False, high_open=False
+) -> float:
+    """Check a real parameter lies in the interval from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}.")
+    bad_low = value <= low if low_open else value < low
+    bad_high = value >= high if high_open else value > high
+    if bad_low or bad_high:
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        raise ValueError(
+            f"{name} must lie in {lb}{low}, {high}{hb}, got {value!r}. Choose a value in that range."
+        )
+    return float(value)
+
+
+def _as_float_array(name: str, value) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged nested lists and the like
+        raise ValueError(
+            f"{name} must be numeric array-like, got {type(value).__name__} that NumPy "
+            f"cannot turn into an array ({exc}). Pass a NumPy array or a list of 2-D arrays."
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must contain numbers, got an array of dtype {arr.dtype} "
+                "that cannot be converted to float. Convert strings or objects to numbers first."
+            ) from None
+    return arr
+
+
+def check_sequences(
+    X,
+    *,
+    name: str = "X",
+    lengths=None,
+    n_features: int | None = None,
+    dtype=np.float64,
+    allow_2d: bool = False,
+    nan_padding: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a batch of sequences and return ``(padded, lengths)``.
+
+    Parameters
+    ----------
+    X : array-like (n_samples, n_timesteps, n_features), or a list of (T_i, n_features) arrays
+        With ``allow_2d``, a 2-D array (n_samples, n_timesteps) means one feature per step, and
+        a list may hold 1-D sequences.
+    lengths : array-like of int, optional
+        Valid steps per sequence of a padded ``X``; steps past a length are ignored.
+    n_features : int, optional
+        Expected feature count (from the network or from ``fit``).
+    nan_padding : bool
+        Trailing all-NaN steps of a padded array are padding (estimators' convention).
+
+    Returns
+    -------
+    padded : ndarray (n_samples, max_len, n_features) of ``dtype``; padding is 0.
+    lengths : ndarray (n_samples,) of int64.
+    """
+    is_list = isinstance(X, (list, tuple))
+    if is_list:
+        if len(X) == 0:
+            raise ValueError(
+                f"{name} is empty: got a list of 0 sequences. Pass at least one sequence."
+            )
+        seqs = []
+        for k, s in enumerate(X):
+            a = _as_float_array(f"{name}[{k}]", s)
+            if a.ndim == 1 and allow_2d:
+                a = a[:, None]
+            if a.ndim != 2:
+                raise ValueError(
+                    f"{name}[{k}] must be a 2-D array (n_timesteps, n_features), got shape "
+                    f"{a.shape}. Each sequence of a ragged list is one (T_i, F) array."
+                )
+            seqs.append(a)
+        feats = {a.shape[1] for a in seqs}
+        if len(feats) != 1:
+            raise ValueError(
+                f"{name}: every sequence must have the same number of features, got "
+                f"{sorted(feats)}. Make each (T_i, F) array have the same F."
+            )
+        if lengths is not None:
+            raise ValueError(
+                "lengths must be None when X is a ragged list (each array's length is used); "
+                f"got lengths={lengths!r}. Drop the lengths argument."
+            )
+        lens = np.array([a.shape[0] for a in seqs], dtype=np.int64)
+        F = seqs[0].shape[1]
+        T = int(lens.max())
+        padded = np.zeros((len(seqs), T, F), dtype=dtype)
+        for k, a in enumerate(seqs):
+            padded[k, : a.shape[0]] = a
+        arr_lengths = lens
+    else:
+        arr = _as_float_array(name, X)
+        if arr.ndim == 2 and allow_2d:
+            arr = arr[:, :, None]
+        if arr.ndim != 3:
+            expect = "3-D (n_samples, n_timesteps, n_features)"
+            if allow_2d:
+                expect += " or 2-D (n_samples, n_timesteps)"
+            raise ValueError(
+                f"{name} must be {expect}, got an array of shape {arr.shape}. "
+                "Reshape it, e.g. X[:, :, None] for one feature per step, or pass a list "
+                "of (T_i, n_features) arrays."
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(
+                f"{name} is empty: got shape {arr.shape} with 0 samples. Pass at least one sequence."
+            )
+        if arr.shape[1] == 0:
+            raise ValueError(
+                f"{name} has 0 time steps (shape {arr.shape}). Pass sequences of at least one step."
+            )
+        padded = np.array(arr, dtype=dtype, copy=True)
+        T = padded.shape[1]
+        if lengths is not None:
+            arr_lengths = np.asarray(lengths)
+            if arr_lengths.ndim != 1 or arr_lengths.shape[0] != padded.shape[0]:
+                raise ValueError(
+                    f"lengths must be 1-D with one entry per sequence ({padded.shape[0]}), got "
+                    f"shape {arr_lengths.shape}. Pass one valid-step count per sample."
+                )
+            if arr_lengths.dtype.kind not in "iu" and not (
+                arr_lengths.dtype.kind == "f" and np.all(arr_lengths == np.round(arr_lengths))
+            ):
+                raise ValueError(f"lengths must be integers, got {arr_lengths!r}.")
+            arr_lengths = arr_lengths.astype(np.int64)
+        elif nan_padding:
+            # A trailing run of all-NaN steps is padding; NaN elsewhere is an error below.
+            step_all_nan = np.isnan(padded).all(axis=2)
+            valid = ~step_all_nan
+            last_valid = np.where(valid.any(axis=1), T - np.argmax(valid[:, ::-1], axis=1), 0)
+            arr_lengths = last_valid.astype(np.int64)
+        else:
+            arr_lengths = np.full(padded.shape[0], T, dtype=np.int64)
+        bad = (arr_lengths < 1) | (arr_lengths > T)
+        if bad.any():
+            k = int(np.argmax(bad))
+            what = "lengths" if lengths is not None else f"{name} sequence lengths"
+            raise ValueError(
+                f"{what} must lie in [1, {T}] (at least one valid step, at most n_timesteps), "
+                f"got {int(arr_lengths[k])} for sample {k}. "
+                + (
+                    "Remove empty (all-NaN) sequences."
+                    if lengths is None
+                    else "Fix the lengths or the padding."
+                )
+            )
+        # Padded steps are ignored: zero them so they cannot leak NaN into any GEMM.
+        steps = np.arange(T)[None, :]
+        pad_mask = steps >= arr_lengths[:, None]
+        padded[pad_mask] = 0.0
+    if padded.shape[1] == 0 or (is_list and (arr_lengths < 1).any()):
+        k = int(np.argmax(arr_lengths < 1))
+        raise ValueError(
+            f"{name}[{k}] has 0 time steps. Every sequence needs at least one step."
+        )
+    F = padded.shape[2]
+    if n_features is not None and F != n_features:
+        raise ValueError(
+            f"{name} has {F} features per step, but {n_features} were expected "
+            "(the network's input_size, or the n_features_in_ seen in fit). "
+            "Pass sequences with the same number of features."
+        )
+    if not np.isfinite(padded).all():
+        bad_idx = np.argwhere(~np.isfinite(padded))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf inside a sequence (first at sample {bad_idx[0]}, "
+            f"step {bad_idx[1]}, feature {bad_idx[2]}). Only trailing all-NaN steps count as "
+            "padding; impute or drop missing values inside sequences."
+        )
+    return padded, arr_lengths

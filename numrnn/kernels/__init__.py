@@ -1,0 +1,1 @@
+"""Compiled kernels: ``cpu`` (Numba ``@njit``) and ``cuda`` (``numba.cuda``), same names."""
