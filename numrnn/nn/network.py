@@ -1,0 +1,472 @@
+"""Recurrent networks without a head, shaped like ``torch.nn.RNN/LSTM/GRU(batch_first=True)``.
+
+The network stacks layers and runs both directions; a backend (``numrnn.backends``) runs one
+layer in one direction. Arrays cross the public API batch-first (B, T, F); inside they are
+time-major (T, B, F) and C-contiguous.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from numrnn._validation import (
+    check_dtype,
+    check_float,
+    check_int,
+    check_option,
+    check_sequences,
+)
+from numrnn.backends import get_backend
+from numrnn.cells import CELLS, init_direction_params
+from numrnn.cells.lstm import PEEPHOLE_NAMES
+from numrnn.cells.rnn import NONLINEARITIES
+
+MERGE_MODES = ("concat", "sum", "mean", "mul")
+_KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
+_TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+class RecurrentNetwork:
+    """Base class of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per step of the input.
+    hidden_size : int
+        Features of the hidden state ``h``.
+    num_layers : int, default=1
+        Stacked layers; layer ``l``'s input is layer ``l-1``'s (merged) output.
+    bidirectional : bool, default=False
+        Also run each layer backwards over every sequence's valid steps.
+    merge_mode : {'concat', 'sum', 'mean', 'mul'}, default='concat'
+        How the two directions' outputs are combined (concat is PyTorch's layout).
+    dropout : float in [0, 1), default=0
+        Dropout on each layer's output except the last, in training mode only.
+    dtype : {'float32', 'float64'}, default='float32'
+    random_state : int, numpy.random.Generator or None
+        Seeds initialisation and dropout masks.
+    orthogonal : bool, default=False
+        Orthogonal recurrent weight blocks instead of PyTorch's uniform init.
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+    """
+
+    cell: str = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        dropout: float = 0.0,
+        dtype="float32",
+        random_state=None,
+        orthogonal: bool = False,
+        device: str = "cpu",
+        _options: dict | None = None,
+    ):
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        if not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional must be True or False, got {bidirectional!r}.")
+        self.bidirectional = bool(bidirectional)
+        check_option("merge_mode", merge_mode, MERGE_MODES)
+        self.merge_mode = merge_mode
+        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
+        self.dtype = check_dtype(dtype)
+        self.options = dict(_options or {})
+        self.spec = CELLS[self.cell]
+        self.training = True
+        self.backend = get_backend(device)
+        self.device = self.backend.name
+        self._rng = (
+            random_state
+            if isinstance(random_state, np.random.Generator)
+            else np.random.default_rng(random_state)
+        )
+        self._params: list[list[dict[str, np.ndarray]]] = []
+        for layer in range(self.num_layers):
+            size = self.input_size if layer == 0 else self.layer_output_size
+            self._params.append(
+                [
+                    init_direction_params(
+                        self.spec,
+                        size,
+                        self.hidden_size,
+                        self._rng,
+                        self.dtype,
+                        peephole=self.options.get("peephole", False),
+                        orthogonal=orthogonal,
+                        forget_bias=self.options.get("forget_bias"),
+                    )
+                    for _ in range(self.num_directions)
+                ]
+            )
+        self.grads: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.grad_state = None
+        self._cache = None
+
+    # -- shapes and modes -------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def layer_output_size(self) -> int:
+        """Features per step of each layer's output (the merged directions)."""
+        if self.bidirectional and self.merge_mode == "concat":
+            return 2 * self.hidden_size
+        return self.hidden_size
+
+    output_size = layer_output_size
+
+    def train(self, mode: bool = True):
+        """Training mode (dropout active), as ``torch.nn.Module.train``."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Inference mode (no dropout)."""
+        return self.train(False)
+
+    # -- parameters -------------------------------------------------------------------
+    def _names(self, layer: int, direction: int) -> dict[str, str]:
+        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        return {k: t + sfx for k, t in zip(_KERNEL_KEYS, _TORCH_KEYS)}
+
+    def _named(self, per_direction) -> OrderedDict:
+        """Flatten per-layer-direction kernel dicts to PyTorch names (views, not copies)."""
+        named = OrderedDict()
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                p = per_direction[layer][d]
+                names = self._names(layer, d)
+                for k in _KERNEL_KEYS:
+                    named[names[k]] = p[k]
+                if self.options.get("peephole", False):
+                    sfx = names["w_ih"][len("weight_ih") :]
+                    for i, nm in enumerate(PEEPHOLE_NAMES):
+                        named[nm + sfx] = p["w_peep"][i]
+        return named
+
+    def parameters(self) -> OrderedDict:
+        """The parameter arrays by PyTorch name; updating them in place updates the network."""
+        return self._named(self._params)
+
+    def state_dict(self) -> OrderedDict:
+        """Copies of the parameters with PyTorch's names and shapes."""
+        return OrderedDict((k, v.copy()) for k, v in self.parameters().items())
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy parameters in (a PyTorch ``state_dict`` converted to NumPy loads unchanged)."""
+        own = self.parameters()
+        incoming = {k: np.asarray(getattr(v, "detach", lambda: v)()) for k, v in state_dict.items()}
+        missing = [k for k in own if k not in incoming]
+        unexpected = [k for k in incoming if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state_dict does not match this {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}. Build the network with the same cell, "
+                "num_layers, bidirectional and peephole settings, or pass strict=False."
+            )
+        for k, v in incoming.items():
+            if k not in own:
+                continue
+            if v.shape != own[k].shape:
+                raise ValueError(
+                    f"state_dict[{k!r}] has shape {v.shape}, expected {own[k].shape}. "
+                    "Build the network with the same input_size and hidden_size."
+                )
+        for k, v in incoming.items():
+            if k in own:
+                np.copyto(own[k], v, casting="unsafe")
+
+    # -- forward ----------------------------------------------------------------------
+    def _check_state(self, state, B):
+        H, LD = self.hidden_size, self.num_layers * self.num_directions
+        names = ("h0", "c0") if self.spec.has_cell_state else ("h0",)
+        if state is None:
+            return [np.zeros((LD, B, H), dtype=self.dtype) for _ in names]
+        parts = state if self.spec.has_cell_state else (state,)
+        if self.spec.has_cell_state and (not isinstance(state, (tuple, list)) or len(state) != 2):
+            raise ValueError(
+                "state must be a tuple (h0, c0) for an LSTM, got "
+                f"{type(state).__name__}. Pass (h0, c0) or None for zeros."
+            )
+        out = []
+        for nm, s in zip(names, parts):
+            a = np.asarray(s)
+            if a.shape != (LD, B, H):
+                raise ValueError(
+                    f"{nm} must have shape (num_layers*num_directions, batch, hidden_size) = "
+                    f"{(LD, B, H)}, got {a.shape}. Pass the state returned by forward."
+                )
+            if not np.isfinite(a).all():
+                raise ValueError(f"{nm} contains NaN or inf. Pass a finite initial state.")
+            out.append(np.ascontiguousarray(a, dtype=self.dtype))
+        return out
+
+    def forward(self, x, state=None, *, lengths=None, requires_grad: bool = True):
+        """Run the network.
+
+        Parameters
+        ----------
+        x : array (B, T, input_size) or list of (T_i, input_size) arrays
+            A ragged list is padded; the output is then padded to the longest sequence.
+        state : array (L*D, B, H), or tuple (h0, c0) for the LSTM, optional
+            Initial state (PyTorch's layout); zeros when None.
+        lengths : array (B,) of int, optional
+            Valid steps per sequence of a padded ``x``.
+        requires_grad : bool, default=True
+            Keep what :meth:`backward` needs. False saves memory for inference.
+
+        Returns
+        -------
+        out : (B, T, D_out) outputs of the last layer (0 on padded steps)
+        state : h_n, or (h_n, c_n) for the LSTM, each (L*D, B, H)
+        """
+        xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
+        B = xp.shape[0]
+        init = self._check_state(state, B)
+        be = self.backend
+        lens_dev = be.asarray(lens, np.int64)
+        inp = be.asarray(xp.transpose(1, 0, 2), self.dtype)
+        D, H = self.num_directions, self.hidden_size
+        h_n = [None] * (self.num_layers * D)
+        c_n = [None] * (self.num_layers * D)
+        caches, masks, dir_outs = [], [], []
+        for layer in range(self.num_layers):
+            outs, layer_caches = [], []
+            for d in range(D):
+                k = layer * D + d
+                xin = inp if d == 0 else be.reverse_padded(inp, lens_dev)
+                h0 = be.asarray(init[0][k], self.dtype)
+                c0 = be.asarray(init[1][k], self.dtype) if self.spec.has_cell_state else None
+                out, hn, cn, cache = be.layer_forward(
+                    self.cell, xin, self._params[layer][d], h0, c0, lens_dev, self.options
+                )
+                if d == 1:
+                    out = be.reverse_padded(out, lens_dev)
+                outs.append(out)
+                layer_caches.append(cache if requires_grad else None)
+                h_n[k], c_n[k] = hn, cn
+            merged = self._merge(outs)
+            mask = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = self._rng.random(merged.shape) >= self.dropout
+                mask = be.asarray(keep / (1.0 - self.dropout), self.dtype)
+                merged = merged * mask
+            caches.append(layer_caches)
+            masks.append(mask)
+            dir_outs.append(outs if (requires_grad and self.merge_mode == "mul") else None)
+            inp = merged
+        self._cache = (
+            {"caches": caches, "masks": masks, "dir_outs": dir_outs, "lengths": lens_dev, "B": B}
+            if requires_grad
+            else None
+        )
+        out = _to_host(inp).transpose(1, 0, 2)
+        hN = np.stack([_to_host(h) for h in h_n])
+        if self.spec.has_cell_state:
+            return out, (hN, np.stack([_to_host(c) for c in c_n]))
+        return out, hN
+
+    __call__ = forward
+
+    def _merge(self, outs):
+        if len(outs) == 1:
+            return outs[0]
+        f, b = outs
+        mode = self.merge_mode
+        if mode == "concat":
+            return _concat_last(f, b)
+        if mode == "sum":
+            return f + b
+        if mode == "mean":
+            return (f + b) * 0.5
+        return f * b
+
+    # -- backward ---------------------------------------------------------------------
+    def backward(self, d_out, d_state=None):
+        """Backpropagate through time from the last :meth:`forward`.
+
+        Parameters
+        ----------
+        d_out : array (B, T, D_out)
+            Gradient of the loss w.r.t. ``out`` (entries at padded steps are ignored).
+        d_state : like the returned state, optional
+            Gradient w.r.t. the final state (h_n, or (h_n, c_n)); zeros when None.
+
+        Returns
+        -------
+        dx : (B, T, input_size) gradient w.r.t. the input.
+
+        Fills :attr:`grads` (same keys as :meth:`state_dict`) and :attr:`grad_state`, the
+        gradient w.r.t. the initial state (dh0, or (dh0, dc0)), so truncated BPTT can carry
+        a detached state from chunk to chunk. The forward's cache is consumed.
+        """
+        if self._cache is None:
+            raise RuntimeError(
+                "backward() needs a forward(..., requires_grad=True) first, and each forward "
+                "can be backpropagated once. Call forward again before backward."
+            )
+        cache, self._cache = self._cache, None
+        be = self.backend
+        lens = cache["lengths"]
+        B = cache["B"]
+        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        d_out = np.asarray(d_out)
+        T = cache["caches"][0][0].x.shape[0]
+        if d_out.shape != (B, T, self.layer_output_size):
+            raise ValueError(
+                f"d_out must have the shape of forward's output {(B, T, self.layer_output_size)}, "
+                f"got {d_out.shape}."
+            )
+        d_tm = be.asarray(d_out.transpose(1, 0, 2), self.dtype)
+        d_fin = self._check_state(d_state, B)
+        grads_pd = [[None] * D for _ in range(L)]
+        dh0 = [None] * (L * D)
+        dc0 = [None] * (L * D)
+        for layer in range(L - 1, -1, -1):
+            mask = cache["masks"][layer]
+            if mask is not None:
+                d_tm = d_tm * mask
+            parts = self._split(d_tm, cache["dir_outs"][layer])
+            dx_total = None
+            for d in range(D):
+                k = layer * D + d
+                dpart = parts[d] if d == 0 else be.reverse_padded(parts[d], lens)
+                dhn = be.asarray(d_fin[0][k], self.dtype)
+                dcn = be.asarray(d_fin[1][k], self.dtype) if self.spec.has_cell_state else None
+                dx, g, dh, dc = be.layer_backward(
+                    self.cell,
+                    cache["caches"][layer][d],
+                    self._params[layer][d],
+                    be.asarray(dpart, self.dtype),
+                    dhn,
+                    dcn,
+                    True,
+                    self.options,
+                )
+                if d == 1:
+                    dx = be.reverse_padded(dx, lens)
+                dx_total = dx if dx_total is None else dx_total + dx
+                grads_pd[layer][d] = {k2: _to_host(v) for k2, v in g.items()}
+                dh0[k], dc0[k] = dh, dc
+            d_tm = dx_total
+        self.grads = self._named(grads_pd)
+        dH = np.stack([_to_host(a) for a in dh0])
+        self.grad_state = (
+            (dH, np.stack([_to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
+        )
+        return _to_host(d_tm).transpose(1, 0, 2)
+
+    def _split(self, d, dir_outs):
+        if self.num_directions == 1:
+            return [d]
+        H = self.hidden_size
+        mode = self.merge_mode
+        if mode == "concat":
+            return [d[..., :H], d[..., H:]]
+        if mode == "sum":
+            return [d, d]
+        if mode == "mean":
+            half = d * 0.5
+            return [half, half]
+        f, b = dir_outs
+        return [d * b, d * f]
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if k != "forget_bias")
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
+            f"{extra}, dtype='{self.dtype.name}')"
+        )
+
+
+def _to_host(a):
+    """NumPy view of a backend array (CUDA arrays are copied to the host)."""
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
+
+
+def _concat_last(f, b):
+    if isinstance(f, np.ndarray):
+        return np.concatenate([f, b], axis=-1)
+    from numrnn.backends.cuda import concat_last  # pragma: no cover - GPU only
+
+    return concat_last(f, b)
+
+
+class RNN(RecurrentNetwork):
+    """Elman RNN, ``h_t = φ(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.
+
+    Mirrors ``torch.nn.RNN(batch_first=True)``; see :class:`RecurrentNetwork` for the
+    shared parameters. ``nonlinearity`` is 'tanh' (default) or 'relu'.
+    ``forward`` returns ``(out, h_n)``.
+    """
+
+    cell = "rnn"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **kwargs):
+        check_option("nonlinearity", nonlinearity, NONLINEARITIES)
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            input_size, hidden_size, num_layers, _options={"nonlinearity": nonlinearity}, **kwargs
+        )
+
+
+class LSTM(RecurrentNetwork):
+    """Long short-term memory, gate order i, f, g, o (PyTorch).
+
+    Mirrors ``torch.nn.LSTM(batch_first=True)``; ``forward`` returns ``(out, (h_n, c_n))``.
+
+    Extra parameters
+    ----------------
+    peephole : bool, default=False
+        Gers & Schmidhuber's diagonal peepholes (``weight_ci``, ``weight_cf``, ``weight_co``):
+        the input and forget gates see ``c_{t-1}``, the output gate sees the new ``c_t``.
+    forget_bias : float or None, default=None
+        Set the forget gate's bias to this value at init (1.0 is a common choice).
+    """
+
+    cell = "lstm"
+
+    def __init__(
+        self, input_size, hidden_size, num_layers=1, *, peephole=False, forget_bias=None, **kwargs
+    ):
+        self.peephole = bool(peephole)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            _options={"peephole": self.peephole, "forget_bias": forget_bias},
+            **kwargs,
+        )
+
+
+class GRU(RecurrentNetwork):
+    """Gated recurrent unit, gate order r, z, n.
+
+    Mirrors ``torch.nn.GRU(batch_first=True)``; ``forward`` returns ``(out, h_n)``.
+
+    Extra parameters
+    ----------------
+    reset_after : bool, default=True
+        True: PyTorch/cuDNN, ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``.
+        False: Cho et al., ``n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)``.
+    """
+
+    cell = "gru"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(
+            input_size, hidden_size, num_layers, _options={"reset_after": self.reset_after}, **kwargs
+        )
