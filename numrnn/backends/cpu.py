@@ -30,6 +30,43 @@ class CPUBackend:
     def asarray(self, a, dtype):
         return np.ascontiguousarray(a, dtype=dtype)
 
+    def to_host(self, a) -> np.ndarray:
+        return a
+
+    def merge(self, outs: list, mode: str):
+        """Combine the directions' (T, B, H) outputs: concat, sum, mean or mul."""
+        if len(outs) == 1:
+            return outs[0]
+        f, b = outs
+        if mode == "concat":
+            return np.concatenate([f, b], axis=-1)
+        if mode == "sum":
+            return f + b
+        if mode == "mean":
+            return (f + b) * f.dtype.type(0.5)
+        return f * b
+
+    def split(self, d, mode: str, dir_outs, num_directions: int) -> list:
+        """Gradient of :meth:`merge`: the share of ``d`` that reaches each direction."""
+        if num_directions == 1:
+            return [d]
+        if mode == "concat":
+            H = d.shape[-1] // 2
+            return [np.ascontiguousarray(d[..., :H]), np.ascontiguousarray(d[..., H:])]
+        if mode == "sum":
+            return [d, d]
+        if mode == "mean":
+            half = d * d.dtype.type(0.5)
+            return [half, half]
+        f, b = dir_outs
+        return [d * b, d * f]
+
+    def multiply(self, a, b):
+        return a * b
+
+    def add(self, a, b):
+        return a + b
+
     def reverse_padded(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         K.reverse_padded(x, lengths, out)

@@ -256,12 +256,13 @@ class RecurrentNetwork:
                 outs.append(out)
                 layer_caches.append(cache if requires_grad else None)
                 h_n[k], c_n[k] = hn, cn
-            merged = self._merge(outs)
+            merged = be.merge(outs, self.merge_mode)
             mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                # Masks come from the host generator: same seed, same masks on every device.
                 keep = self._rng.random(merged.shape) >= self.dropout
                 mask = be.asarray(keep / (1.0 - self.dropout), self.dtype)
-                merged = merged * mask
+                merged = be.multiply(merged, mask)
             caches.append(layer_caches)
             masks.append(mask)
             dir_outs.append(outs if (requires_grad and self.merge_mode == "mul") else None)
@@ -271,26 +272,13 @@ class RecurrentNetwork:
             if requires_grad
             else None
         )
-        out = _to_host(inp).transpose(1, 0, 2)
-        hN = np.stack([_to_host(h) for h in h_n])
+        out = be.to_host(inp).transpose(1, 0, 2)
+        hN = np.stack([be.to_host(h) for h in h_n])
         if self.spec.has_cell_state:
-            return out, (hN, np.stack([_to_host(c) for c in c_n]))
+            return out, (hN, np.stack([be.to_host(c) for c in c_n]))
         return out, hN
 
     __call__ = forward
-
-    def _merge(self, outs):
-        if len(outs) == 1:
-            return outs[0]
-        f, b = outs
-        mode = self.merge_mode
-        if mode == "concat":
-            return _concat_last(f, b)
-        if mode == "sum":
-            return f + b
-        if mode == "mean":
-            return (f + b) * 0.5
-        return f * b
 
     # -- backward ---------------------------------------------------------------------
     def backward(self, d_out, d_state=None):
@@ -336,8 +324,8 @@ class RecurrentNetwork:
         for layer in range(L - 1, -1, -1):
             mask = cache["masks"][layer]
             if mask is not None:
-                d_tm = d_tm * mask
-            parts = self._split(d_tm, cache["dir_outs"][layer])
+                d_tm = be.multiply(d_tm, mask)
+            parts = be.split(d_tm, self.merge_mode, cache["dir_outs"][layer], D)
             dx_total = None
             for d in range(D):
                 k = layer * D + d
@@ -348,7 +336,7 @@ class RecurrentNetwork:
                     self.cell,
                     cache["caches"][layer][d],
                     self._params[layer][d],
-                    be.asarray(dpart, self.dtype),
+                    dpart,
                     dhn,
                     dcn,
                     True,
@@ -356,31 +344,16 @@ class RecurrentNetwork:
                 )
                 if d == 1:
                     dx = be.reverse_padded(dx, lens)
-                dx_total = dx if dx_total is None else dx_total + dx
-                grads_pd[layer][d] = {k2: _to_host(v) for k2, v in g.items()}
+                dx_total = dx if dx_total is None else be.add(dx_total, dx)
+                grads_pd[layer][d] = {k2: be.to_host(v) for k2, v in g.items()}
                 dh0[k], dc0[k] = dh, dc
             d_tm = dx_total
         self.grads = self._named(grads_pd)
-        dH = np.stack([_to_host(a) for a in dh0])
+        dH = np.stack([be.to_host(a) for a in dh0])
         self.grad_state = (
-            (dH, np.stack([_to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
+            (dH, np.stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
         )
-        return _to_host(d_tm).transpose(1, 0, 2)
-
-    def _split(self, d, dir_outs):
-        if self.num_directions == 1:
-            return [d]
-        H = self.hidden_size
-        mode = self.merge_mode
-        if mode == "concat":
-            return [d[..., :H], d[..., H:]]
-        if mode == "sum":
-            return [d, d]
-        if mode == "mean":
-            half = d * 0.5
-            return [half, half]
-        f, b = dir_outs
-        return [d * b, d * f]
+        return be.to_host(d_tm).transpose(1, 0, 2)
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if k != "forget_bias")
@@ -389,19 +362,6 @@ class RecurrentNetwork:
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
             f"{extra}, dtype='{self.dtype.name}')"
         )
-
-
-def _to_host(a):
-    """NumPy view of a backend array (CUDA arrays are copied to the host)."""
-    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
-
-
-def _concat_last(f, b):
-    if isinstance(f, np.ndarray):
-        return np.concatenate([f, b], axis=-1)
-    from numrnn.backends.cuda import concat_last  # pragma: no cover - GPU only
-
-    return concat_last(f, b)
 
 
 class RNN(RecurrentNetwork):
