@@ -279,3 +279,18 @@ def test_import_compiles_nothing():
         "assert all(not getattr(cpu, n).signatures for n in cpu.__all__), 'compiled at import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_inference_in_time_chunks_equals_full_forward(name, rng, monkeypatch):
+    net = make(name, num_layers=2, dtype="float64")
+    x = rng.standard_normal((3, 23, 3))
+    lengths = np.array([23, 5, 17])
+    full, st_full = net.forward(x, lengths=lengths)
+    monkeypatch.setattr(type(net), "inference_chunk", 4)
+    out, st = net.forward(x, lengths=lengths, requires_grad=False)
+    np.testing.assert_allclose(out, full, rtol=1e-12, atol=1e-14)
+    for a, b in zip(as_tuple(st), as_tuple(st_full)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RuntimeError, match="requires_grad=True"):
+        net.backward(out)
