@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from numba import cuda, float32
+import numpy as np
+from numba import config, cuda, float32
 
 ZERO = float32(0.0)
 HALF = float32(0.5)
@@ -35,15 +36,25 @@ def _blocks(n, per_block):
 
 
 # ----------------------------------------------------------------------------- device math
-@cuda.jit(device=True, inline=True)
-def d_tanh(x):
-    return math.tanh(x)
+if config.ENABLE_CUDASIM:
+    # The simulator runs kernels as Python: ``math.tanh`` returns a Python float, which
+    # NumPy 2 treats as "weak" so ``float32(0.5) * tanh(...)`` would round a float64
+    # kernel's value to float32. ``np.tanh`` keeps the argument's dtype, as compiled code does.
+    @cuda.jit(device=True, inline=True)
+    def d_tanh(x):
+        return np.tanh(x)
+
+else:
+
+    @cuda.jit(device=True, inline=True)
+    def d_tanh(x):
+        return math.tanh(x)
 
 
 @cuda.jit(device=True, inline=True)
 def d_sigmoid(x):
     # Via tanh, as the CPU kernels: no overflow for any x.
-    return HALF * math.tanh(HALF * x) + HALF
+    return HALF * d_tanh(HALF * x) + HALF
 
 
 @cuda.jit(device=True, inline=True)
