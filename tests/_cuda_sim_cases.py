@@ -61,7 +61,7 @@ def run(name):
         results.append(
             [out, *_flat(fin), dx, *net.grads.values(), *_flat(net.grad_state)]
         )
-    err = max(float(np.max(np.abs(a - b))) for a, b in zip(*results))
+    err = max(float(np.max(np.abs(a - b))) for a, b in zip(*results, strict=True))
     tol = 1e-11 if dtype == "float64" else 2e-5
     print(f"CASE {name} {err:.3e} {tol:.1e}", flush=True)
 

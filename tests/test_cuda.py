@@ -116,7 +116,7 @@ def test_gpu_matches_cpu(cell):
         out, _ = net.forward(x, lengths=lengths)
         dx = net.backward(np.ones_like(out))
         res.append([out, dx, *net.grads.values()])
-    for a, b in zip(*res):
+    for a, b in zip(*res, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
