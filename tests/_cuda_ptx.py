@@ -1,0 +1,62 @@
+"""Run by ``tests/test_cuda.py`` in a subprocess (no simulator): compile every CUDA kernel
+to PTX for float32 and float64 with ``numba.cuda.compile_ptx`` (needs libnvvm and NVRTC,
+no driver or GPU). Signatures come from ``numba.typeof`` on small example arguments.
+Prints ``PTX <kernel> <dtype> <bytes> <has_f64>`` per kernel, then ``PTX-OK``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from numba import cuda, typeof
+
+from numrnn.backends import cuda as BE
+from numrnn.kernels.cuda import common as C
+from numrnn.kernels.cuda import gru as G
+from numrnn.kernels.cuda import lstm as L
+from numrnn.kernels.cuda import rnn as R
+
+
+def examples(dt):
+    a1, a2, a3 = np.zeros(4, dt), np.zeros((4, 4), dt), np.zeros((4, 4, 4), dt)
+    i1 = np.zeros(4, np.int64)
+    t, f = np.int64(0), True
+    return {
+        C._gemm_kernel: (a2, a2, a2, f, f, f, a1, t, a1, t),
+        C._column_sums_kernel: (a2, a1),
+        C._transpose_kernel: (a2, a2),
+        C._copy_kernel: (a1, a1),
+        C._fill_kernel: (a1, dt.type(0)),
+        C._reverse_padded_kernel: (a3, i1, a3),
+        R._rnn_forward_step: (t, a2, i1, f, a2, a2, a3),
+        R._rnn_backward_step: (t, a2, i1, f, a3, a3, a3, a2),
+        L._lstm_forward_step: (t, a2, a2, i1, a2, a2, a2, a3, a3, a3),
+        L._lstm_backward_step: (t, a2, a2, i1, a2, a3, a3, a3, a2, a2),
+        L._peephole_gradients: (a2, a3, a3, a2),
+        G._gru_forward_step_after: (t, a2, a1, i1, a2, a2, a3, a3, a3),
+        G._gru_forward_step_before_rz: (t, a2, i1, a2, a3, a2),
+        G._gru_forward_step_before_n: (t, a2, i1, a2, a3, a2, a3, a3),
+        G._gru_backward_step_after: (t, a2, i1, a2, a3, a3, a3, a3, a3, a2, a2),
+        G._gru_backward_step_before_zn: (t, a2, i1, a2, a3, a3, a3, a3, a2, a2),
+        G._gru_backward_step_before_r: (t, a2, i1, a2, a3, a3, a3, a2),
+        BE._binary_kernel: (a1, a1, a1, t),
+        BE._concat_kernel: (a2, a2, a2),
+        BE._split_kernel: (a2, a2, a2),
+    }
+
+
+def main():
+    for dt in (np.dtype(np.float32), np.dtype(np.float64)):
+        for kern, args in examples(dt).items():
+            sig = tuple(typeof(a) for a in args)
+            ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=(8, 0))
+            body = ptx.split(".entry", 1)[1]
+            # float32 kernels must not fall back to float64 arithmetic.
+            has_f64 = ".f64" in body
+            print(f"PTX {kern.py_func.__name__} {dt.name} {len(ptx)} {has_f64}")
+    print("PTX-OK")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

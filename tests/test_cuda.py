@@ -1,0 +1,129 @@
+"""CUDA backend tests.
+
+Without a GPU the kernels run on Numba's CUDA simulator, which must be switched on before
+numba is first imported. It is therefore enabled only in *subprocesses*
+(``tests/_cuda_sim_cases.py``), never in this pytest process, so the rest of the session
+keeps the real CPU and CUDA targets. Cases are batched into two subprocesses run side by
+side (the simulator runs every GPU thread as a Python thread, so it is slow).
+
+``test_compile_ptx`` compiles every kernel to PTX for float32 and float64 (no GPU needed,
+but libnvvm and NVRTC must be found); ``@pytest.mark.gpu`` tests need a real GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SIM_GROUPS = [
+    ["lstm_peep_f64_bi2", "lstm_f32", "gru_after_f64_bi", "gru_before_f32_bi"],
+    ["gru_before_f64_2", "rnn_tanh_f64_bi", "rnn_relu_f32_2"],
+]
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def sim_results():
+    """Launch every simulator group at once; map case name -> (error, tolerance)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "_cuda_sim_cases.py"), *group],
+            env=_env(NUMBA_ENABLE_CUDASIM="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for group in SIM_GROUPS
+    ]
+    results = {}
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, f"simulator subprocess failed:\n{err[-4000:]}"
+        for line in out.splitlines():
+            if line.startswith("CASE "):
+                _, name, e, tol = line.split()
+                results[name] = (float(e), float(tol))
+    return results
+
+
+@pytest.mark.parametrize("case", [c for g in SIM_GROUPS for c in g])
+def test_network_matches_cpu_on_simulator(sim_results, case):
+    """Outputs, states, dx, parameter and initial-state gradients equal the CPU backend."""
+    err, tol = sim_results[case]
+    assert err <= tol, f"{case}: max abs difference {err} > {tol}"
+
+
+def test_compile_ptx():
+    """Every kernel compiles to PTX for float32 and float64; float32 code has no .f64."""
+    env = _env(NUMBA_FORCE_CUDA_CC="8.0")  # no driver: do not ask NVRTC/driver for the arch
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if "CUDA_HOME" not in env and Path("/usr/local/cuda-13.0").is_dir():
+        env["CUDA_HOME"] = "/usr/local/cuda-13.0"
+    p = subprocess.run(
+        [sys.executable, str(HERE / "_cuda_ptx.py")], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    if p.returncode != 0:
+        errors = [ln for ln in p.stderr.splitlines() if "Error" in ln and ":" in ln]
+        last = (errors or p.stderr.strip().splitlines() or ["?"])[-1].strip()
+        if any(s in p.stderr for s in ("nvrtc", "NVRTC", "libnvvm", "NVVM", "libdevice")):
+            pytest.skip(f"CUDA toolchain for compile_ptx not found: {last}")
+        pytest.fail(p.stderr[-4000:])
+    lines = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("PTX ")]
+    assert len(lines) == 40
+    assert not [ln for ln in lines if ln[2] == "float32" and ln[4] == "True"]
+    assert "PTX-OK" in p.stdout
+
+
+def _gpu_available():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return False
+    try:
+        from numba import cuda
+
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a real CUDA GPU")
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gpu_matches_cpu(cell):
+    """On real hardware: a bidirectional 2-layer float64 network equals the CPU backend."""
+    import numrnn.nn as nn
+
+    cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    res = []
+    for device in ("cpu", "cuda"):
+        net = cls(6, 33, 2, bidirectional=True, dtype="float64", random_state=0, device=device)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((5, 9, 6))
+        lengths = np.array([9, 3, 7, 1, 9])
+        out, _ = net.forward(x, lengths=lengths)
+        dx = net.backward(np.ones_like(out))
+        res.append([out, dx, *net.grads.values()])
+    for a, b in zip(*res, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    """device='cuda' with no GPU names the problem and the fix."""
+    from numrnn import _config
+
+    monkeypatch.setattr(_config, "cuda_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        _config.resolve_device("cuda")
