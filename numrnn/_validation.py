@@ -214,9 +214,7 @@ def check_sequences(
         padded[pad_mask] = 0.0
     if padded.shape[1] == 0 or (is_list and (arr_lengths < 1).any()):
         k = int(np.argmax(arr_lengths < 1))
-        raise ValueError(
-            f"{name}[{k}] has 0 time steps. Every sequence needs at least one step."
-        )
+        raise ValueError(f"{name}[{k}] has 0 time steps. Every sequence needs at least one step.")
     F = padded.shape[2]
     if n_features is not None and F != n_features:
         raise ValueError(

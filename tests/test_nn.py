@@ -48,7 +48,9 @@ def test_matches_torch(name, num_layers, bidirectional, ragged, dtype, rng):
     lengths = np.array([7, 3, 1, 6]) if ragged else np.full(B, T)
     x = rng.standard_normal((B, T, I)).astype(dtype)
     LD = num_layers * net.num_directions
-    state = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2 if net.cell == "lstm" else 1))
+    state = tuple(
+        rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2 if net.cell == "lstm" else 1)
+    )
     st_in = state if net.cell == "lstm" else state[0]
     out, st = net.forward(x, st_in, lengths=lengths)
     d_out = rng.standard_normal(out.shape).astype(dtype)
@@ -63,18 +65,18 @@ def test_matches_torch(name, num_layers, bidirectional, ragged, dtype, rng):
     ot, stt = tnet(packed, st_t if net.cell == "lstm" else st_t[0])
     ot, _ = torch.nn.utils.rnn.pad_packed_sequence(ot, batch_first=True, total_length=T)
     loss = (ot * torch.tensor(d_out)).sum() + sum(
-        (s * torch.tensor(d)).sum() for s, d in zip(as_tuple(stt), d_st)
+        (s * torch.tensor(d)).sum() for s, d in zip(as_tuple(stt), d_st, strict=True)
     )
     loss.backward()
 
     tol = dict(rtol=1e-9, atol=1e-11) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(out, ot.detach().numpy(), **tol)
-    for a, b in zip(as_tuple(st), as_tuple(stt)):
+    for a, b in zip(as_tuple(st), as_tuple(stt), strict=True):
         np.testing.assert_allclose(a, b.detach().numpy(), **tol)
     np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
     for k, p in tnet.named_parameters():
         np.testing.assert_allclose(net.grads[k], p.grad.numpy(), err_msg=k, **tol)
-    for a, b in zip(as_tuple(net.grad_state), st_t):
+    for a, b in zip(as_tuple(net.grad_state), st_t, strict=True):
         np.testing.assert_allclose(a, b.grad.numpy(), **tol)
 
 
@@ -115,7 +117,7 @@ def test_padding_never_changes_a_result(name, merge_mode, rng):
         o1, st1 = net.forward(s[None])
         np.testing.assert_allclose(o1[0], out[b, :T], rtol=1e-12, atol=1e-13)
         assert np.all(out[b, T:] == 0)
-        for a, c in zip(as_tuple(st1), as_tuple(st)):
+        for a, c in zip(as_tuple(st1), as_tuple(st), strict=True):
             np.testing.assert_allclose(a[:, 0], c[:, b], rtol=1e-12, atol=1e-13)
         dx1 = net.backward(d[b : b + 1, :T])
         np.testing.assert_allclose(dx1[0], dx[b, :T], rtol=1e-10, atol=1e-12)
@@ -135,7 +137,7 @@ def test_chunked_forward_with_carried_state_equals_full(name, rng):
         o, state = net.forward(x[:, s : s + 5], state)
         parts.append(o)
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-12, atol=1e-14)
-    for a, b in zip(as_tuple(state), as_tuple(st_full)):
+    for a, b in zip(as_tuple(state), as_tuple(st_full), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
@@ -290,7 +292,7 @@ def test_inference_in_time_chunks_equals_full_forward(name, rng, monkeypatch):
     monkeypatch.setattr(type(net), "inference_chunk", 4)
     out, st = net.forward(x, lengths=lengths, requires_grad=False)
     np.testing.assert_allclose(out, full, rtol=1e-12, atol=1e-14)
-    for a, b in zip(as_tuple(st), as_tuple(st_full)):
+    for a, b in zip(as_tuple(st), as_tuple(st_full), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     with pytest.raises(RuntimeError, match="requires_grad=True"):
         net.backward(out)

@@ -74,7 +74,7 @@ def test_forward_and_backward_equal_reference(variant, shape, given_state, rng):
         cell, params, x, LENGTHS, state, dropout_masks=masks, **ref_opts
     )
     np.testing.assert_allclose(out, r_out, rtol=1e-11, atol=1e-12)
-    for a, b in zip(_tuple(st), _tuple(r_st)):
+    for a, b in zip(_tuple(st), _tuple(r_st), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
 
     d_out = rng.standard_normal(out.shape)
@@ -86,7 +86,7 @@ def test_forward_and_backward_equal_reference(variant, shape, given_state, rng):
     assert set(net.grads) == set(r_grads)
     for k in r_grads:
         np.testing.assert_allclose(net.grads[k], r_grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
-    for a, b in zip(_tuple(net.grad_state), _tuple(r_dstate)):
+    for a, b in zip(_tuple(net.grad_state), _tuple(r_dstate), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

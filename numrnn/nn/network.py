@@ -138,7 +138,7 @@ class RecurrentNetwork:
     # -- parameters -------------------------------------------------------------------
     def _names(self, layer: int, direction: int) -> dict[str, str]:
         sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        return {k: t + sfx for k, t in zip(_KERNEL_KEYS, _TORCH_KEYS)}
+        return {k: t + sfx for k, t in zip(_KERNEL_KEYS, _TORCH_KEYS, strict=True)}
 
     def _named(self, per_direction) -> OrderedDict:
         """Flatten per-layer-direction kernel dicts to PyTorch names (views, not copies)."""
@@ -166,7 +166,7 @@ class RecurrentNetwork:
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Copy parameters in (a PyTorch ``state_dict`` converted to NumPy loads unchanged)."""
         own = self.parameters()
-        incoming = {k: np.asarray(getattr(v, "detach", lambda: v)()) for k, v in state_dict.items()}
+        incoming = {k: _to_numpy(v) for k, v in state_dict.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]
         if strict and (missing or unexpected):
@@ -200,7 +200,7 @@ class RecurrentNetwork:
                 f"{type(state).__name__}. Pass (h0, c0) or None for zeros."
             )
         out = []
-        for nm, s in zip(names, parts):
+        for nm, s in zip(names, parts, strict=True):
             a = np.asarray(s)
             if a.shape != (LD, B, H):
                 raise ValueError(
@@ -311,8 +311,13 @@ class RecurrentNetwork:
             dir_outs.append(outs if (requires_grad and self.merge_mode == "mul") else None)
             inp = merged
         cache = (
-            {"caches": caches, "masks": masks, "dir_outs": dir_outs, "lengths": lens_dev,
-             "B": inp.shape[1]}  # fmt: skip
+            {
+                "caches": caches,
+                "masks": masks,
+                "dir_outs": dir_outs,
+                "lengths": lens_dev,
+                "B": inp.shape[1],
+            }  # fmt: skip
             if requires_grad
             else None
         )
@@ -348,7 +353,7 @@ class RecurrentNetwork:
         be = self.backend
         lens = cache["lengths"]
         B = cache["B"]
-        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        D, L = self.num_directions, self.num_layers
         d_out = np.asarray(d_out)
         T = cache["caches"][0][0].x.shape[0]
         if d_out.shape != (B, T, self.layer_output_size):
@@ -402,6 +407,13 @@ class RecurrentNetwork:
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
             f"{extra}, dtype='{self.dtype.name}')"
         )
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A NumPy array from an array-like or a torch tensor (on any device)."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 class RNN(RecurrentNetwork):
@@ -468,5 +480,9 @@ class GRU(RecurrentNetwork):
     def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **kwargs):
         self.reset_after = bool(reset_after)
         super().__init__(
-            input_size, hidden_size, num_layers, _options={"reset_after": self.reset_after}, **kwargs
+            input_size,
+            hidden_size,
+            num_layers,
+            _options={"reset_after": self.reset_after},
+            **kwargs,
         )
