@@ -49,7 +49,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numrnn._validation import check_dtype, check_sequences
 from numrnn.nn.clip import clip_grad_norm, clip_grad_value
@@ -120,7 +121,7 @@ def _reject_complex(X, name="X"):
                 continue
         if np.issubdtype(dt, np.complexfloating):
             raise ValueError(
-                f"{name} must be real-valued; complex data is not supported (got dtype {dt}). "
+                f"Complex data not supported: {name} must be real-valued (got dtype {dt}). "
                 "Pass the real and imaginary parts as separate features."
             )
 
@@ -255,30 +256,70 @@ class BaseRNN(BaseEstimator):
             _fail("verbose", "a bool or an int", self.verbose, "Pass verbose=True to print losses.")
 
     def _validate_X(self, X, *, reset):
-        """Return (padded (n, T, F) array, lengths, was_ragged)."""
+        """Return (padded (n, T, F) array, lengths, was_ragged).
+
+        Two input conventions, as a scikit-learn user expects:
+
+        * 2-D X (arrays, DataFrames) is a table whose columns are the time steps, one
+          feature each: ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame) are
+          its columns, and later 2-D input must have the same columns, as for every
+          scikit-learn estimator (a scaler in a Pipeline needs that anyway).
+        * 3-D X (n_samples, n_timesteps, n_features) and ragged lists: ``n_features_in_`` is
+          the number of features per step; sequences may have any length.
+
+        Trailing all-NaN steps are padding in both.
+        """
         if X is None:
             raise ValueError(
                 "X must be an array (n_samples, n_timesteps, n_features), a 2-D array "
                 "(n_samples, n_timesteps) or a list of sequences, got None. Pass the input data."
             )
-        ragged = isinstance(X, (list, tuple)) and len(X) > 0 and any(
-            np.ndim(s) >= 1 for s in X
-        ) and not _rectangular(X)
-        if isinstance(X, (list, tuple)) and not ragged:
-            X = np.asarray(X)
-        elif not isinstance(X, (list, tuple)) and not isinstance(X, np.ndarray):
-            X = np.asarray(X)  # pandas DataFrame, memmaps, array-likes
-        _reject_complex(X)
-        n_features = None if reset else self.n_features_in_
+        ragged = False
+        if isinstance(X, (list, tuple)):
+            ragged = len(X) > 0 and not _rectangular(X)
+            if not ragged:
+                X = np.asarray(X)
+        ndim = None if ragged else (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim)
+        step_features = None if reset else self._n_step_features
+        if ndim is not None and ndim <= 2:
+            # Tabular input: scikit-learn's own validation (sparse, complex, 1-D, object
+            # dtype, column count and names), then the sequence checks below.
+            if reset or self._fit_ndim == 2:
+                X = validate_data(
+                    self, X, reset=reset, dtype="numeric", ensure_all_finite="allow-nan"
+                )
+            else:
+                X = check_array(X, dtype="numeric", ensure_all_finite="allow-nan")
+            if reset:
+                self._fit_ndim = 2
+        else:
+            _reject_complex(X)
+            if not ragged:
+                X = np.asarray(X)
+                if X.dtype == object:
+                    try:
+                        X = X.astype(np.float64)
+                    except TypeError as exc:
+                        raise TypeError(
+                            f"X must contain numbers; {exc}. Convert objects to numbers first."
+                        ) from None
+                    except ValueError:
+                        pass  # strings: check_sequences explains
+            if reset:
+                self._fit_ndim = 3
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
         Xp, lengths = check_sequences(
             X,
-            n_features=n_features,
+            n_features=step_features,
             dtype=check_dtype(self.dtype),
             allow_2d=True,
             nan_padding=True,
         )
         if reset:
-            self.n_features_in_ = int(Xp.shape[2])
+            self._n_step_features = int(Xp.shape[2])
+            if self._fit_ndim == 3:
+                self.n_features_in_ = self._n_step_features
         return Xp, lengths, ragged
 
     def _validate_sample_weight(self, sample_weight, n):
@@ -313,7 +354,7 @@ class BaseRNN(BaseEstimator):
         return (
             self.cell, self.hidden_size, self.num_layers, bool(self.bidirectional),
             self.merge_mode, self.nonlinearity, bool(self.peephole), bool(self.reset_after),
-            self.output, check_dtype(self.dtype).name, self.n_features_in_, self.n_outputs_,
+            self.output, check_dtype(self.dtype).name, self._n_step_features, self.n_outputs_,
         )
 
     def _build(self, rng):
@@ -335,7 +376,7 @@ class BaseRNN(BaseEstimator):
             kwargs["peephole"] = bool(self.peephole)
         else:
             kwargs["reset_after"] = bool(self.reset_after)
-        self.network_ = _CELLS[self.cell](self.n_features_in_, self.hidden_size, **kwargs)
+        self.network_ = _CELLS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
         self.head_ = Linear(
             self.network_.layer_output_size, self.n_outputs_, dtype=check_dtype(self.dtype),
             rng=gen,

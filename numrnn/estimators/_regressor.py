@@ -87,7 +87,10 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     t_ : int
         Training samples seen.
     n_features_in_ : int
-        Features per time step (1 for 2-D X).
+        Features per time step for 3-D/ragged X; for 2-D (tabular) X its number of columns
+        (time steps), which later 2-D input must match.
+    feature_names_in_ : ndarray of str
+        Column names of a 2-D DataFrame X (its time steps).
     n_outputs_ : int
     """
 
