@@ -1,0 +1,870 @@
+"""The training loop shared by :class:`RNNRegressor` and :class:`RNNClassifier`.
+
+The estimators only validate input and keep books; the mathematics lives in ``numrnn.nn``
+(network, Linear head, losses, clipping, optimizers). See DESIGN.md §1-2.
+
+Readout
+-------
+``output='last'``: the head reads the *final state of each direction* of the top layer
+(forward: the state at each sequence's last valid step, i.e. ``h_n``; reverse: the state
+after reading back to step 0, ``h_n`` of the reverse direction), merged like the layer
+outputs (``merge_mode``). This is not ``out[:, -1]``, which for the reverse direction has
+seen one step only. ``output='sequence'``: the head reads every valid step.
+
+Truncated BPTT (``bptt_steps=k``)
+---------------------------------
+Each minibatch is cut into chunks of ``k`` steps. A chunk is run with the state carried
+from the previous chunk as its initial state; that state is carried *detached* (no gradient
+flows into the previous chunk) and the parameters are updated after every chunk, so memory
+is O(k), not O(T). Samples of a ragged batch that have already ended are left out of later
+chunks and their state is carried unchanged.
+
+* ``output='sequence'``: the loss of a chunk is the loss on that chunk's valid steps.
+* ``output='last'``: a sample's loss is taken in the chunk holding its last valid step, from
+  the final state; chunks where no sample ends are run forward only (state carried, no
+  update). The gradient therefore reaches back at most ``k`` steps from the end of each
+  sequence: longer dependencies must be carried by the (trained) state dynamics alone.
+* Truncation runs forward in time, so it is not defined for a reverse direction:
+  ``bptt_steps`` with ``bidirectional=True`` is rejected.
+
+Loss and regularisation
+-----------------------
+Mean squared error (regression) or softmax cross-entropy (classification), averaged over
+samples (``output='last'``) or valid steps (``output='sequence'``), weighted by
+``sample_weight``. ``alpha`` is an L2 penalty ``0.5 * alpha * ||W||^2`` on every weight
+matrix/vector (network weights, peepholes and the head's weight, not biases), i.e. weight
+decay ``alpha * W`` added to the gradient (PyTorch's ``weight_decay``, not divided by the
+batch size as MLP's). ``loss_curve_`` includes the penalty.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import time
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from numrnn._validation import check_dtype, check_sequences
+from numrnn.nn.clip import clip_grad_norm, clip_grad_value
+from numrnn.nn.linear import Linear
+from numrnn.nn.network import GRU, LSTM, RNN
+from numrnn.nn.optim import SGD, Adam
+
+_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+_PREDICT_BATCH = 1024
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the estimator keeps its previous weights."""
+
+
+def _fail(name, expected, value, fix):
+    raise ValueError(f"{name} must be {expected}, got {value!r}. {fix}")
+
+
+def _check_int_param(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        _fail(name, f"an integer >= {minimum}" + (" or None" if allow_none else ""), value,
+              f"Pass a whole number such as {max(minimum, 1)}.")
+    if value < minimum:
+        _fail(name, f"an integer >= {minimum}" + (" or None" if allow_none else ""), value,
+              f"Pass a whole number such as {max(minimum, 1)}.")
+    return int(value)
+
+
+def _check_real_param(name, value, low, high=np.inf, *, low_open=False, high_open=False,
+                      allow_none=False):
+    if value is None and allow_none:
+        return None
+    lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
+    expected = f"a real number in {lb}{low}, {high}{hb}" + (" or None" if allow_none else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        _fail(name, expected, value, "Pass a number in that range.")
+    bad = (value <= low if low_open else value < low) or (value >= high if high_open else value > high)
+    if bad or np.isnan(value):
+        _fail(name, expected, value, "Pass a number in that range.")
+    return float(value)
+
+
+def _check_choice(name, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        _fail(name, f"one of {tuple(allowed)}", value,
+              f"Pass one of {', '.join(repr(a) for a in allowed)}.")
+    return value
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(name, "True or False", value, f"Pass {name}=True or {name}=False.")
+    return bool(value)
+
+
+def _reject_complex(X, name="X"):
+    """NumPy silently drops imaginary parts when casting; complex input is an error here."""
+    items = X if isinstance(X, (list, tuple)) else [X]
+    for a in items:
+        dt = getattr(a, "dtype", None)
+        if dt is None:
+            try:
+                dt = np.asarray(a).dtype
+            except Exception:  # ragged nested lists: check_sequences reports them
+                continue
+        if np.issubdtype(dt, np.complexfloating):
+            raise ValueError(
+                f"Complex data not supported: {name} must be real-valued (got dtype {dt}). "
+                "Pass the real and imaginary parts as separate features."
+            )
+
+
+class BaseRNN(BaseEstimator):
+    """Common parameters, validation and the training loop (not for direct use)."""
+
+    _is_classifier = False
+
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_size=64,
+        *,
+        num_layers=1,
+        bidirectional=False,
+        merge_mode="concat",
+        nonlinearity="tanh",
+        peephole=False,
+        reset_after=True,
+        dropout=0.0,
+        output="last",
+        bptt_steps=None,
+        clip_norm=None,
+        clip_value=None,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        dtype="float32",
+        device="auto",
+    ):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.nonlinearity = nonlinearity
+        self.peephole = peephole
+        self.reset_after = reset_after
+        self.dropout = dropout
+        self.output = output
+        self.bptt_steps = bptt_steps
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+        self.device = device
+
+    # -- validation ---------------------------------------------------------------------
+    def _validate_hyperparameters(self):
+        _check_choice("cell", self.cell, tuple(_CELLS))
+        _check_int_param("hidden_size", self.hidden_size, 1)
+        _check_int_param("num_layers", self.num_layers, 1)
+        _check_bool("bidirectional", self.bidirectional)
+        _check_choice("merge_mode", self.merge_mode, ("concat", "sum", "mean", "mul"))
+        _check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        _check_bool("peephole", self.peephole)
+        _check_bool("reset_after", self.reset_after)
+        _check_real_param("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _check_choice("output", self.output, ("last", "sequence"))
+        _check_int_param("bptt_steps", self.bptt_steps, 1, allow_none=True)
+        if self.bptt_steps is not None and self.bidirectional:
+            raise ValueError(
+                f"bptt_steps must be None when bidirectional=True, got bptt_steps="
+                f"{self.bptt_steps!r}: truncated BPTT carries the state forward in time and is "
+                "not defined for the reverse direction. Set bptt_steps=None (full BPTT) or "
+                "bidirectional=False."
+            )
+        _check_real_param("clip_norm", self.clip_norm, 0.0, low_open=True, allow_none=True)
+        _check_real_param("clip_value", self.clip_value, 0.0, low_open=True, allow_none=True)
+        _check_choice("solver", self.solver, ("adam", "sgd"))
+        _check_real_param("alpha", self.alpha, 0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            if isinstance(self.batch_size, (bool, np.bool_)) or not isinstance(
+                self.batch_size, numbers.Integral
+            ) or self.batch_size < 1:
+                _fail("batch_size", "'auto' or an integer >= 1", self.batch_size,
+                      "Pass e.g. batch_size=32, or 'auto' for min(200, n_samples).")
+        _check_real_param("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+        _check_int_param("max_iter", self.max_iter, 1)
+        _check_bool("shuffle", self.shuffle)
+        _check_real_param("tol", self.tol, 0.0)
+        _check_bool("warm_start", self.warm_start)
+        _check_real_param("momentum", self.momentum, 0.0, 1.0)
+        _check_bool("nesterovs_momentum", self.nesterovs_momentum)
+        _check_bool("early_stopping", self.early_stopping)
+        _check_real_param("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                          low_open=True, high_open=True)
+        _check_real_param("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
+        _check_real_param("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
+        _check_real_param("epsilon", self.epsilon, 0.0, low_open=True)
+        _check_int_param("n_iter_no_change", self.n_iter_no_change, 1)
+        try:
+            check_dtype(self.dtype)
+        except ValueError:
+            _fail("dtype", "'float32' or 'float64'", self.dtype,
+                  "Use 'float32' for speed or 'float64' for precision.")
+        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
+            _fail("verbose", "a bool or an int", self.verbose, "Pass verbose=True to print losses.")
+
+    def _validate_X(self, X, *, reset):
+        """Return (padded (n, T, F) array, lengths, was_ragged).
+
+        Two input conventions, as a scikit-learn user expects:
+
+        * 2-D X (arrays, DataFrames) is a table whose columns are the time steps, one
+          feature each: ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame) are
+          its columns, and later 2-D input must have the same columns, as for every
+          scikit-learn estimator (a scaler in a Pipeline needs that anyway).
+        * 3-D X (n_samples, n_timesteps, n_features) and ragged lists: ``n_features_in_`` is
+          the number of features per step; sequences may have any length.
+
+        Trailing all-NaN steps are padding in both.
+        """
+        if X is None:
+            raise ValueError(
+                "X must be an array (n_samples, n_timesteps, n_features), a 2-D array "
+                "(n_samples, n_timesteps) or a list of sequences, got None. Pass the input data."
+            )
+        ragged = False
+        if isinstance(X, (list, tuple)):
+            ragged = len(X) > 0 and not _rectangular(X)
+            if not ragged:
+                X = np.asarray(X)
+        ndim = None if ragged else (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim)
+        step_features = None if reset else self._n_step_features
+        if ndim is not None and ndim <= 2:
+            # Tabular input: scikit-learn's own validation (sparse, complex, 1-D, object
+            # dtype, column count and names), then the sequence checks below.
+            if reset or self._fit_ndim == 2:
+                X = validate_data(
+                    self, X, reset=reset, dtype="numeric", ensure_all_finite="allow-nan"
+                )
+            else:
+                X = check_array(X, dtype="numeric", ensure_all_finite="allow-nan")
+            if reset:
+                self._fit_ndim = 2
+        else:
+            _reject_complex(X)
+            if not ragged:
+                X = np.asarray(X)
+                if X.dtype == object:
+                    try:
+                        X = X.astype(np.float64)
+                    except TypeError as exc:
+                        raise TypeError(
+                            f"X must contain numbers; {exc}. Convert objects to numbers first."
+                        ) from None
+                    except ValueError:
+                        pass  # strings: check_sequences explains
+            if reset:
+                self._fit_ndim = 3
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+        Xp, lengths = check_sequences(
+            X,
+            n_features=step_features,
+            dtype=check_dtype(self.dtype),
+            allow_2d=True,
+            nan_padding=True,
+        )
+        if reset:
+            self._n_step_features = int(Xp.shape[2])
+            if self._fit_ndim == 3:
+                self.n_features_in_ = self._n_step_features
+        return Xp, lengths, ragged
+
+    def _validate_sample_weight(self, sample_weight, n):
+        if sample_weight is None:
+            return None
+        if isinstance(sample_weight, numbers.Number):
+            sw = np.full(n, float(sample_weight))
+        else:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+        if sw.ndim != 1 or sw.shape[0] != n:
+            raise ValueError(
+                f"sample_weight must be 1-D with one weight per sample ({n}), got shape "
+                f"{sw.shape}. Pass an array of shape (n_samples,)."
+            )
+        if not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError(
+                "sample_weight must hold finite, non-negative numbers, got "
+                f"min={np.nanmin(sw)!r}. Remove NaN/inf/negative weights."
+            )
+        if sw.sum() <= 0:
+            raise ValueError(
+                "sample_weight must have a positive sum, got all zeros. "
+                "Give at least one sample a positive weight."
+            )
+        return sw
+
+    def _seq_mask(self, lengths, T):
+        return np.arange(T)[None, :] < lengths[:, None]
+
+    # -- model construction -------------------------------------------------------------
+    def _arch(self):
+        return (
+            self.cell, self.hidden_size, self.num_layers, bool(self.bidirectional),
+            self.merge_mode, self.nonlinearity, bool(self.peephole), bool(self.reset_after),
+            self.output, check_dtype(self.dtype).name, self._n_step_features, self.n_outputs_,
+        )
+
+    def _build(self, rng):
+        """Create ``network_`` and ``head_`` from the estimator's RNG."""
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        gen = np.random.default_rng(seed)
+        kwargs = dict(
+            num_layers=self.num_layers,
+            bidirectional=bool(self.bidirectional),
+            merge_mode=self.merge_mode,
+            dropout=float(self.dropout),
+            dtype=check_dtype(self.dtype),
+            random_state=gen,
+            device=self.device,
+        )
+        if self.cell == "rnn":
+            kwargs["nonlinearity"] = self.nonlinearity
+        elif self.cell == "lstm":
+            kwargs["peephole"] = bool(self.peephole)
+        else:
+            kwargs["reset_after"] = bool(self.reset_after)
+        self.network_ = _CELLS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
+        self.head_ = Linear(
+            self.network_.layer_output_size, self.n_outputs_, dtype=check_dtype(self.dtype),
+            rng=gen,
+        )
+        self._fitted_arch = self._arch()
+
+    def _all_params(self):
+        p = OrderedDict(self.network_.parameters())
+        p["head.weight"] = self.head_.weight
+        p["head.bias"] = self.head_.bias
+        return p
+
+    def _make_optimizer(self):
+        params = self._all_params()
+        if self.solver == "adam":
+            return Adam(params, lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                        eps=self.epsilon)
+        return SGD(params, lr=self.learning_rate_init, momentum=self.momentum,
+                   nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+
+    def _snapshot(self):
+        return {"network": self.network_.state_dict(), "head": self.head_.state_dict()}
+
+    def _restore(self, snap):
+        self.network_.load_state_dict(snap["network"])
+        self.head_.load_state_dict(snap["head"])
+
+    @property
+    def coef_(self):
+        """Weight of the linear head, shape (n_outputs, network output size)."""
+        check_is_fitted(self, "head_")
+        return self.head_.weight
+
+    @property
+    def intercept_(self):
+        """Bias of the linear head, shape (n_outputs,)."""
+        check_is_fitted(self, "head_")
+        return self.head_.bias
+
+    # -- forward helpers ----------------------------------------------------------------
+    def _readout_last(self, h_n):
+        """Merge the top layer's final states of both directions (the 'last' features)."""
+        net = self.network_
+        h = h_n[0] if isinstance(h_n, tuple) else h_n
+        D, L = net.num_directions, net.num_layers
+        hf = h[(L - 1) * D]
+        if D == 1:
+            return hf, None
+        hb = h[(L - 1) * D + 1]
+        mm = self.merge_mode
+        if mm == "concat":
+            feat = np.concatenate([hf, hb], axis=1)
+        elif mm == "sum":
+            feat = hf + hb
+        elif mm == "mean":
+            feat = (hf + hb) * hf.dtype.type(0.5)
+        else:
+            feat = hf * hb
+        return feat, (hf, hb)
+
+    def _d_state_last(self, dfeat, parts, h_n):
+        """Gradient w.r.t. the returned state given the gradient w.r.t. the readout."""
+        net = self.network_
+        D, L, H = net.num_directions, net.num_layers, net.hidden_size
+        is_tuple = isinstance(h_n, tuple)
+        h = h_n[0] if is_tuple else h_n
+        dh = np.zeros_like(h)
+        if D == 1:
+            dh[(L - 1)] = dfeat
+        else:
+            hf, hb = parts
+            mm = self.merge_mode
+            if mm == "concat":
+                df, db = dfeat[:, :H], dfeat[:, H:]
+            elif mm == "sum":
+                df = db = dfeat
+            elif mm == "mean":
+                df = db = dfeat * dfeat.dtype.type(0.5)
+            else:
+                df, db = dfeat * hb, dfeat * hf
+            dh[(L - 1) * D] = df
+            dh[(L - 1) * D + 1] = db
+        if is_tuple:
+            return (dh, np.zeros_like(h_n[1]))
+        return dh
+
+    def _forward_predict(self, Xp, lengths):
+        """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'."""
+        net, head = self.network_, self.head_
+        net.eval()
+        outs = []
+        limits = _single_threaded_blas()
+        try:
+            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+                xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
+                Tb = int(lb.max())
+                out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
+                if self.output == "last":
+                    feat, _ = self._readout_last(h_n)
+                    outs.append(feat @ head.weight.T + head.bias)
+                else:
+                    z = out @ head.weight.T + head.bias
+                    full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
+                    full[:, :Tb] = z
+                    outs.append(full)
+        finally:
+            limits.__exit__(None, None, None)
+            net.train()
+        return np.concatenate(outs, axis=0)
+
+    # -- training -----------------------------------------------------------------------
+    def _loss(self, z, target, mask, weight):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _batch_size(self, n):
+        if isinstance(self.batch_size, str):
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the number of samples ({n}); "
+                "it is clipped to the number of samples.",
+                UserWarning,
+            )
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _penalty(self, params):
+        if self.alpha == 0:
+            return 0.0
+        total = 0.0
+        for name, p in params.items():
+            if _is_weight(name):
+                total += float(np.vdot(p, p))
+        return 0.5 * self.alpha * total
+
+    def _step(self, optimizer, params, grads):
+        if self.alpha > 0:
+            a = None
+            for name, g in grads.items():
+                if _is_weight(name):
+                    a = g.dtype.type(self.alpha)
+                    g += a * params[name]
+        for name, g in grads.items():
+            if not np.isfinite(g).all():
+                raise NonFiniteLossError(name)
+        if self.clip_value is not None:
+            clip_grad_value(grads, self.clip_value)
+        if self.clip_norm is not None:
+            clip_grad_norm(grads, self.clip_norm)
+        optimizer.step(grads)
+
+    def _train_batch(self, optimizer, params, xb, lb, yb, wb):
+        """One minibatch: full BPTT, or truncated BPTT over chunks. Returns weighted loss sum."""
+        net, head = self.network_, self.head_
+        B = xb.shape[0]
+        Tb = int(lb.max())
+        k = self.bptt_steps if self.bptt_steps is not None else Tb
+        k = min(k, Tb)
+        w_all = np.ones(B) if wb is None else wb
+        w_total = float(w_all.sum())
+        if self.output == "sequence":
+            # normaliser: total weight over all valid steps of the batch
+            norm_total = float((w_all * lb).sum())
+        else:
+            norm_total = w_total
+        if norm_total <= 0:
+            return 0.0, 0.0
+        state = None
+        loss_sum = 0.0
+        for s in range(0, Tb, k):
+            lc = np.clip(lb - s, 0, k)
+            active = lc > 0
+            idx = np.flatnonzero(active)
+            la = lc[idx]
+            Tc = int(la.max())
+            xc = xb[idx, s : s + Tc]
+            st = None
+            if state is not None:
+                st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
+            if self.output == "last":
+                ends = (lb[idx] <= s + k)
+                if not ends.any():
+                    _, h_n = net.forward(xc, st, lengths=la, requires_grad=False)
+                    state = _carry(state, h_n, idx, B)
+                    continue
+                out, h_n = net.forward(xc, st, lengths=la, requires_grad=True)
+                feat, parts = self._readout_last(h_n)
+                z = head.forward(feat)
+                wa = w_all[idx] * ends
+                wsum = float(wa.sum())
+                if wsum > 0:
+                    loss, dz = self._loss(z, yb[idx], None, wa)
+                    scale = wsum / norm_total
+                else:
+                    loss, dz, scale = 0.0, np.zeros_like(z), 0.0
+                dz = dz * dz.dtype.type(scale)
+                dfeat = head.backward(dz)
+                net.backward(np.zeros_like(out), self._d_state_last(dfeat, parts, h_n))
+            else:
+                out, h_n = net.forward(xc, st, lengths=la, requires_grad=True)
+                z = head.forward(out)
+                mask = self._seq_mask(la, Tc)
+                wa = w_all[idx]
+                wsum = float((wa * la).sum())
+                loss, dz = self._loss(z, yb[idx, s : s + Tc], mask, wa)
+                scale = wsum / norm_total
+                dz = dz * dz.dtype.type(scale)
+                dfeat = head.backward(dz)
+                net.backward(dfeat)
+            state = _carry(state, h_n, idx, B)
+            loss_sum += loss * scale
+            if not np.isfinite(loss):
+                raise NonFiniteLossError("loss")
+            grads = OrderedDict(net.grads)
+            grads["head.weight"] = head.grads["weight"]
+            grads["head.bias"] = head.grads["bias"]
+            self._step(optimizer, params, grads)
+        return loss_sum, w_total
+
+    def _eval_loss(self, Xp, lengths, Y, sw):
+        z = self._forward_predict(Xp, lengths)
+        if self.output == "sequence":
+            z = z[:, : Y.shape[1]]
+            loss, _ = self._loss(z, Y, self._seq_mask(lengths, Y.shape[1]), sw)
+        else:
+            loss, _ = self._loss(z, Y, None, sw)
+        return loss + self._penalty(self._all_params())
+
+    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+        self._validate_hyperparameters()
+        # Everything fitted is snapshotted first: a fit that fails (bad input, non-finite
+        # loss) leaves the previous model exactly as it was.
+        saved = copy.deepcopy(
+            {k: v for k, v in self.__dict__.items() if k not in self._init_names()}
+        )
+        try:
+            reuse = hasattr(self, "network_") and (incremental or self.warm_start)
+            Xp, lengths, _ = self._validate_X(X, reset=not reuse)
+            n = Xp.shape[0]
+            sw = self._validate_sample_weight(sample_weight, n)
+            Y = self._prepare_y(y, Xp, lengths, incremental=incremental, classes=classes)
+            with _single_threaded_blas():
+                self._fit_loop(Xp, lengths, Y, sw, incremental)
+        except BaseException as exc:
+            for key in [k for k in self.__dict__ if k not in self._init_names()]:
+                del self.__dict__[key]
+            self.__dict__.update(saved)
+            if isinstance(exc, NonFiniteLossError):
+                where = str(exc)
+                what = "loss" if where == "loss" else f"gradient (of {where})"
+                raise NonFiniteLossError(
+                    f"Training produced a non-finite {what} (learning_rate_init="
+                    f"{self.learning_rate_init!r}, clip_norm={self.clip_norm!r}). The estimator "
+                    "keeps the weights it had before this fit. Lower learning_rate_init, set "
+                    "clip_norm (e.g. 1.0), or scale X and y."
+                ) from None
+            raise
+        return self
+
+    @classmethod
+    def _init_names(cls):
+        return set(cls._get_param_names())
+
+    def _fit_loop(self, Xp, lengths, Y, sw, incremental):
+        reuse = hasattr(self, "network_") and (incremental or self.warm_start)
+        if reuse and self._fitted_arch != self._arch():
+            raise ValueError(
+                "warm_start=True (or partial_fit) needs the same architecture as the previous "
+                f"fit; it changed from {self._fitted_arch} to {self._arch()}. Set "
+                "warm_start=False to start afresh, or restore the previous parameters."
+            )
+        if not reuse:
+            self._rng = check_random_state(self.random_state)
+            self._build(self._rng)
+            self.loss_curve_ = []
+            self.validation_loss_curve_ = []
+            self.validation_scores_ = []
+            self.best_loss_ = np.inf
+            self.best_validation_score_ = None
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._no_improvement_count = 0
+        elif not incremental:
+            # warm start: MLP semantics, a fresh RNG stream and optimizer, same weights
+            self._rng = check_random_state(self.random_state)
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+        else:
+            self._optimizer.lr = self.learning_rate_init
+        params = self._all_params()
+        early = bool(self.early_stopping) and not incremental
+        n = Xp.shape[0]
+        if early:
+            tr, va = self._split_validation(n, Y)
+            if self.best_validation_score_ is None:
+                self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            tr, va = np.arange(n), None
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+        n_tr = tr.shape[0]
+        bs = self._batch_size(n_tr)
+        epochs = 1 if incremental else self.max_iter
+        best = None
+        self.network_.train()
+        converged = False
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            order = self._rng.permutation(tr) if self.shuffle else tr
+            total, wsum = 0.0, 0.0
+            for s in range(0, n_tr, bs):
+                bi = order[s : s + bs]
+                wb = None if sw is None else sw[bi]
+                ls, ws = self._train_batch(
+                    self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
+                )
+                total += ls * ws
+                wsum += ws
+            self.n_iter_ += 1
+            self.t_ += n_tr
+            loss = total / wsum + self._penalty(params)
+            if not np.isfinite(loss):
+                raise NonFiniteLossError("loss")
+            self.loss_curve_.append(loss)
+            msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+            if early:
+                vsw = None if sw is None else sw[va]
+                vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw)
+                self.validation_loss_curve_.append(vloss)
+                score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw)
+                self.validation_scores_.append(score)
+                msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
+                if score > self.best_validation_score_:
+                    best = self._snapshot()
+                if score < self.best_validation_score_ + self.tol:
+                    self._no_improvement_count += 1
+                else:
+                    self._no_improvement_count = 0
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+            else:
+                if loss > self.best_loss_ - self.tol:
+                    self._no_improvement_count += 1
+                else:
+                    self._no_improvement_count = 0
+                if loss < self.best_loss_:
+                    self.best_loss_ = loss
+            if self.verbose:
+                print(f"{msg} ({time.perf_counter() - t0:.2f}s)")
+            if incremental:
+                break
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if early else "Training loss"
+                if self.verbose:
+                    print(
+                        f"{what} did not improve more than tol={self.tol} for "
+                        f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                    )
+                converged = True
+                break
+        if early and best is not None:
+            self._restore(best)
+        if not incremental and not converged:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet. Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self.head_._x = None  # drop the cached batch so the fitted model pickles small
+
+    def _split_validation(self, n, Y):
+        from sklearn.model_selection import train_test_split
+
+        stratify = None
+        if self._is_classifier and self.output == "last":
+            stratify = Y
+            counts = np.bincount(Y)
+            if counts[counts > 0].min() < 2 or int(round(n * self.validation_fraction)) < len(
+                counts[counts > 0]
+            ):
+                stratify = None
+        idx = np.arange(n)
+        n_val = int(np.ceil(n * self.validation_fraction))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={self.validation_fraction} "
+                f"leaves no training or validation data for {n} samples. Pass more samples, "
+                "change validation_fraction, or set early_stopping=False."
+            )
+        tr, va = train_test_split(
+            idx, test_size=self.validation_fraction, random_state=self._rng, stratify=stratify
+        )
+        return np.sort(tr), np.sort(va)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _single_threaded_blas():
+    """One BLAS thread while the recurrent kernels run.
+
+    Numba's ``np.dot`` uses SciPy's OpenBLAS and NumPy's ``@`` (the head) its own; both pools
+    spin after each call and starve each other (DESIGN §4): measured 50 ms vs 1 ms per
+    GRU forward on a 64x8x64 batch. The backend should own this; until it does, the
+    estimators limit BLAS threads around training and prediction.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _rectangular(X):
+    """True when a list/tuple of sequences can be stacked into one array."""
+    try:
+        shapes = {np.shape(s) for s in X}
+    except Exception:
+        return False
+    return len(shapes) == 1
+
+
+def _carry(state, h_n, idx, B):
+    """Update the carried (detached) state of the active rows; others keep theirs."""
+    if state is None:
+        if isinstance(h_n, tuple):
+            state = tuple(np.zeros((a.shape[0], B, a.shape[2]), dtype=a.dtype) for a in h_n)
+        else:
+            state = np.zeros((h_n.shape[0], B, h_n.shape[2]), dtype=h_n.dtype)
+    if isinstance(state, tuple):
+        for dst, src in zip(state, h_n):
+            dst[:, idx] = src
+    else:
+        state[:, idx] = h_n
+    return state
+
+
+def _is_weight(name):
+    return name.startswith("weight") or name == "head.weight"
+
+
+def _pad_sequence_targets(y, lengths, T, *, numeric):
+    """Per-step targets as a padded array (n, T, ...) from an array or a ragged list.
+
+    Numeric targets are padded with NaN, labels with None (object arrays); padded entries
+    are never read.
+    """
+    n = lengths.shape[0]
+    if y is None:
+        raise ValueError(
+            "requires y to be passed, but the target y is None. Pass per-step targets "
+            "of shape (n_samples, n_timesteps) for output='sequence'."
+        )
+    if isinstance(y, (list, tuple)) and len(y) > 0 and not _rectangular(y):
+        if len(y) != n:
+            raise ValueError(
+                f"y must hold one target sequence per sample of X ({n}), got {len(y)}. "
+                "Pass as many target sequences as input sequences."
+            )
+        arrs = [np.asarray(a) for a in y]
+        trail = {a.shape[1:] for a in arrs}
+        if len(trail) != 1:
+            raise ValueError(
+                f"y: every target sequence must have the same shape per step, got {sorted(trail)}."
+            )
+        for i, a in enumerate(arrs):
+            if a.ndim == 0 or a.shape[0] != lengths[i]:
+                raise ValueError(
+                    f"y[{i}] has {a.shape[0] if a.ndim else 0} steps but X[{i}] has {lengths[i]} "
+                    "valid steps. With output='sequence' each target sequence must be as long as "
+                    "its input sequence."
+                )
+        tr = trail.pop()
+        if numeric:
+            out = np.full((n, T) + tr, np.nan)
+        else:
+            out = np.empty((n, T) + tr, dtype=object)
+        for i, a in enumerate(arrs):
+            out[i, : a.shape[0]] = a
+        return out
+    Y = np.asarray(y)
+    if Y.ndim < 2 or Y.shape[0] != n or Y.shape[1] != T:
+        raise ValueError(
+            f"y must have shape (n_samples, n_timesteps{', n_outputs' if numeric else ''}) = "
+            f"({n}, {T}{', k' if numeric else ''}) for output='sequence' (one target per step of "
+            f"X), got shape {Y.shape}. Pass per-step targets, or use output='last' for one "
+            "target per sequence."
+        )
+    return Y

@@ -1,0 +1,174 @@
+"""RNNClassifier: a recurrent network with a softmax head trained on cross-entropy."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
+from numrnn.nn.losses import softmax, softmax_cross_entropy
+
+
+class RNNClassifier(ClassifierMixin, BaseRNN):
+    """Recurrent neural network classifier (RNN, LSTM or GRU with a softmax readout).
+
+    Labels may be of any type (ints, strings, ...). With ``output='last'`` ``y`` is
+    (n_samples,); with ``output='sequence'`` every valid step has a label: ``y`` is
+    (n_samples, n_timesteps) (padded steps are ignored) or a ragged list of label sequences.
+
+    Parameters are those of :class:`numrnn.RNNRegressor`; ``score`` is accuracy.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    network_, head_, coef_, intercept_, loss_curve_, validation_loss_curve_,
+    validation_scores_ (accuracy), best_loss_, best_validation_score_, n_iter_, t_,
+    n_features_in_, n_outputs_ (= n_classes) : see :class:`numrnn.RNNRegressor`.
+    """
+
+    _is_classifier = True
+
+    def _set_classes(self, labels, *, incremental, classes):
+        fitted = hasattr(self, "classes_") and hasattr(self, "network_")
+        if incremental:
+            if not fitted:
+                if classes is None:
+                    raise ValueError(
+                        "classes must be passed on the first call to partial_fit, got None. "
+                        "Pass classes=np.unique(y_all) (every label that will ever occur)."
+                    )
+                self.classes_ = np.unique(np.asarray(classes))
+        elif not (self.warm_start and fitted):
+            self.classes_ = np.unique(labels)
+        unknown = np.setdiff1d(np.unique(labels), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} not in classes_ {self.classes_.tolist()} "
+                "of the previous fit. With warm_start or partial_fit the label set must stay "
+                "the same; set warm_start=False to refit."
+            )
+        if self.classes_.shape[0] < 2:
+            raise ValueError(
+                f"RNNClassifier needs samples of at least 2 classes in the data, but y has only "
+                f"1 class: {self.classes_[0]!r}. Pass data with two or more labels."
+            )
+        self.n_outputs_ = int(self.classes_.shape[0])
+
+    def _prepare_y(self, y, Xp, lengths, *, incremental, classes):
+        n, T = Xp.shape[:2]
+        if self.output == "sequence":
+            Y = _pad_sequence_targets(y, lengths, T, numeric=False)
+            if Y.ndim != 2:
+                raise ValueError(
+                    f"y must be (n_samples, n_timesteps) labels for output='sequence', got "
+                    f"shape {Y.shape}. Multi-output classification is not supported."
+                )
+            mask = self._seq_mask(lengths, T)
+            labels = Y[mask]
+            if labels.dtype == object:
+                try:
+                    labels = np.asarray(labels.tolist())
+                except (TypeError, ValueError):
+                    pass
+            check_classification_targets(labels)
+            self._set_classes(labels, incremental=incremental, classes=classes)
+            enc = np.zeros((n, T), dtype=np.int64)
+            enc[mask] = np.searchsorted(self.classes_, labels)
+            return enc
+        if y is None:
+            raise ValueError(
+                "RNNClassifier requires y to be passed, but the target y is None. "
+                "Pass one label per sequence."
+            )
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != n:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {n} sequences in X, "
+                f"{y.shape[0]} labels in y. Pass one label per sequence."
+            )
+        check_classification_targets(y)
+        self._set_classes(y, incremental=incremental, classes=classes)
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _loss(self, z, target, mask, weight):
+        return softmax_cross_entropy(z, target, mask=mask, sample_weight=weight)
+
+    def _score_encoded(self, Xp, lengths, Y, sw):
+        z = self._forward_predict(Xp, lengths)
+        if self.output == "sequence":
+            mask = self._seq_mask(lengths, Y.shape[1])
+            w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
+            return accuracy_score(Y[mask], z[:, : Y.shape[1]].argmax(-1)[mask], sample_weight=w)
+        return accuracy_score(Y, z.argmax(-1), sample_weight=sw)
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on sequences ``X`` and labels ``y`` (see the class docstring)."""
+        return self._fit(X, y, sample_weight)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over ``X, y``; ``classes`` (all labels) is required on the first call."""
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _proba(self, X):
+        check_is_fitted(self, "network_")
+        Xp, lengths, ragged = self._validate_X(X, reset=False)
+        p = softmax(self._forward_predict(Xp, lengths)).astype(np.float64)
+        return p, lengths, ragged
+
+    def predict_proba(self, X):
+        """Class probabilities: (n, n_classes) for 'last'; (n, T, n_classes) for 'sequence'
+        with NaN at padded steps (a list of (T_i, n_classes) arrays for a ragged list X)."""
+        p, lengths, ragged = self._proba(X)
+        if self.output == "sequence":
+            if ragged:
+                return [p[i, : lengths[i]] for i in range(p.shape[0])]
+            p[~self._seq_mask(lengths, p.shape[1])] = np.nan
+        return p
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        p = self.predict_proba(X)
+        if isinstance(p, list):
+            return [np.log(a) for a in p]
+        return np.log(p)
+
+    def predict(self, X):
+        """Labels: (n,) for 'last'; (n, T) for 'sequence' (a list of (T_i,) arrays for a
+        ragged list X; for a padded array, padded steps hold None, or NaN for float labels)."""
+        p, lengths, ragged = self._proba(X)
+        labels = self.classes_[p.argmax(-1)]
+        if self.output == "last":
+            return labels
+        if ragged:
+            return [labels[i, : lengths[i]] for i in range(labels.shape[0])]
+        pad = ~self._seq_mask(lengths, labels.shape[1])
+        if pad.any():
+            if labels.dtype.kind == "f":
+                labels[pad] = np.nan
+            else:
+                labels = labels.astype(object)
+                labels[pad] = None
+        return labels
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy; for 'sequence' over all valid steps (flattened)."""
+        if self.output == "last":
+            return super().score(X, y, sample_weight=sample_weight)
+        check_is_fitted(self, "network_")
+        Xp, lengths, _ = self._validate_X(X, reset=False)
+        Y = _pad_sequence_targets(y, lengths, Xp.shape[1], numeric=False)
+        mask = self._seq_mask(lengths, Xp.shape[1])
+        y_true = np.asarray(Y[mask].tolist())
+        y_pred = self.classes_[self._proba(X)[0].argmax(-1)][mask]
+        sw = self._validate_sample_weight(sample_weight, Xp.shape[0])
+        w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
+        return accuracy_score(y_true, y_pred, sample_weight=w)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False
+        tags.classifier_tags.multi_class = True
+        return tags
