@@ -13,10 +13,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "RNNRegressor": "numrnn.estimators",
     "RNNClassifier": "numrnn.estimators",
+    "NonFiniteLossError": "numrnn.estimators",
     "nn": "numrnn.nn",
 }
 
-__all__ = ["RNNClassifier", "RNNRegressor", "__version__", "nn"]
+__all__ = ["NonFiniteLossError", "RNNClassifier", "RNNRegressor", "__version__", "nn"]
 
 
 def __getattr__(name: str):

@@ -47,13 +47,13 @@ from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from threadpoolctl import threadpool_limits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils import check_array
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import check_dtype, check_sequences
+from numrnn.cells import CELLS
 from numrnn.nn.clip import clip_grad_norm, clip_grad_value
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import GRU, LSTM, RNN
@@ -469,22 +469,21 @@ class BaseRNN(BaseEstimator):
         net, head = self.network_, self.head_
         net.eval()
         outs = []
-        limits = _single_threaded_blas()
         try:
-            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
-                xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
-                Tb = int(lb.max())
-                out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
-                if self.output == "last":
-                    feat, _ = self._readout_last(h_n)
-                    outs.append(feat @ head.weight.T + head.bias)
-                else:
-                    z = out @ head.weight.T + head.bias
-                    full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
-                    full[:, :Tb] = z
-                    outs.append(full)
+            with self._blas_threads():
+                for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+                    xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
+                    Tb = int(lb.max())
+                    out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
+                    if self.output == "last":
+                        feat, _ = self._readout_last(h_n)
+                        outs.append(feat @ head.weight.T + head.bias)
+                    else:
+                        z = out @ head.weight.T + head.bias
+                        full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
+                        full[:, :Tb] = z
+                        outs.append(full)
         finally:
-            limits.__exit__(None, None, None)
             net.train()
         return np.concatenate(outs, axis=0)
 
@@ -500,6 +499,7 @@ class BaseRNN(BaseEstimator):
                 f"batch_size={self.batch_size} is larger than the number of samples ({n}); "
                 "it is clipped to the number of samples.",
                 UserWarning,
+                stacklevel=3,
             )
         return int(np.clip(self.batch_size, 1, n))
 
@@ -618,7 +618,7 @@ class BaseRNN(BaseEstimator):
             n = Xp.shape[0]
             sw = self._validate_sample_weight(sample_weight, n)
             Y = self._prepare_y(y, Xp, lengths, incremental=incremental, classes=classes)
-            with _single_threaded_blas():
+            with self._blas_threads():
                 self._fit_loop(Xp, lengths, Y, sw, incremental)
         except BaseException as exc:
             for key in [k for k in self.__dict__ if k not in self._init_names()]:
@@ -684,7 +684,7 @@ class BaseRNN(BaseEstimator):
         best = None
         self.network_.train()
         converged = False
-        for epoch in range(epochs):
+        for _ in range(epochs):
             t0 = time.perf_counter()
             order = self._rng.permutation(tr) if self.shuffle else tr
             total, wsum = 0.0, 0.0
@@ -773,23 +773,22 @@ class BaseRNN(BaseEstimator):
         )
         return np.sort(tr), np.sort(va)
 
+    def _blas_threads(self):
+        """BLAS threads for the whole fit/predict, by the network's policy (numrnn._threads).
+
+        Held around the head's NumPy matmuls too: both BLAS pools spin after each call and
+        starve each other otherwise (DESIGN §4).
+        """
+        batch = 200 if self.batch_size == "auto" else int(self.batch_size)
+        gate_size = CELLS[self.cell].num_gates * self.hidden_size
+        return blas_threads(recurrent_blas_threads(batch, gate_size, self.hidden_size))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.input_tags.two_d_array = True
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _single_threaded_blas():
-    """One BLAS thread while the recurrent kernels run.
-
-    Numba's ``np.dot`` uses SciPy's OpenBLAS and NumPy's ``@`` (the head) its own; both pools
-    spin after each call and starve each other (DESIGN §4): measured 50 ms vs 1 ms per
-    GRU forward on a 64x8x64 batch. The backend should own this; until it does, the
-    estimators limit BLAS threads around training and prediction.
-    """
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _rectangular(X):
@@ -809,7 +808,7 @@ def _carry(state, h_n, idx, B):
         else:
             state = np.zeros((h_n.shape[0], B, h_n.shape[2]), dtype=h_n.dtype)
     if isinstance(state, tuple):
-        for dst, src in zip(state, h_n):
+        for dst, src in zip(state, h_n, strict=True):
             dst[:, idx] = src
     else:
         state[:, idx] = h_n
