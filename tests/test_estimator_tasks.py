@@ -4,12 +4,10 @@ Each trains in a few seconds on 2 cores; budgets (epochs, sizes) are fixed and s
 the results are deterministic and the bars have margin (measured values in comments).
 """
 
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from numrnn.estimators import RNNClassifier, RNNRegressor
