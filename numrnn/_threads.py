@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 
 #: Below this many multiply-adds per step (B * G*H * H), one BLAS thread is faster.
-SINGLE_THREAD_BELOW = 1 << 22
+SINGLE_THREAD_BELOW = 1 << 23
 
 _blas_controllers: list | None = None
 
