@@ -232,12 +232,55 @@ class RecurrentNetwork:
         state : h_n, or (h_n, c_n) for the LSTM, each (L*D, B, H)
         """
         xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
-        B = xp.shape[0]
+        B, T = xp.shape[0], xp.shape[1]
         init = self._check_state(state, B)
+        if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
+            return self._forward_chunked(xp, lens, init)
         be = self.backend
-        lens_dev = be.asarray(lens, np.int64)
-        inp = be.asarray(xp.transpose(1, 0, 2), self.dtype)
-        D, H = self.num_directions, self.hidden_size
+        out, h_n, c_n, cache = self._forward_time_major(
+            be.asarray(xp.transpose(1, 0, 2), self.dtype),
+            be.asarray(lens, np.int64),
+            init,
+            requires_grad,
+        )
+        self._cache = cache
+        return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n)
+
+    #: Steps per chunk when a unidirectional network runs without gradients: memory for
+    #: gates and workspace stays bounded however long the sequence.
+    inference_chunk = 1024
+
+    def _result(self, out, h_n, c_n):
+        """``(out, h_n)`` or ``(out, (h_n, c_n))`` with the states stacked on the host."""
+        hN = np.stack([self.backend.to_host(h) for h in h_n])
+        if self.spec.has_cell_state:
+            return out, (hN, np.stack([self.backend.to_host(c) for c in c_n]))
+        return out, hN
+
+    def _forward_chunked(self, xp, lens, init):
+        """Inference over time chunks with the state carried (unidirectional only)."""
+        B, T, _ = xp.shape
+        be = self.backend
+        out = np.zeros((B, T, self.layer_output_size), dtype=self.dtype)
+        state = [s.copy() for s in init]
+        for t0 in range(0, T, self.inference_chunk):
+            t1 = min(T, t0 + self.inference_chunk)
+            chunk_lens = np.clip(lens - t0, 0, t1 - t0)  # 0: finished, state carried
+            o, h_n, c_n, _ = self._forward_time_major(
+                be.asarray(xp[:, t0:t1].transpose(1, 0, 2), self.dtype),
+                be.asarray(chunk_lens, np.int64),
+                state,
+                False,
+            )
+            out[:, t0:t1] = be.to_host(o).transpose(1, 0, 2)
+            state = [h_n, c_n]  # per layer-direction lists index like the stacked arrays
+        self._cache = None
+        return self._result(out, h_n, c_n)
+
+    def _forward_time_major(self, inp, lens_dev, init, requires_grad):
+        """All layers and directions on a time-major input; returns (out, h_n, c_n, cache)."""
+        be = self.backend
+        D = self.num_directions
         h_n = [None] * (self.num_layers * D)
         c_n = [None] * (self.num_layers * D)
         caches, masks, dir_outs = [], [], []
@@ -267,16 +310,13 @@ class RecurrentNetwork:
             masks.append(mask)
             dir_outs.append(outs if (requires_grad and self.merge_mode == "mul") else None)
             inp = merged
-        self._cache = (
-            {"caches": caches, "masks": masks, "dir_outs": dir_outs, "lengths": lens_dev, "B": B}
+        cache = (
+            {"caches": caches, "masks": masks, "dir_outs": dir_outs, "lengths": lens_dev,
+             "B": inp.shape[1]}  # fmt: skip
             if requires_grad
             else None
         )
-        out = be.to_host(inp).transpose(1, 0, 2)
-        hN = np.stack([be.to_host(h) for h in h_n])
-        if self.spec.has_cell_state:
-            return out, (hN, np.stack([be.to_host(c) for c in c_n]))
-        return out, hN
+        return inp, h_n, c_n, cache
 
     __call__ = forward
 

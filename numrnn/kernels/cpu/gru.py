@@ -23,6 +23,54 @@ from numrnn.kernels.cpu.common import (
 
 
 @kernel
+def _forward_row_reset_after(g, hp, b_hn, ab, hb, ob):
+    """One (t, b) row, reset after; short loops over few arrays so each vectorizes.
+
+    ``g`` holds the input projection (r, z biases folded in) on entry, the activated
+    r, z, n on exit; ``ab`` gets ``h W_hn^T + b_hn``; ``hb`` is updated; ``ob`` gets h.
+    """
+    H = hb.shape[0]
+    for k in range(2 * H):
+        g[k] = sigmoid(g[k] + hp[k])
+    for j in range(H):
+        ab[j] = hp[2 * H + j] + b_hn[j]
+    for j in range(H):
+        g[2 * H + j] = tanh(g[2 * H + j] + g[j] * ab[j])
+    for j in range(H):
+        n = g[2 * H + j]
+        hb[j] = n + g[H + j] * (hb[j] - n)
+    for j in range(H):
+        ob[j] = hb[j]
+
+
+@kernel
+def _backward_row_reset_after(g, dr, ab, hprev, dob, dhb):
+    """One (t, b) row of the reset-after derivatives.
+
+    On exit ``g`` holds the input-side gradients (dr, dz, dn), ``dr`` the recurrent-side
+    ones (dr, dz, dn*r), ``dhb`` the direct part ``dh_t * z`` of the gradient w.r.t. h_{t-1}.
+    """
+    H = dhb.shape[0]
+    for j in range(H):
+        dhb[j] += dob[j]
+    for j in range(H):
+        z = g[H + j]
+        n = g[2 * H + j]
+        dr[H + j] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
+        dr[2 * H + j] = dhb[j] * (1.0 - z) * (1.0 - n * n)
+    for j in range(H):
+        r = g[j]
+        dr[j] = dr[2 * H + j] * ab[j] * r * (1.0 - r)
+    for j in range(H):
+        dhb[j] *= g[H + j]
+    for j in range(H):
+        g[2 * H + j] = dr[2 * H + j]
+        dr[2 * H + j] *= g[j]
+    for k in range(2 * H):
+        g[k] = dr[k]
+
+
+@kernel
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after, out, gates, aux, h_n):
     """Run one GRU layer in one direction over all steps.
 
@@ -44,26 +92,12 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after, out, gates,
         for t in range(T):
             np.dot(h, w_hh.T, hproj)
             for b in range(B):
-                ob = out[t, b]
                 if t < lengths[b]:
-                    g = gates[t, b]
-                    hp = hproj[b]
-                    hb = h[b]
-                    ab = aux[t, b]
-                    for j in range(H):
-                        r = sigmoid(g[j] + hp[j])
-                        z = sigmoid(g[H + j] + hp[H + j])
-                        hn = hp[2 * H + j] + b_hn[j]
-                        n = tanh(g[2 * H + j] + r * hn)
-                        v = (1.0 - z) * n + z * hb[j]
-                        g[j] = r
-                        g[H + j] = z
-                        g[2 * H + j] = n
-                        ab[j] = hn
-                        hb[j] = v
-                        ob[j] = v
+                    _forward_row_reset_after(
+                        gates[t, b], hproj[b], b_hn, aux[t, b], h[b], out[t, b]
+                    )
                 else:
-                    ob[:] = 0.0
+                    out[t, b, :] = 0.0
     else:
         w_rz = w_hh[: 2 * H]
         w_n = w_hh[2 * H :]
@@ -124,31 +158,14 @@ def gru_backward(
         dh_rec = np.empty((B, H), dtype=x.dtype)
         for t in range(T - 1, -1, -1):
             for b in range(B):
-                g = gates[t, b]
-                dr_ = d_rec[t, b]
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
-                    dob = d_out[t, b]
-                    dhb = dh[b]
-                    ab = aux[t, b]
-                    for j in range(H):
-                        r = g[j]
-                        z = g[H + j]
-                        n = g[2 * H + j]
-                        dht = dob[j] + dhb[j]
-                        dan = dht * (1.0 - z) * (1.0 - n * n)
-                        dar = dan * ab[j] * r * (1.0 - r)
-                        daz = dht * (hprev[j] - n) * z * (1.0 - z)
-                        dhb[j] = dht * z
-                        g[j] = dar
-                        g[H + j] = daz
-                        g[2 * H + j] = dan
-                        dr_[j] = dar
-                        dr_[H + j] = daz
-                        dr_[2 * H + j] = dan * r
+                    _backward_row_reset_after(
+                        gates[t, b], d_rec[t, b], aux[t, b], hprev, d_out[t, b], dh[b]
+                    )
                 else:
-                    g[:] = 0.0
-                    dr_[:] = 0.0
+                    gates[t, b, :] = 0.0
+                    d_rec[t, b, :] = 0.0
             np.dot(d_rec[t], w_hh, dh_rec)
             for b in range(B):
                 if t < lengths[b]:
