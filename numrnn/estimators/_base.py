@@ -298,10 +298,21 @@ class BaseRNN(BaseEstimator):
             )
         ragged = False
         if isinstance(X, (list, tuple)):
-            ragged = len(X) > 0 and not _rectangular(X)
+            if len(X) == 0:
+                raise ValueError(
+                    "X is empty: got a list of 0 sequences. Pass at least one sequence."
+                )
+            ragged = not _rectangular(X)
             if not ragged:
                 X = np.asarray(X)
         ndim = None if ragged else (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim)
+        if ndim is not None and ndim < 2 and not hasattr(X, "tocsr"):
+            raise ValueError(
+                "X must be 3-D (n_samples, n_timesteps, n_features), 2-D (n_samples, "
+                f"n_timesteps) or a list of sequences, got a {ndim}-D array of shape "
+                f"{np.shape(X)}. Reshape your data: X.reshape(1, -1) if it is one sequence "
+                "of one feature, X.reshape(-1, 1) if it is many one-step sequences."
+            )
         step_features = None if reset else self._n_step_features
         if ndim is not None and ndim <= 2:
             # Tabular input: scikit-learn's own validation (sparse, complex, 1-D, object
