@@ -35,6 +35,22 @@ samples (``output='last'``) or valid steps (``output='sequence'``), weighted by
 matrix/vector (network weights, peepholes and the head's weight, not biases), i.e. weight
 decay ``alpha * W`` added to the gradient (PyTorch's ``weight_decay``, not divided by the
 batch size as MLP's). ``loss_curve_`` includes the penalty.
+
+Failures
+--------
+* A non-finite loss or gradient stops training at once with :class:`NonFiniteLossError`.
+  The estimator keeps the last good weights: those after the last finished epoch (with
+  ``early_stopping``, the ones with the best validation score), or, when no epoch finished,
+  the model it had before the call (a first ``fit`` stays unfitted).
+* ``KeyboardInterrupt`` (Ctrl-C) during ``fit``: like scikit-learn's MLP, training stops,
+  a ``UserWarning`` says so and ``fit`` *returns* the model as it was after the last
+  finished epoch (weights, optimizer, RNG and ``loss_curve_`` all restored; with
+  ``early_stopping`` the best weights), so a later ``warm_start`` fit continues exactly.
+  When no epoch had finished there is nothing to return: the model is left as before the
+  call and the ``KeyboardInterrupt`` propagates.
+* ``predict`` never keeps per-step gates: it runs without gradients, and a unidirectional
+  network with ``output='last'`` carries only its state through time chunks, so memory is
+  O(batch x chunk), not O(T).
 """
 
 from __future__ import annotations
@@ -64,7 +80,13 @@ _PREDICT_BATCH = 1024
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the estimator keeps its previous weights."""
+    """Training produced a NaN or infinite loss or gradient.
+
+    Training stops at once. The estimator keeps the weights of the last finished epoch
+    (with ``early_stopping``, those with the best validation score so far); when no epoch
+    finished, the model it had before the call (unfitted for a first ``fit``).
+    ``kept_epoch`` is the epoch whose weights were kept, or None.
+    """
 
 
 def _fail(name, expected, value, fix):
@@ -277,10 +299,21 @@ class BaseRNN(BaseEstimator):
             )
         ragged = False
         if isinstance(X, (list, tuple)):
-            ragged = len(X) > 0 and not _rectangular(X)
+            if len(X) == 0:
+                raise ValueError(
+                    "X is empty: got a list of 0 sequences. Pass at least one sequence."
+                )
+            ragged = not _rectangular(X)
             if not ragged:
                 X = np.asarray(X)
         ndim = None if ragged else (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim)
+        if ndim is not None and ndim < 2 and not hasattr(X, "tocsr"):
+            raise ValueError(
+                "X must be 3-D (n_samples, n_timesteps, n_features), 2-D (n_samples, "
+                f"n_timesteps) or a list of sequences, got a {ndim}-D array of shape "
+                f"{np.shape(X)}. Reshape your data: X.reshape(1, -1) if it is one sequence "
+                "of one feature, X.reshape(-1, 1) if it is many one-step sequences."
+            )
         step_features = None if reset else self._n_step_features
         if ndim is not None and ndim <= 2:
             # Tabular input: scikit-learn's own validation (sparse, complex, 1-D, object
@@ -405,6 +438,32 @@ class BaseRNN(BaseEstimator):
         self.network_.load_state_dict(snap["network"])
         self.head_.load_state_dict(snap["head"])
 
+    _PROGRESS = ("n_iter_", "t_", "best_loss_", "best_validation_score_",
+                 "_no_improvement_count")
+    _CURVES = ("loss_curve_", "validation_loss_curve_", "validation_scores_")
+
+    def _save_progress(self):
+        """Everything an epoch changes: weights, optimizer, RNGs and bookkeeping."""
+        return {
+            "weights": self._snapshot(),
+            "optimizer": self._optimizer.state_dict(),
+            "rng": self._rng.get_state(),
+            "net_rng": copy.deepcopy(self.network_._rng.bit_generator.state),
+            "scalars": {k: getattr(self, k) for k in self._PROGRESS},
+            "curves": {k: len(getattr(self, k)) for k in self._CURVES},
+        }
+
+    def _restore_progress(self, snap):
+        self._restore(snap["weights"])
+        self._optimizer.load_state_dict(snap["optimizer"])
+        self._rng.set_state(snap["rng"])
+        self.network_._rng.bit_generator.state = snap["net_rng"]
+        for k, v in snap["scalars"].items():
+            setattr(self, k, v)
+        for k, n in snap["curves"].items():
+            del getattr(self, k)[n:]
+        self.network_.train()
+
     @property
     def coef_(self):
         """Weight of the linear head, shape (n_outputs, network output size)."""
@@ -464,6 +523,29 @@ class BaseRNN(BaseEstimator):
             return (dh, np.zeros_like(h_n[1]))
         return dh
 
+    def _final_state_chunked(self, xb, lb):
+        """Final state of a unidirectional network, run in time chunks without gradients.
+
+        Only the state is carried from chunk to chunk, so memory is O(batch * chunk), not
+        O(batch * T): a 10^5-step sequence predicts in bounded memory. Rows that have ended
+        are left out of later chunks and keep their state (as in truncated BPTT).
+        """
+        net = self.network_
+        C = int(net.inference_chunk)
+        B, Tb = xb.shape[0], int(lb.max())
+        state = None
+        for t0 in range(0, Tb, C):
+            lc = np.clip(lb - t0, 0, C)
+            idx = np.flatnonzero(lc > 0)
+            la = lc[idx]
+            st = None
+            if state is not None:
+                st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
+            _, h_n = net.forward(xb[idx, t0 : t0 + int(la.max())], st, lengths=la,
+                                 requires_grad=False)
+            state = _carry(state, h_n, idx, B)
+        return state
+
     def _forward_predict(self, Xp, lengths):
         """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'."""
         net, head = self.network_, self.head_
@@ -474,6 +556,11 @@ class BaseRNN(BaseEstimator):
                 for s in range(0, Xp.shape[0], _PREDICT_BATCH):
                     xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
                     Tb = int(lb.max())
+                    if self.output == "last" and net.num_directions == 1:
+                        h_n = self._final_state_chunked(xb, lb)
+                        feat, _ = self._readout_last(h_n)
+                        outs.append(feat @ head.weight.T + head.bias)
+                        continue
                     out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
                     if self.output == "last":
                         feat, _ = self._readout_last(h_n)
@@ -621,18 +708,30 @@ class BaseRNN(BaseEstimator):
             with self._blas_threads():
                 self._fit_loop(Xp, lengths, Y, sw, incremental)
         except BaseException as exc:
-            for key in [k for k in self.__dict__ if k not in self._init_names()]:
-                del self.__dict__[key]
-            self.__dict__.update(saved)
+            kept = getattr(exc, "kept", None)
+            if kept is None:
+                # nothing of this fit is usable: back to the model as it was before it
+                for key in [k for k in self.__dict__ if k not in self._init_names()]:
+                    del self.__dict__[key]
+                self.__dict__.update(saved)
             if isinstance(exc, NonFiniteLossError):
-                where = str(exc)
+                where = exc.args[0] if exc.args else "loss"
                 what = "loss" if where == "loss" else f"gradient (of {where})"
-                raise NonFiniteLossError(
-                    f"Training produced a non-finite {what} (learning_rate_init="
-                    f"{self.learning_rate_init!r}, clip_norm={self.clip_norm!r}). The estimator "
-                    "keeps the weights it had before this fit. Lower learning_rate_init, set "
+                if kept is not None:
+                    keeps = f"keeps the last good weights, {kept}"
+                elif hasattr(self, "network_"):
+                    keeps = "keeps the weights it had before this fit"
+                else:
+                    keeps = "stays unfitted (no epoch finished)"
+                err = NonFiniteLossError(
+                    f"Training diverged: a non-finite {what} in epoch "
+                    f"{getattr(exc, 'epoch', '?')} (learning_rate_init="
+                    f"{self.learning_rate_init!r}, clip_norm={self.clip_norm!r}). Training "
+                    f"stopped and the estimator {keeps}. Lower learning_rate_init, set "
                     "clip_norm (e.g. 1.0), or scale X and y."
-                ) from None
+                )
+                err.kept_epoch = getattr(exc, "kept_epoch", None)
+                raise err from None
             raise
         return self
 
@@ -684,63 +783,94 @@ class BaseRNN(BaseEstimator):
         best = None
         self.network_.train()
         converged = False
+        # Weights, optimizer, RNG and bookkeeping after the last finished epoch of this call:
+        # a KeyboardInterrupt or a non-finite loss falls back to them.
+        last_good = self._save_progress() if reuse else None
+        interrupted = False
         for _ in range(epochs):
-            t0 = time.perf_counter()
-            order = self._rng.permutation(tr) if self.shuffle else tr
-            total, wsum = 0.0, 0.0
-            for s in range(0, n_tr, bs):
-                bi = order[s : s + bs]
-                wb = None if sw is None else sw[bi]
-                ls, ws = self._train_batch(
-                    self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
-                )
-                total += ls * ws
-                wsum += ws
-            self.n_iter_ += 1
-            self.t_ += n_tr
-            loss = total / wsum + self._penalty(params)
-            if not np.isfinite(loss):
-                raise NonFiniteLossError("loss")
-            self.loss_curve_.append(loss)
-            msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
-            if early:
-                vsw = None if sw is None else sw[va]
-                vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw)
-                self.validation_loss_curve_.append(vloss)
-                score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw)
-                self.validation_scores_.append(score)
-                msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
-                if score > self.best_validation_score_:
-                    best = self._snapshot()
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-            else:
-                if loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if loss < self.best_loss_:
-                    self.best_loss_ = loss
-            if self.verbose:
-                print(f"{msg} ({time.perf_counter() - t0:.2f}s)")
-            if incremental:
-                break
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early else "Training loss"
-                if self.verbose:
-                    print(
-                        f"{what} did not improve more than tol={self.tol} for "
-                        f"{self.n_iter_no_change} consecutive epochs. Stopping."
+            try:
+                t0 = time.perf_counter()
+                order = self._rng.permutation(tr) if self.shuffle else tr
+                total, wsum = 0.0, 0.0
+                for s in range(0, n_tr, bs):
+                    bi = order[s : s + bs]
+                    wb = None if sw is None else sw[bi]
+                    ls, ws = self._train_batch(
+                        self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
                     )
-                converged = True
+                    total += ls * ws
+                    wsum += ws
+                self.n_iter_ += 1
+                self.t_ += n_tr
+                loss = total / wsum + self._penalty(params)
+                if not np.isfinite(loss):
+                    raise NonFiniteLossError("loss")
+                self.loss_curve_.append(loss)
+                msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                if early:
+                    vsw = None if sw is None else sw[va]
+                    vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw)
+                    self.validation_loss_curve_.append(vloss)
+                    score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw)
+                    self.validation_scores_.append(score)
+                    msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
+                    if score > self.best_validation_score_:
+                        best = self._snapshot()
+                    if score < self.best_validation_score_ + self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                else:
+                    if loss > self.best_loss_ - self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    if loss < self.best_loss_:
+                        self.best_loss_ = loss
+                if self.verbose:
+                    print(f"{msg} ({time.perf_counter() - t0:.2f}s)")
+                if incremental:
+                    break
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early else "Training loss"
+                    if self.verbose:
+                        print(
+                            f"{what} did not improve more than tol={self.tol} for "
+                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                        )
+                    converged = True
+                    break
+            except KeyboardInterrupt:
+                if last_good is None:
+                    raise  # no epoch of this call finished: _fit restores the previous model
+                self._restore_progress(last_good)
+                interrupted = True
+                warnings.warn(
+                    f"Training interrupted by user (KeyboardInterrupt) during epoch "
+                    f"{self.n_iter_ + 1}; the model keeps the weights of epoch {self.n_iter_}"
+                    + (" (then those with the best validation score)" if early and best is not None
+                       else "") + ". Call fit again with warm_start=True to continue.",
+                    UserWarning,
+                    stacklevel=4,
+                )
                 break
+            except NonFiniteLossError as exc:
+                if last_good is not None:
+                    self._restore_progress(last_good)
+                    if early and best is not None:
+                        self._restore(best)
+                        exc.kept = f"those of epoch {self.n_iter_} with the best validation score"
+                    else:
+                        exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
+                    exc.kept_epoch = self.n_iter_
+                exc.epoch = self.n_iter_ + 1
+                raise
+            last_good = self._save_progress()
         if early and best is not None:
             self._restore(best)
-        if not incremental and not converged:
+        if not incremental and not converged and not interrupted:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet. Increase max_iter or tol.",

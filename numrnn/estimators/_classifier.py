@@ -45,15 +45,20 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
             self.classes_ = np.unique(labels)
         unknown = np.setdiff1d(np.unique(labels), self.classes_)
         if unknown.size:
+            if incremental:
+                fix = ("Pass every label that will ever occur as classes= on the first "
+                       "partial_fit call (e.g. classes=np.unique(y_all)), or refit with fit.")
+            else:
+                fix = ("With warm_start=True the label set must stay the same; set "
+                       "warm_start=False to refit.")
             raise ValueError(
                 f"y contains labels {unknown.tolist()} not in classes_ {self.classes_.tolist()} "
-                "of the previous fit. With warm_start or partial_fit the label set must stay "
-                "the same; set warm_start=False to refit."
+                f"fixed by the first fit or partial_fit. {fix}"
             )
         if self.classes_.shape[0] < 2:
             raise ValueError(
                 f"RNNClassifier needs samples of at least 2 classes in the data, but y has only "
-                f"1 class: {self.classes_[0]!r}. Pass data with two or more labels."
+                f"1 class: {self.classes_.tolist()[0]!r}. Pass data with two or more labels."
             )
         self.n_outputs_ = int(self.classes_.shape[0])
 
@@ -88,6 +93,12 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {n} sequences in X, "
                 f"{y.shape[0]} labels in y. Pass one label per sequence."
+            )
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError(
+                f"y must hold a label for every sequence, got NaN at {int(np.isnan(y).sum())} "
+                f"position(s) (first at sample {int(np.argmax(np.isnan(y)))}). Drop unlabeled "
+                "sequences before fitting."
             )
         check_classification_targets(y)
         self._set_classes(y, incremental=incremental, classes=classes)

@@ -97,19 +97,13 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     def _prepare_y(self, y, Xp, lengths, *, incremental, classes):
         n, T = Xp.shape[:2]
         if self.output == "sequence":
-            Y = _pad_sequence_targets(y, lengths, T, numeric=True)
-            try:
-                Y = np.asarray(Y, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"y must be numeric for RNNRegressor, got dtype {np.asarray(Y).dtype}. "
-                    "Use RNNClassifier for labels."
-                ) from None
+            Y = _numeric_y(_pad_sequence_targets(y, lengths, T, numeric=True))
             valid = Y[self._seq_mask(lengths, T)]
             if not np.isfinite(valid).all():
                 raise ValueError(
-                    "Input y contains NaN or infinity at valid steps. Only padded steps "
-                    "(past each sequence's length) may be NaN."
+                    "y must be finite at every valid step, got NaN or infinity inside a "
+                    f"target sequence ({int((~np.isfinite(valid)).sum())} values). Only padded "
+                    "steps (past each sequence's length) may be NaN: impute or drop them."
                 )
             self._y_ndim = Y.ndim
             if Y.ndim == 2:
@@ -121,7 +115,10 @@ class RNNRegressor(RegressorMixin, BaseRNN):
                     "RNNRegressor requires y to be passed, but the target y is None. "
                     "Pass targets of shape (n_samples,) or (n_samples, n_outputs)."
                 )
-            Y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+            Y = _numeric_y(y)
+            Y = check_array(Y, ensure_2d=False, dtype=np.float64, input_name="y",
+                            ensure_all_finite=False)
+            _check_finite_y(Y)
             if Y.ndim not in (1, 2):
                 raise ValueError(
                     f"y must be (n_samples,) or (n_samples, n_outputs) for output='last', got "
@@ -189,3 +186,28 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
+
+
+def _numeric_y(y):
+    """y as float64, or one clear error for labels / objects."""
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        try:
+            dt = np.asarray(y).dtype
+        except Exception:
+            dt = type(y).__name__
+        raise ValueError(
+            f"y must be numeric for RNNRegressor, got values of dtype {dt} that cannot be "
+            "converted to float. Convert targets to numbers, or use RNNClassifier for labels."
+        ) from None
+
+
+def _check_finite_y(Y):
+    bad = ~np.isfinite(Y)
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise ValueError(
+            f"y must be finite, got NaN or infinity in {int(bad.sum())} target value(s) "
+            f"(first at sample {i}: {Y[i]!r}). Drop those samples or impute their targets."
+        )
