@@ -94,7 +94,7 @@ def _xy(a, start=0):
 
 
 def plot_forecast(y_train, forecast, y_true=None, ax=None, *, n_tail=100, path=None,
-                  title="forecast"):
+                  title="forecast", labels=("training tail", "actual", "forecast")):
     """The last ``n_tail`` training values, the forecast and (optionally) the actual values.
 
     Parameters
@@ -111,16 +111,18 @@ def plot_forecast(y_train, forecast, y_true=None, ax=None, *, n_tail=100, path=N
     path : str or path-like, optional
         Write a PNG there (Agg backend).
     title : str
+    labels : (str, str, str)
+        Legend entries of the training tail, the actual values and the forecast.
     """
     ax = _axes(ax, path)
     xt, vt = _xy(y_train)
     n = vt.shape[0]
-    ax.plot(xt[-n_tail:], vt[-n_tail:], color="0.4", label="training tail")
+    ax.plot(xt[-n_tail:], vt[-n_tail:], color="0.4", label=labels[0])
     xf, vf = _xy(forecast, start=n)
     if y_true is not None:
         xa, va = _xy(y_true, start=n)
-        ax.plot(xa, va, color="tab:blue", label="actual")
-    ax.plot(xf, vf, color="tab:red", ls="--", marker=".", ms=3, label="forecast")
+        ax.plot(xa, va, color="tab:blue", label=labels[1])
+    ax.plot(xf, vf, color="tab:red", ls="--", marker=".", ms=3, label=labels[2])
     ax.axvline(xt[-1], color="0.7", lw=0.8)
     ax.set_title(title)
     ax.legend()
