@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -148,7 +149,9 @@ def _future_index(index, h):
         freq = index.freq
         if freq is None and len(index) >= 3:
             try:
-                freq = pd.infer_freq(index)
+                with warnings.catch_warnings():  # pandas 3 warns about its return type
+                    warnings.simplefilter("ignore")
+                    freq = pd.infer_freq(index)
             except (TypeError, ValueError):
                 freq = None
         if freq is None:
