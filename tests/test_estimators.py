@@ -1,0 +1,317 @@
+"""RNNRegressor / RNNClassifier: scikit-learn contract, training-loop behaviour, failures."""
+
+import pickle
+import tracemalloc
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from numrnn.estimators import NonFiniteLossError, RNNClassifier, RNNRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+# dtype='float64': the checks compare predictions of differently ordered / sliced / weighted
+# data with rtol=1e-7, below float32 resolution (float32 runs differ by 1 ulp, ~1.2e-7, in
+# the head's matmul because BLAS blocks a different batch size differently). No check is
+# expected to fail.
+@parametrize_with_checks(
+    [
+        RNNRegressor(cell="gru", hidden_size=8, max_iter=100, learning_rate_init=0.02,
+                     random_state=0, dtype="float64"),
+        RNNClassifier(cell="gru", hidden_size=8, max_iter=100, learning_rate_init=0.02,
+                      random_state=0, dtype="float64"),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(n=60, T=12, F=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, T, F))
+    y = X[:, :, 0].mean(axis=1) + 0.5 * X[:, -1, -1]
+    return X, y
+
+
+def _weights(est):
+    return {k: v.copy() for k, v in est.network_.state_dict().items()} | {
+        "head.weight": est.coef_.copy(), "head.bias": est.intercept_.copy()}
+
+
+def _ragged(n=30, F=2, seed=0):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(3, 15, size=n)
+    seqs = [rng.normal(size=(L, F)) for L in lens]
+    padded = np.full((n, lens.max(), F), np.nan)
+    for i, s in enumerate(seqs):
+        padded[i, : len(s)] = s
+    return seqs, padded, lens
+
+
+FAST = dict(hidden_size=8, max_iter=5, learning_rate_init=0.01, random_state=0)
+
+
+# -- readout -------------------------------------------------------------------------
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mean", "mul"])
+def test_last_readout_is_final_state_of_each_direction(merge_mode):
+    seqs, padded, lens = _ragged()
+    y = np.array([s[0, 0] for s in seqs])
+    est = RNNRegressor(cell="lstm", bidirectional=True, merge_mode=merge_mode, **FAST)
+    est.fit(seqs, y)
+    net = est.network_.eval()
+    pred = est.predict(seqs)
+    for i in (0, 5):
+        out, (h, _) = net.forward(seqs[i][None], requires_grad=False)
+        hf, hb = h[0, 0], h[1, 0]  # forward: last valid step; reverse: back at step 0
+        feat = {"concat": np.concatenate([hf, hb]), "sum": hf + hb, "mean": (hf + hb) / 2,
+                "mul": hf * hb}[merge_mode]
+        assert np.allclose(pred[i], feat @ est.coef_[0] + est.intercept_[0], atol=1e-5)
+        if merge_mode == "concat":
+            # the reverse half of out[:, -1] has seen one step only: not the readout
+            assert not np.allclose(out[0, -1], feat)
+
+
+def test_ragged_input_equals_nan_padded_input():
+    seqs, padded, lens = _ragged()
+    y = np.array([s[:, 0].sum() for s in seqs])
+    a = RNNRegressor(cell="gru", **FAST).fit(seqs, y)
+    b = RNNRegressor(cell="gru", **FAST).fit(padded, y)
+    for k, v in _weights(a).items():
+        np.testing.assert_array_equal(v, _weights(b)[k])
+    np.testing.assert_allclose(a.predict(seqs), b.predict(padded), rtol=1e-6)
+    # each sequence alone gives the prediction it gets inside the padded batch
+    alone = np.array([a.predict(s[None])[0] for s in seqs])
+    np.testing.assert_allclose(alone, a.predict(padded), rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_output_ragged_and_padded():
+    seqs, padded, lens = _ragged()
+    ys = [np.cumsum(s[:, 0]) for s in seqs]
+    est = RNNRegressor(cell="gru", output="sequence", bptt_steps=4, **FAST).fit(seqs, ys)
+    p_list = est.predict(seqs)
+    p_pad = est.predict(padded)
+    assert isinstance(p_list, list) and [len(p) for p in p_list] == list(lens)
+    for i, p in enumerate(p_list):
+        np.testing.assert_allclose(p, p_pad[i, : lens[i]], rtol=1e-6)
+        assert np.isnan(p_pad[i, lens[i]:]).all()
+    labels = [np.where(y > 0, "up", "down") for y in ys]
+    clf = RNNClassifier(cell="lstm", output="sequence", **FAST).fit(seqs, labels)
+    assert set(clf.classes_) == {"down", "up"}
+    pred = clf.predict(seqs)
+    assert [len(p) for p in pred] == list(lens)
+    assert 0 <= clf.score(seqs, labels) <= 1
+    proba = clf.predict_proba(padded)
+    assert proba.shape == padded.shape[:2] + (2,)
+    assert np.allclose(proba[0, : lens[0]].sum(-1), 1)
+
+
+def test_multioutput_regression_and_sample_weight():
+    X, y = _data()
+    Y = np.stack([y, -y], axis=1)
+    est = RNNRegressor(cell="rnn", **FAST).fit(X, Y, sample_weight=np.linspace(0.5, 2, 60))
+    assert est.predict(X).shape == (60, 2)
+    assert est.n_outputs_ == 2
+
+
+# -- truncated BPTT ------------------------------------------------------------------
+def _peak_fit(T, bptt):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, T, 1)).astype(np.float32)
+    y = rng.normal(size=16)
+    est = RNNRegressor(cell="lstm", hidden_size=64, max_iter=1, bptt_steps=bptt,
+                       batch_size=16, random_state=0)
+    est.fit(X[:, :20], y)  # compile outside the measurement
+    tracemalloc.start()
+    est.fit(X, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_tbptt_memory_does_not_grow_with_sequence_length():
+    short, long_ = _peak_fit(250, 10), _peak_fit(1000, 10)
+    full_short, full_long = _peak_fit(250, None), _peak_fit(1000, None)
+    # Full BPTT keeps every step (control: the measurement sees it); TBPTT keeps k steps,
+    # only the O(T) copy of X (16*T*4 bytes) grows.
+    assert full_long > 2.5 * full_short
+    assert long_ < 1.3 * short + 16 * 1000 * 8, (short, long_)
+
+
+def test_tbptt_last_output_learns_and_handles_finished_samples():
+    seqs, padded, lens = _ragged(n=40)
+    y = np.array([s[-1, 0] for s in seqs])  # needs the final steps only
+    est = RNNRegressor(cell="gru", hidden_size=16, bptt_steps=3, max_iter=60,
+                       learning_rate_init=0.02, random_state=0).fit(seqs, y)
+    assert est.score(seqs, y) > 0.8
+
+
+def test_bptt_with_bidirectional_is_rejected():
+    X, y = _data()
+    with pytest.raises(ValueError, match="bptt_steps must be None when bidirectional"):
+        RNNRegressor(bidirectional=True, bptt_steps=4).fit(X, y)
+
+
+# -- clipping ------------------------------------------------------------------------
+@pytest.mark.parametrize("clip", [{"clip_norm": 0.05}, {"clip_value": 0.001}])
+def test_clipping_bounds_one_sgd_update(clip):
+    X, y = _data()
+    est = RNNRegressor(cell="lstm", hidden_size=8, max_iter=1, random_state=0).fit(X, 100 * y)
+    before = _weights(est)
+    est.set_params(warm_start=True, solver="sgd", momentum=0.0, learning_rate_init=1.0,
+                   alpha=0.0, batch_size=60, **clip)
+    est.fit(X, 100 * y)  # one batch, one step: the update is -lr * clipped gradient
+    delta = {k: v - before[k] for k, v in _weights(est).items()}
+    if "clip_norm" in clip:
+        norm = np.sqrt(sum(float(np.sum(d.astype(np.float64) ** 2)) for d in delta.values()))
+        assert 0.04 < norm <= 0.05 * (1 + 1e-5)
+    else:
+        assert max(np.abs(d).max() for d in delta.values()) <= 0.001 * (1 + 1e-5)
+
+
+# -- determinism, persistence, sklearn tooling ---------------------------------------
+@pytest.mark.parametrize("kw", [{}, {"dropout": 0.3, "num_layers": 2}, {"early_stopping": True}])
+def test_same_random_state_bit_identical(kw):
+    X, y = _data()
+    a = RNNRegressor(cell="gru", **FAST, **kw).fit(X, y)
+    b = RNNRegressor(cell="gru", **FAST, **kw).fit(X, y)
+    for k, v in _weights(a).items():
+        np.testing.assert_array_equal(v, _weights(b)[k])
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    c = RNNRegressor(cell="gru", **{**FAST, "random_state": 1}, **kw).fit(X, y)
+    assert not np.array_equal(a.predict(X), c.predict(X))
+
+
+def test_pickle_joblib_clone(tmp_path):
+    X, y = _data()
+    est = RNNClassifier(cell="lstm", **FAST).fit(X, y > 0)
+    p = est.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), p)
+    joblib.dump(est, tmp_path / "m.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "m.joblib").predict_proba(X), p)
+    c = clone(est)
+    assert not hasattr(c, "network_") and c.get_params() == est.get_params()
+
+
+def test_pipeline_gridsearch_cross_val_dataframe():
+    X, y = _data(n=80, F=1)
+    X2 = X[:, :, 0]  # (n_samples, n_timesteps): one feature per step
+    pipe = make_pipeline(StandardScaler(), RNNRegressor(cell="gru", **FAST))
+    assert np.isfinite(cross_val_score(pipe, X2, y, cv=3)).all()
+    gs = GridSearchCV(RNNClassifier(cell="gru", **FAST), {"hidden_size": [4, 8]}, cv=2)
+    gs.fit(X2, y > 0)
+    assert gs.best_params_["hidden_size"] in (4, 8)
+    df = pd.DataFrame(X2, columns=[f"t{i}" for i in range(X2.shape[1])])
+    a = RNNRegressor(cell="gru", **FAST).fit(df, pd.Series(y))
+    b = RNNRegressor(cell="gru", **FAST).fit(X2, y)
+    np.testing.assert_array_equal(a.predict(df), b.predict(X2))
+    assert list(a.feature_names_in_) == list(df.columns)
+    assert a.n_features_in_ == X2.shape[1] and b.predict(X).shape == (80,)  # 3-D works too
+
+
+# -- training-loop bookkeeping -------------------------------------------------------
+def test_fitted_attributes_verbose_and_convergence_warning(capsys):
+    X, y = _data()
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        est = RNNRegressor(cell="gru", **FAST).fit(X, y)
+    assert capsys.readouterr().out == ""  # silent by default
+    assert len(est.loss_curve_) == est.n_iter_ == 5 and est.t_ == 5 * 60
+    assert est.best_loss_ == min(est.loss_curve_)
+    est.set_params(verbose=True).fit(X, y)
+    assert capsys.readouterr().out.count("Iteration") == 5
+
+
+def test_converges_without_warning_when_loss_stalls():
+    X, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = RNNRegressor(cell="gru", hidden_size=4, max_iter=500, tol=10.0,
+                           n_iter_no_change=2, random_state=0).fit(X, y)
+    assert est.n_iter_ == 4  # MLP rule: stop once no improvement for > n_iter_no_change epochs
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = _data(n=100)
+    est = RNNRegressor(cell="gru", hidden_size=8, max_iter=30, learning_rate_init=0.05,
+                       early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
+    assert len(est.validation_scores_) == len(est.validation_loss_curve_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None
+
+
+def test_warm_start_and_partial_fit():
+    X, y = _data()
+    lab = np.where(y > 0, "a", "b")
+    est = RNNClassifier(cell="gru", warm_start=True, **FAST).fit(X, lab)
+    w = _weights(est)
+    est.fit(X, lab)
+    assert est.n_iter_ == 10
+    assert not np.array_equal(w["weight_hh_l0"], est.network_.state_dict()["weight_hh_l0"])
+    pf = RNNClassifier(cell="gru", **FAST)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        pf.partial_fit(X, lab)
+    assert not hasattr(pf, "network_")
+    for _ in range(3):
+        pf.partial_fit(X[:30], lab[:30], classes=["a", "b"])
+    assert pf.n_iter_ == 3 and list(pf.classes_) == ["a", "b"]
+    with pytest.raises(ValueError, match="not in classes_"):
+        pf.partial_fit(X, np.where(y > 0, "a", "c"))
+
+
+# -- failures ------------------------------------------------------------------------
+def test_non_finite_loss_keeps_previous_weights():
+    X, y = _data()
+    est = RNNRegressor(cell="lstm", **FAST).fit(X, y)
+    before, pred = _weights(est), est.predict(X)
+    est.set_params(learning_rate_init=1e30, solver="sgd")
+    with pytest.raises(NonFiniteLossError, match="Lower learning_rate_init, set clip_norm"):
+        est.fit(X, y * 1e25)
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, _weights(est)[k])
+    np.testing.assert_array_equal(est.predict(X), pred)
+    fresh = RNNRegressor(cell="lstm", **{**FAST, "learning_rate_init": 1e30}, solver="sgd")
+    with pytest.raises(NonFiniteLossError):
+        fresh.fit(X, y * 1e25)
+    assert not hasattr(fresh, "network_")  # a failed first fit leaves it unfitted
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"cell": "transformer"}, r"cell must be one of .*'transformer'"),
+        ({"hidden_size": 0}, r"hidden_size must be an integer >= 1, got 0"),
+        ({"output": "all"}, r"output must be one of"),
+        ({"batch_size": "big"}, r"batch_size must be 'auto' or an integer"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must be a real number in \(0.0"),
+        ({"dtype": "float16"}, r"dtype must be 'float32' or 'float64'"),
+        ({"clip_norm": -1}, r"clip_norm must be"),
+    ],
+)
+def test_bad_parameters_name_argument_value_and_fix(params, match):
+    X, y = _data()
+    with pytest.raises(ValueError, match=match):
+        RNNRegressor(**params).fit(X, y)
+
+
+def test_bad_input_messages():
+    X, y = _data()
+    est = RNNRegressor(cell="gru", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="2 were expected"):
+        est.predict(X[:, :, :1].repeat(3, axis=2))
+    Xn = X.copy()
+    Xn[0, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf inside a sequence"):
+        est.predict(Xn)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        RNNRegressor(**FAST).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="output='sequence'"):
+        RNNRegressor(output="sequence", **FAST).fit(X, y)
