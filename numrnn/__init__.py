@@ -14,10 +14,18 @@ _LAZY = {
     "RNNRegressor": "numrnn.estimators",
     "RNNClassifier": "numrnn.estimators",
     "NonFiniteLossError": "numrnn.estimators",
+    "RNNForecaster": "numrnn.forecasting",
     "nn": "numrnn.nn",
 }
 
-__all__ = ["NonFiniteLossError", "RNNClassifier", "RNNRegressor", "__version__", "nn"]
+__all__ = [
+    "NonFiniteLossError",
+    "RNNClassifier",
+    "RNNForecaster",
+    "RNNRegressor",
+    "__version__",
+    "nn",
+]
 
 
 def __getattr__(name: str):

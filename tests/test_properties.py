@@ -79,7 +79,7 @@ def test_outputs_finite_and_padding_invariant(case):
     for i, s in enumerate(seqs):
         o1, st1 = net.forward(s[None], requires_grad=False)
         np.testing.assert_allclose(o1[0], out[i, : len(s)], **tol)
-        for a, b in zip(_state_parts(st1), _state_parts(state)):
+        for a, b in zip(_state_parts(st1), _state_parts(state), strict=True):
             np.testing.assert_allclose(a[:, 0], b[:, i], **tol)
 
 
@@ -161,12 +161,12 @@ def test_estimator_deterministic_and_round_trips(case, tmp_path):
     assert a.loss_curve_ == b.loss_curve_ and np.isfinite(a.loss_curve_).all()
     pa = a.predict_proba(X) if classify else a.predict(X)
     pb = b.predict_proba(X) if classify else b.predict(X)
-    for u, v in zip(pa, pb):  # same seed, same data: the same bits
+    for u, v in zip(pa, pb, strict=True):  # same seed, same data: the same bits
         np.testing.assert_array_equal(u, v)
     path = tmp_path / f"m{seed}.npz"
     save(a, path)
     c = load(path)
     pc = c.predict_proba(X) if classify else c.predict(X)
-    for u, v in zip(pa, pc):
+    for u, v in zip(pa, pc, strict=True):
         np.testing.assert_array_equal(u, v)
     assert c.get_params() == a.get_params() and c.loss_curve_ == a.loss_curve_
