@@ -40,7 +40,13 @@ import time
 import warnings
 from contextlib import contextmanager
 
-__all__ = ["blas_threads", "single_thread_env", "warm_up", "worker_plugin"]
+__all__ = [
+    "blas_threads",
+    "kernel_cache_stats",
+    "single_thread_env",
+    "warm_up",
+    "worker_plugin",
+]
 
 
 @contextmanager
@@ -106,6 +112,33 @@ def warm_up(cell="lstm", dtype="float32", **forecaster_params):
         warnings.simplefilter("ignore")
         RNNForecaster(**params).fit(y).predict(2)
     return time.perf_counter() - t0
+
+
+def kernel_cache_stats():
+    """Compile-cache use of numrnn's CPU kernels in this process.
+
+    Returns ``{'cache_dir': str, 'hits': int, 'misses': int, 'compiled': [names]}``: *hits*
+    are specialisations loaded from the on-disk cache, *misses* ones that had to be compiled
+    (a cold or unwritable cache). ``client.run(kernel_cache_stats)`` shows it per worker.
+    """
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    hits = misses = 0
+    compiled, cache_dir = [], None
+    for mod in ("common", "rnn", "lstm", "gru"):
+        m = importlib.import_module(f"numrnn.kernels.cpu.{mod}")
+        for name, obj in vars(m).items():
+            if not isinstance(obj, CPUDispatcher) or obj.__module__ != m.__name__:
+                continue
+            st = obj.stats
+            cache_dir = cache_dir or st.cache_path
+            hits += sum(st.cache_hits.values())
+            misses += sum(st.cache_misses.values())
+            if st.cache_misses:
+                compiled.append(f"{mod}.{name}")
+    return {"cache_dir": cache_dir, "hits": hits, "misses": misses, "compiled": compiled}
 
 
 def _cap_threads(threads):
