@@ -276,7 +276,10 @@ def _forecast(args):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f.fit(y)
+        try:
+            f.fit(y)
+        except ValueError as exc:  # validation messages name the problem and the fix
+            raise CLIError(str(exc)) from None
     print(f"Fitted {args.cell.upper()} forecaster (window={window}, {args.strategy}) on {n} "
           f"values in {time.perf_counter() - t0:.1f}s; final training loss "
           f"{f.loss_curve_[-1]:.3g}.", file=sys.stderr)
@@ -290,7 +293,7 @@ def _forecast(args):
         vals = p.to_numpy()
     else:
         idx, idx_name, vals = [str(i) for i in range(1, args.horizon + 1)], "step", p
-    lines = [f"{idx_name},{args.column}"] + [f"{i},{v:.6g}" for i, v in zip(idx, vals)]
+    lines = [f"{idx_name},{args.column}"] + [f"{i},{v:.6g}" for i, v in zip(idx, vals, strict=True)]
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")

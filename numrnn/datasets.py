@@ -7,7 +7,7 @@
   features), the small cousin of "MNIST read row by row";
 * :func:`load_text`, :func:`char_sequences` — a short text and its one-hot character windows
   for a character language model;
-* :func:`load_stock_prices` — a real series: monthly closing prices 1990-2010 (IBM, AAPL,
+* :func:`load_stock_prices` — a real series: monthly closing prices 1990-2022 (IBM, AAPL,
   MSFT, ..., S&P 500) from the sample data that *matplotlib* ships (needs the ``plot``
   extra). Neither scikit-learn nor SciPy ships a real time series offline
   (``scipy.datasets`` downloads on first use), so :func:`seasonal_series` is the fallback.
@@ -173,7 +173,7 @@ def char_sequences(text=None, seq_len=40, stride=1):
 
 
 def load_stock_prices(column="^GSPC", *, as_frame=True):
-    """A real series: monthly closing prices 1990-2010 shipped with matplotlib.
+    """A real series: monthly closing prices 1990-2022 shipped with matplotlib.
 
     matplotlib's ``sample_data/Stocks.csv`` (source: Yahoo Finance) holds IBM, AAPL, MSFT,
     XRX, AMZN, DELL, GOOGL, ADBE, the S&P 500 (``'^GSPC'``) and the NASDAQ composite

@@ -209,7 +209,7 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
         Target columns (1 for a 1-D series).
     n_exog_ : int
         Exogenous feature columns (0 without ``X``).
-    mean_, scale_ : ndarray of shape (n_series_ + n_exog_,)
+    mean_, scale_ : ndarray of shape ``(n_series_ + n_exog_,)``
         Scaling statistics (0 and 1 with ``scale=False``).
 
     Notes

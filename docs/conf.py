@@ -1,0 +1,37 @@
+"""Sphinx configuration: ``python -m sphinx -W -b html docs docs/_build/html``."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(".."))
+
+project = "numrnn"
+author = "numrnn developers"
+copyright = "numrnn developers"
+release = "0.1.0"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_validation_checks = set()
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+templates_path = []
+nitpicky = False
+
+
+def _skip_metadata_requests(app, what, name, obj, skip, options):
+    # scikit-learn generates set_*_request methods on every estimator; they are not ours
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_requests)
