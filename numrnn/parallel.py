@@ -1,0 +1,186 @@
+"""Running numrnn on many cores or machines: thread settings, worker set-up, compile cache.
+
+Nothing here imports :mod:`dask` or :mod:`distributed` at module level; they are an optional
+extra (``pip install 'numrnn[dask]'``). See ``docs/dask.rst``.
+
+Threads
+-------
+A numrnn fit is single-threaded by design for the sizes that forecasting uses: the kernels
+run no ``prange`` (so Numba's own thread pool is idle) and the estimators hold BLAS to one
+thread around the time loop. Parallelism therefore comes from running *many fits at once*,
+one per core. Three thread pools could fight for those cores:
+
+* Dask's worker threads (``threads_per_worker``; the parallelism we want),
+* the BLAS pools (NumPy's and SciPy's OpenBLAS, or MKL),
+* Numba's threading layer (``NUMBA_NUM_THREADS``; only used by ``parallel=True`` code).
+
+The rule: ``n_workers * threads_per_worker == cores`` and every other pool at one thread.
+:func:`single_thread_env` gives the environment for spawned worker processes (a Nanny applies
+it before the interpreter starts, which is the only moment ``NUMBA_NUM_THREADS`` and the
+OpenBLAS variables are read); :class:`NumrnnWorkerPlugin` (via :func:`worker_plugin`) also
+caps already-loaded BLAS libraries in a running worker with threadpoolctl, and each task of
+:func:`numrnn.forecasting.fit_many_series` runs under :func:`blas_threads` ``(1)``.
+
+Compile cache
+-------------
+Kernels are compiled with ``cache=True``: the machine code is written next to the source
+(``numrnn/kernels/cpu/__pycache__``) or, when that directory is not writable, under
+``NUMBA_CACHE_DIR``. A worker process then *loads* kernels (about a second for the first
+task, once per process) instead of compiling them (about ten seconds). Workers on the same
+machine share the cache; on a cluster, point ``NUMBA_CACHE_DIR`` at a directory on each
+node's local disk (or bake a warmed cache into the container image) and call
+:func:`warm_up` once per worker (``client.run(warm_up)`` or the plugin's ``warm_up=True``)
+so the first real task is not the one paying.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from contextlib import contextmanager
+
+__all__ = [
+    "blas_threads",
+    "kernel_cache_stats",
+    "single_thread_env",
+    "warm_up",
+    "worker_plugin",
+]
+
+
+@contextmanager
+def blas_threads(n):
+    """Run the block with ``n`` BLAS threads (None: unchanged).
+
+    Uses :func:`numrnn._threads.blas_threads` (the package's BLAS policy) when present,
+    otherwise threadpoolctl directly.
+    """
+    try:
+        from numrnn._threads import blas_threads as _policy
+    except ImportError:
+        _policy = None
+    if _policy is not None:
+        with _policy(n):
+            yield
+        return
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
+
+
+def single_thread_env(threads=1):
+    """Environment for a spawned worker process whose tasks each use ``threads`` threads.
+
+    Pass it to ``distributed.LocalCluster(env=...)``, ``dask-worker`` (export it) or a
+    ``Nanny(env=...)``. The Nanny already sets the BLAS/OpenMP variables to 1 by default
+    (``distributed.nanny.pre-spawn-environ``); this adds ``NUMBA_NUM_THREADS`` and makes the
+    choice explicit.
+    """
+    t = str(int(threads))
+    return {
+        "OMP_NUM_THREADS": t,
+        "OPENBLAS_NUM_THREADS": t,
+        "MKL_NUM_THREADS": t,
+        "BLIS_NUM_THREADS": t,
+        "VECLIB_MAXIMUM_THREADS": t,
+        "NUMBA_NUM_THREADS": t,
+    }
+
+
+def warm_up(cell="lstm", dtype="float32", **forecaster_params):
+    """Fit and predict with a tiny :class:`~numrnn.forecasting.RNNForecaster` in this process.
+
+    Loads (or, on a cold cache, compiles) the kernels that a forecaster with these parameters
+    uses, so a later task does not pay for it. Returns the seconds it took. Use
+    ``client.run(warm_up, cell='gru')`` to warm every worker of a dask cluster.
+    """
+    import numpy as np
+
+    from numrnn.forecasting import RNNForecaster
+
+    t0 = time.perf_counter()
+    params = dict(window=4, hidden_size=2, max_iter=1, random_state=0)
+    params.update(forecaster_params)
+    params.update(cell=cell, dtype=dtype)
+    y = np.sin(np.arange(4 * params["window"] + 8, dtype=np.float64))
+    with warnings.catch_warnings(), blas_threads(1):
+        warnings.simplefilter("ignore")
+        RNNForecaster(**params).fit(y).predict(2)
+    return time.perf_counter() - t0
+
+
+def kernel_cache_stats():
+    """Compile-cache use of numrnn's CPU kernels in this process.
+
+    Returns ``{'cache_dir': str, 'hits': int, 'misses': int, 'compiled': [names]}``: *hits*
+    are specialisations loaded from the on-disk cache, *misses* ones that had to be compiled
+    (a cold or unwritable cache). ``client.run(kernel_cache_stats)`` shows it per worker.
+    """
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    hits = misses = 0
+    compiled, cache_dir = [], None
+    for mod in ("common", "rnn", "lstm", "gru"):
+        m = importlib.import_module(f"numrnn.kernels.cpu.{mod}")
+        for name, obj in vars(m).items():
+            if not isinstance(obj, CPUDispatcher) or obj.__module__ != m.__name__:
+                continue
+            st = obj.stats
+            cache_dir = cache_dir or st.cache_path
+            hits += sum(st.cache_hits.values())
+            misses += sum(st.cache_misses.values())
+            if st.cache_misses:
+                compiled.append(f"{mod}.{name}")
+    return {"cache_dir": cache_dir, "hits": hits, "misses": misses, "compiled": compiled}
+
+
+def _cap_threads(threads):
+    """Cap BLAS/OpenMP pools and Numba's threading layer in this process."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(threads))  # global: stays in force for the process
+    try:
+        import numba
+
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    except Exception:  # pragma: no cover - a threading layer that cannot start
+        pass
+
+
+def worker_plugin(threads=1, warm_up_params=None):
+    """A ``distributed.WorkerPlugin`` that caps thread pools and optionally warms kernels.
+
+    Register it once per client: ``client.register_plugin(worker_plugin())``; it runs on
+    every current worker and on every worker that joins later (including a restarted one).
+
+    Parameters
+    ----------
+    threads : int, default=1
+        BLAS/OpenMP/Numba threads per worker process (use 1 with one Dask thread per core).
+    warm_up_params : dict, optional
+        When given, :func:`warm_up` ``(**warm_up_params)`` runs at worker set-up, so the
+        compile-cache load happens before the first task.
+    """
+    from distributed import WorkerPlugin
+
+    class NumrnnWorkerPlugin(WorkerPlugin):
+        name = "numrnn-threads"
+
+        def __init__(self, threads, warm_up_params):
+            self.threads = int(threads)
+            self.warm_up_params = warm_up_params
+
+        def setup(self, worker):
+            os.environ["NUMBA_NUM_THREADS"] = str(self.threads)  # for subprocesses
+            _cap_threads(self.threads)
+            if self.warm_up_params is not None:
+                worker.numrnn_warm_up_s = warm_up(**self.warm_up_params)
+
+    return NumrnnWorkerPlugin(threads, warm_up_params)
