@@ -38,7 +38,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from contextlib import contextmanager
+
+from numrnn._threads import blas_threads
 
 __all__ = [
     "blas_threads",
@@ -47,30 +48,6 @@ __all__ = [
     "warm_up",
     "worker_plugin",
 ]
-
-
-@contextmanager
-def blas_threads(n):
-    """Run the block with ``n`` BLAS threads (None: unchanged).
-
-    Uses :func:`numrnn._threads.blas_threads` (the package's BLAS policy) when present,
-    otherwise threadpoolctl directly.
-    """
-    try:
-        from numrnn._threads import blas_threads as _policy
-    except ImportError:
-        _policy = None
-    if _policy is not None:
-        with _policy(n):
-            yield
-        return
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=int(n), user_api="blas"):
-        yield
 
 
 def single_thread_env(threads=1):
