@@ -253,8 +253,15 @@ step()
 t3 = time.perf_counter()
 step()
 t4 = time.perf_counter()
-import resource
-print("RESULT", t1 - t0, t3 - t2, t4 - t3, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child would report
+# its parent's peak (the benchmark driver's), not its own.
+try:
+    with open("/proc/self/status") as f:
+        peak = [int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")][0]
+except (OSError, IndexError):
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("RESULT", t1 - t0, t3 - t2, t4 - t3, peak)
 """
 
 
