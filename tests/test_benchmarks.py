@@ -1,0 +1,111 @@
+"""The benchmark tools must not rot: FLOP formula, config table, and a tiny compare run."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # `pytest` (not `python -m pytest`) does not put the root on sys.path
+    sys.path.insert(0, ROOT)
+
+from benchmarks.common import (  # noqa: E402
+    CONFIGS,
+    GATES,
+    forward_flops,
+    layer_input_sizes,
+    param_count,
+    theoretical_train_bytes,
+    train_flops,
+)
+
+
+def test_config_table_matches_design():
+    # DESIGN §5: name -> (B, T, I, H, L)
+    expected = {
+        "tiny": (1, 100, 1, 16, 1),
+        "small": (32, 50, 1, 32, 1),
+        "digits": (64, 28, 28, 128, 1),
+        "medium": (64, 100, 8, 128, 2),
+        "bidir": (64, 200, 20, 128, 3),
+        "large": (128, 200, 32, 512, 1),
+        "long": (16, 1000, 4, 64, 1),
+    }
+    assert list(CONFIGS) == list(expected)
+    for name, shape in expected.items():
+        c = CONFIGS[name]
+        assert (c.B, c.T, c.I, c.H, c.L) == shape
+        assert c.bidirectional == (name == "bidir")
+    assert GATES == {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def test_flop_formula():
+    # One layer, one direction: 6*G*B*H*(I+H)*T.
+    c = CONFIGS["large"]
+    assert train_flops("lstm", c) == 6 * 4 * 128 * 512 * (32 + 512) * 200
+    assert train_flops("rnn", c) * 4 == train_flops("lstm", c)
+    assert forward_flops("gru", c) * 3 == train_flops("gru", c)
+    # Stacked: the second layer's input is H wide.
+    m = CONFIGS["medium"]
+    assert layer_input_sizes(m) == [8, 128]
+    assert train_flops("gru", m) == 6 * 3 * 64 * 128 * 100 * ((8 + 128) + (128 + 128))
+    # Bidirectional, 3 layers: two directions each, inputs I then 2H.
+    b = CONFIGS["bidir"]
+    assert layer_input_sizes(b) == [20, 256, 256]
+    assert train_flops("rnn", b) == 2 * 6 * 64 * 128 * 200 * ((20 + 128) + 2 * (256 + 128))
+
+
+def test_param_count_and_memory_match_the_network():
+    pytest.importorskip("numba")
+    from benchmarks.common import make_network
+
+    for cell in GATES:
+        for name in ("tiny", "medium", "bidir"):
+            cfg = CONFIGS[name]
+            net = make_network(cell, cfg)
+            n = sum(p.size for p in net.parameters().values())
+            assert param_count(cell, cfg) == n + cfg.D * cfg.H + 1  # + head
+            need = theoretical_train_bytes(cell, cfg)
+            assert need["total"] == need["activations"] + need["params"] + need["data"]
+            assert need["params"] == 4 * 4 * param_count(cell, cfg)
+
+
+def test_compare_torch_prints_the_table():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "compare_torch.py"),
+            "--configs",
+            "tiny",
+            "--cells",
+            "rnn",
+            "--repeat",
+            "2",
+            "--no-startup",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("config"))
+    for col in ("train ms", "torch ms", "GFLOP/s", "%sgemm", "fwd ms", "mem MB", "need MB"):
+        assert col in header
+    row = next(line for line in lines if line.startswith("tiny"))
+    assert row.split()[:2] == ["tiny", "rnn"]
+    assert float(row.split()[2]) > 0  # numrnn's training step time in ms
+    assert "sgemm GFLOP/s" in res.stdout
+
+
+def test_startup_subprocess_reports_times():
+    # Numba's default cache (filled by the tests above): the warm path, quick.
+    from benchmarks.common import startup_in_subprocess
+
+    r = startup_in_subprocess("rnn", None)
+    assert set(r) == {"import", "first", "second", "maxrss_kib"}
+    assert r["import"] > 0 and r["first"] > 0 and r["second"] > 0 and r["maxrss_kib"] > 0
