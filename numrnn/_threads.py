@@ -1,10 +1,13 @@
 """BLAS thread policy around the time loop: decided here, in one place (DESIGN §4).
 
 Numba's ``np.dot`` calls SciPy's OpenBLAS and NumPy's ``@`` its own: two pools whose
-threads spin after every call. Around a time loop of small per-step GEMMs they starve each
-other and the kernel's own single-threaded code (measured here: the sine example ran 4-7x
-faster with one BLAS thread). Large recurrent GEMMs still gain from every core, so the
-choice depends on the per-step work.
+threads spin after every call. Measured on these 2-core machines:
+
+- small per-step GEMMs (the tiny/small/long configurations) gain nothing from a second
+  thread, and on a loaded machine the spinning threads starve everything else (the sine
+  example ran 4-7x faster, an estimator step 50x, with one thread);
+- from about a million multiply-adds per step (digits, medium, large) a quiet machine runs
+  1.6-1.7x faster with both threads.
 
 ``NUMRNN_BLAS_THREADS`` overrides the policy (an integer, or ``default`` to leave BLAS alone).
 """
@@ -14,8 +17,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-#: Below this many multiply-adds per step (B * G*H * H), one BLAS thread is faster.
-SINGLE_THREAD_BELOW = 1 << 23
+#: Below this many multiply-adds per step (B * G*H * H), use one BLAS thread.
+SINGLE_THREAD_BELOW = 1 << 19
 
 _blas_controllers: list | None = None
 
