@@ -52,6 +52,37 @@ def test_packed_matmul_rows_do_not_depend_on_the_split(dtype, rng):
         assert np.array_equal(part, full[r0:r1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (7, 3, 5), (13, 300, 33), (50, 700, 64)])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_matches_numpy(dtype, M, K, N, transpose_a, transpose_b, accumulate, rng):
+    """Strided (transposed) operands, K over several packed blocks, partial panels."""
+    a = rng.standard_normal((K, M) if transpose_a else (M, K)).astype(dtype)
+    a = a.T if transpose_a else a
+    b = rng.standard_normal((N, K) if transpose_b else (K, N)).astype(dtype)
+    b = b.T if transpose_b else b
+    c0 = rng.standard_normal((M, N)).astype(dtype)
+    c = c0.copy()
+    gemm.matmul(a, b, c, accumulate)
+    exact = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
+    tol = 3e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(c, exact, rtol=tol, atol=tol * np.sqrt(K) * 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_rows_do_not_depend_on_the_split(dtype, rng):
+    a = rng.standard_normal((600, 251)).astype(dtype).T  # (251, 600), strided
+    b = rng.standard_normal((600, 45)).astype(dtype)
+    full = np.empty((251, 45), dtype=dtype)
+    gemm.matmul(a, b, full, False)
+    split = np.empty_like(full)
+    for r0, r1 in [(0, 7), (7, 100), (100, 251)]:
+        gemm.matmul_rows(a, b, split, False, r0, r1)
+    assert np.array_equal(split, full)
+
+
 def test_packed_stacked_is_the_concatenation(rng):
     w_ih = rng.standard_normal((12, 5)).astype(np.float32)
     w_hh = rng.standard_normal((12, 3)).astype(np.float32)

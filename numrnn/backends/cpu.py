@@ -98,7 +98,8 @@ class CPUBackend:
             aux = np.empty((T, B, H), dtype=dt)
             after = options["reset_after"]
             threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
-            K.gru_input_projection(x, p["w_ih"], p["b_ih"], p["b_hh"], after, gates)
+            bias = K.gru_input_bias(p["b_ih"], p["b_hh"], after)
+            run_row_ranges(K.input_projection_rows, (x, p["w_ih"], bias, gates), T * B, threads)
             w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
             args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
             run_row_ranges(K.gru_forward_rows, args, B, threads)
@@ -119,12 +120,12 @@ class CPUBackend:
 
         ``grads`` has the keys of ``p``. The cache's gate buffer is consumed.
         """
-        x, dt = cache.x, cache.x.dtype
+        x = cache.x
         T, B, I = x.shape
         H = cache.h0.shape[1]
         G = {"lstm": 4, "gru": 3}.get(cell, 1)
         threads = loop_threads(B, T * B * G * H * (I + H))
-        dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1), dtype=dt)
+        dx = np.empty_like(x) if need_dx else None
         g = {k: np.empty_like(v) for k, v in p.items()}
         dh0 = np.empty_like(cache.h0)
         dc0 = None
@@ -135,10 +136,9 @@ class CPUBackend:
                 cache.gates, d_out, dh_n, dc_n, dh0, dc0,
             )  # fmt: skip
             run_row_ranges(K.lstm_backward_rows, args, B, threads)
-            K.lstm_weight_gradients(
-                x, p["w_ih"], cache.h0, cache.c0, cache.out, cache.cells, cache.gates,
-                need_dx, dx, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], g["w_peep"],
-            )  # fmt: skip
+            K.peephole_gradients(cache.c0, cache.cells, cache.gates, g["w_peep"])
+            args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
+            run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
         elif cell == "gru":
             after = options["reset_after"]
             d_rec = K.gru_recurrent_gradient_buffer(cache.out, after)
@@ -148,17 +148,19 @@ class CPUBackend:
                 d_out, dh_n, d_rec, dh0,
             )  # fmt: skip
             run_row_ranges(K.gru_backward_rows, args, B, threads)
-            K.gru_weight_gradients(
-                x, p["w_ih"], cache.h0, after, cache.out, cache.gates, cache.cells, d_rec,
-                need_dx, dx, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"],
+            args = (
+                x, cache.h0, after, cache.out, cache.gates, cache.cells, d_rec, g["w_ih"],
+                g["w_hh"], g["b_ih"], g["b_hh"],
             )  # fmt: skip
+            run_row_ranges(K.gru_weight_gradient_rows, args, 3 * H, threads)
         else:
             relu = options["nonlinearity"] == "relu"
             d_pre = np.empty_like(cache.out)
             args = (gemm.packed(p["w_hh"]), cache.lengths, relu, cache.out, d_out, dh_n, d_pre, dh0)
             run_row_ranges(K.rnn_backward_rows, args, B, threads)
-            K.rnn_weight_gradients(
-                x, p["w_ih"], cache.h0, cache.out, d_pre, need_dx, dx,
-                g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"],
-            )  # fmt: skip
-        return (dx if need_dx else None), g, dh0, dc0
+            args = (x, cache.h0, cache.out, d_pre, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
+            run_row_ranges(K.rnn_weight_gradient_rows, args, H, threads)
+        if need_dx:
+            d_gates = d_pre if cell == "rnn" else cache.gates
+            run_row_ranges(K.input_gradient_rows, (d_gates, p["w_ih"], dx), T * B, threads)
+        return dx, g, dh0, dc0

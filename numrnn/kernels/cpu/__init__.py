@@ -13,33 +13,46 @@ A layer call is three parts (see :class:`numrnn.backends.cpu.CPUBackend`): the w
 packed once (:mod:`numrnn.kernels.cpu.gemm`); the time loop, ``*_forward_rows`` /
 ``*_backward_rows``, over a range of batch rows ``b0..b1`` — rows are independent through
 time, so ranges run in threads with no synchronization per step, and a row's arithmetic is
-the same whatever range holds it; and, after BPTT, ``*_weight_gradients``, the hoisted GEMMs.
+the same whatever range holds it; and, after BPTT, ``*_weight_gradient_rows`` and ``input_gradient_rows``, the hoisted
+GEMMs, split by output rows the same way.
 """
 
-from numrnn.kernels.cpu.common import reverse_padded
+from numrnn.kernels.cpu.common import (
+    input_gradient_rows,
+    input_projection_rows,
+    reverse_padded,
+)
 from numrnn.kernels.cpu.gru import (
     gru_backward_rows,
     gru_forward_rows,
-    gru_input_projection,
+    gru_input_bias,
     gru_packed_weights,
     gru_recurrent_gradient_buffer,
-    gru_weight_gradients,
+    gru_weight_gradient_rows,
 )
-from numrnn.kernels.cpu.lstm import lstm_backward_rows, lstm_forward_rows, lstm_weight_gradients
-from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradients
+from numrnn.kernels.cpu.lstm import (
+    lstm_backward_rows,
+    lstm_forward_rows,
+    lstm_weight_gradient_rows,
+    peephole_gradients,
+)
+from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
 
 __all__ = [
     "gru_backward_rows",
     "gru_forward_rows",
-    "gru_input_projection",
+    "gru_input_bias",
     "gru_packed_weights",
     "gru_recurrent_gradient_buffer",
-    "gru_weight_gradients",
+    "gru_weight_gradient_rows",
+    "input_gradient_rows",
+    "input_projection_rows",
     "lstm_backward_rows",
     "lstm_forward_rows",
-    "lstm_weight_gradients",
+    "lstm_weight_gradient_rows",
+    "peephole_gradients",
     "reverse_padded",
     "rnn_backward_rows",
     "rnn_forward_rows",
-    "rnn_weight_gradients",
+    "rnn_weight_gradient_rows",
 ]

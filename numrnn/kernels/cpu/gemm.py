@@ -48,15 +48,19 @@ NR64 = _NVEC * _VECTOR_BYTES // 8
 
 
 def _make_microkernel(mr: int):
-    """``C[r, 0:NR] (+)= sum_k A[r, k] * Bp[k, 0:NR]`` for ``mr`` rows, as one intrinsic."""
+    """``C[r, 0:NR] (+)= sum_k A[r, k] * Bp[k, 0:NR]`` for ``mr`` rows, as one intrinsic.
+
+    ``A`` is addressed with element strides (``a_rs``, ``a_cs``), so transposed views need
+    no copy; ``Bp`` is one packed panel; with ``accumulate`` the block is added to ``C``.
+    """
 
     @intrinsic
-    def microkernel(typingctx, a, a_off, lda, b, b_off, k, c, c_off, ldc):
-        sig = types.void(a, a_off, lda, b, b_off, k, c, c_off, ldc)
+    def microkernel(typingctx, a, a_off, a_rs, a_cs, b, b_off, k, c, c_off, ldc, accumulate):
+        sig = types.void(a, a_off, a_rs, a_cs, b, b_off, k, c, c_off, ldc, accumulate)
         dtype = a.dtype
 
         def codegen(context, builder, sig, args):
-            a_, a_off, lda, b_, b_off, k, c_, c_off, ldc = args
+            a_, a_off, a_rs, a_cs, b_, b_off, k, c_, c_off, ldc, accumulate = args
             lanes = _VECTOR_BYTES * 8 // dtype.bitwidth
             nr = lanes * _NVEC
             fty = context.get_value_type(dtype)
@@ -71,10 +75,10 @@ def _make_microkernel(mr: int):
                 context.make_array(sig.args[0])(context, builder, a_).data, [a_off]
             )
             b_base = builder.gep(
-                context.make_array(sig.args[3])(context, builder, b_).data, [b_off]
+                context.make_array(sig.args[4])(context, builder, b_).data, [b_off]
             )
             c_base = builder.gep(
-                context.make_array(sig.args[6])(context, builder, c_).data, [c_off]
+                context.make_array(sig.args[7])(context, builder, c_).data, [c_off]
             )
             # Accumulators as allocas: LLVM's mem2reg turns them into registers.
             accs = [[cgutils.alloca_once(builder, vty) for _ in range(_NVEC)] for _ in range(mr)]
@@ -95,19 +99,25 @@ def _make_microkernel(mr: int):
                     for j in range(_NVEC)
                 ]  # fmt: skip
                 for r in range(mr):
-                    offset = builder.add(builder.mul(ir.Constant(i64, r), lda), kk)
+                    offset = builder.add(
+                        builder.mul(ir.Constant(i64, r), a_rs), builder.mul(kk, a_cs)
+                    )
                     aval = builder.load(builder.gep(a_base, [offset]))
                     splat = builder.insert_element(undef, aval, ir.Constant(ir.IntType(32), 0))
                     splat = builder.shuffle_vector(splat, undef, splat_mask)
                     for j in range(_NVEC):
                         acc = builder.load(accs[r][j])
                         builder.store(builder.call(fma, [splat, bvec[j], acc]), accs[r][j])
+            adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
             for r in range(mr):
                 crow = builder.gep(c_base, [builder.mul(ir.Constant(i64, r), ldc)])
                 for j in range(_NVEC):
                     ptr = builder.bitcast(builder.gep(crow, [ir.Constant(i64, j * lanes)]),
                                           vty.as_pointer())  # fmt: skip
-                    builder.store(builder.load(accs[r][j]), ptr, align=dtype.bitwidth // 8)
+                    value = builder.load(accs[r][j])
+                    old = builder.load(ptr, align=dtype.bitwidth // 8)
+                    value = builder.select(adding, builder.fadd(old, value), value)
+                    builder.store(value, ptr, align=dtype.bitwidth // 8)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -119,19 +129,19 @@ _mk1, _mk2, _mk3, _mk4, _mk5, _mk6 = (_make_microkernel(m) for m in range(1, MR 
 
 
 @kernel
-def _row_block(a, a_off, lda, bp, b_off, K, c, c_off, ldc, rows):
+def _row_block(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate, rows):
     if rows == 6:
-        _mk6(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk6(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
     elif rows == 5:
-        _mk5(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk5(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
     elif rows == 4:
-        _mk4(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk4(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
     elif rows == 3:
-        _mk3(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk3(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
     elif rows == 2:
-        _mk2(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk2(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
     else:
-        _mk1(a, a_off, lda, bp, b_off, K, c, c_off, ldc)
+        _mk1(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
 
 
 @kernel
@@ -150,7 +160,7 @@ def packed_matmul(a, bp, c):
         r = 0
         while r < M:
             rows = min(MR, M - r)
-            _row_block(a, r * lda, lda, bp, p * K * NR, K, c, r * ldc + p * NR, ldc, rows)
+            _row_block(a, r * lda, lda, 1, bp, p * K * NR, K, c, r * ldc + p * NR, ldc, False, rows)
             r += rows
 
 
@@ -193,3 +203,66 @@ def padded_width(n, probe):
     """``n`` rounded up to whole panels for ``probe``'s dtype: columns ``C`` must have."""
     NR = NR32 if probe.itemsize == 4 else NR64
     return (n + NR - 1) // NR * NR
+
+
+#: Rows of ``B`` packed at a time by :func:`matmul_rows` (one panel block fills ~32 KB, L1).
+KC32 = 256
+KC64 = 128
+#: Rows of ``A`` per pass over a packed block (an MC x KC block of ``A`` stays in L2).
+MC = 240
+
+
+@kernel
+def matmul_rows(a, b, c, accumulate, r0, r1):
+    """Rows ``r0..r1`` of ``c (+)= a @ b`` for any 2-D ``a`` (M, K) and ``b`` (K, N).
+
+    ``a`` and ``b`` may be strided views (transposes included); ``c`` (M, N) needs unit
+    column stride. ``B`` is packed ``KC`` rows at a time (GotoBLAS blocking); each element
+    of ``c`` sums its ``K`` blocks in one fixed order, so any split of rows between calls
+    or threads gives the same bits.
+    """
+    M, K = a.shape
+    N = b.shape[1]
+    NR = NR32 if a.itemsize == 4 else NR64
+    KC = KC32 if a.itemsize == 4 else KC64
+    P = (N + NR - 1) // NR
+    a_rs = a.strides[0] // a.itemsize
+    a_cs = a.strides[1] // a.itemsize
+    ldc = c.strides[0] // c.itemsize
+    bp = np.empty((P, KC, NR), dtype=a.dtype)
+    edge = np.empty((MR, NR), dtype=a.dtype)
+    if K == 0 and not accumulate:
+        c[r0:r1] = 0.0
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        pack_columns(b[k0 : k0 + kc], bp[:, :kc])
+        adding = accumulate or k0 > 0
+        for i0 in range(r0, r1, MC):
+            i1 = min(i0 + MC, r1)
+            for p in range(P):
+                ncols = min(NR, N - p * NR)
+                r = i0
+                while r < i1:
+                    rows = min(MR, i1 - r)
+                    a_off = r * a_rs + k0 * a_cs
+                    if ncols == NR:
+                        _row_block(a, a_off, a_rs, a_cs, bp, p * KC * NR, kc, c,
+                                   r * ldc + p * NR, ldc, adding, rows)  # fmt: skip
+                    else:
+                        # The last, partial panel: a full block into scratch, then the
+                        # columns that exist.
+                        _row_block(a, a_off, a_rs, a_cs, bp, p * KC * NR, kc, edge, 0, NR,
+                                   False, rows)  # fmt: skip
+                        for i in range(rows):
+                            for j in range(ncols):
+                                if adding:
+                                    c[r + i, p * NR + j] += edge[i, j]
+                                else:
+                                    c[r + i, p * NR + j] = edge[i, j]
+                    r += rows
+
+
+@kernel
+def matmul(a, b, c, accumulate):
+    """``c (+)= a @ b`` (see :func:`matmul_rows`), all rows in this thread."""
+    matmul_rows(a, b, c, accumulate, 0, a.shape[0])

@@ -15,12 +15,10 @@ import numpy as np
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
 from numrnn.kernels.cpu.common import (
-    column_sums,
-    input_gradients,
-    input_projection,
-    recurrent_weight_gradient,
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
 )
-from numrnn.kernels.cpu.gemm import packed, packed_matmul, padded_width
+from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
 
 
 @kernel
@@ -72,15 +70,16 @@ def _backward_row_reset_after(g, dr, ab, hprev, dob, dhb):
 
 
 @kernel
-def gru_input_projection(x, w_ih, b_ih, b_hh, reset_after, gates):
-    """``gates = x W_ih^T + b_ih`` plus the recurrent biases that add outside the reset."""
-    H = w_ih.shape[0] // 3
+def gru_input_bias(b_ih, b_hh, reset_after):
+    """The bias folded into the input projection: ``b_ih`` plus the recurrent biases that
+    add outside the reset (r and z reset after; all of them reset before)."""
+    H = b_ih.shape[0] // 3
     bias = b_ih.copy()
     if reset_after:
         bias[: 2 * H] += b_hh[: 2 * H]
     else:
         bias += b_hh
-    input_projection(x, w_ih, bias, gates)
+    return bias
 
 
 @kernel
@@ -102,7 +101,7 @@ def gru_packed_weights(w_hh, transpose, reset_after):
 def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, h_n, b0, b1):
     """Run one GRU layer in one direction over all steps, for batch rows ``b0..b1``.
 
-    ``gates`` (T, B, 3H) holds the input projection (:func:`gru_input_projection`) on entry
+    ``gates`` (T, B, 3H) holds the input projection (bias :func:`gru_input_bias`) on entry
     and the activated r, z, n on exit; ``aux`` gets what BPTT needs beyond them (module
     docstring); ``out`` (T, B, H) h_t (0 on padding); ``h_n`` the final state. ``w_a``,
     ``w_b`` come from :func:`gru_packed_weights` (``transpose=True``).
@@ -246,23 +245,35 @@ def gru_backward_rows(
 
 
 @kernel
-def gru_weight_gradients(
-    x, w_ih, h0, reset_after, out, gates, aux, d_rec, need_dx, dx, dw_ih, dw_hh, db_ih, db_hh
+def gru_weight_gradient_rows(
+    x, h0, reset_after, out, gates, aux, d_rec, dw_ih, dw_hh, db_ih, db_hh, g0, g1
 ):  # fmt: skip
-    """Everything hoisted after the backward loop: one GEMM or reduction each."""
+    """Gate rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases.
+
+    ``gates`` holds the input-side pre-activation gradients, ``d_rec`` the recurrent side
+    (see :func:`gru_backward_rows`).
+    """
     T, B, _ = x.shape
     H = h0.shape[1]
-    input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih)
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
     if reset_after:
-        recurrent_weight_gradient(h0, out, d_rec, dw_hh)
-        column_sums(d_rec, db_hh)
+        recurrent_weight_gradient_rows(h0, out, d_rec, dw_hh, g0, g1)
+        db_hh[g0:g1] = 0
+        for t in range(T):
+            for b in range(B):
+                for j in range(g0, g1):
+                    db_hh[j] += d_rec[t, b, j]
     else:
-        # r and z blocks see h_{t-1}; the n block sees r*h (kept in aux).
-        recurrent_weight_gradient(h0, out, gates, dw_hh)
-        tmp = np.empty((H, H), dtype=x.dtype)
-        np.dot(d_rec.reshape((T * B, H)).T, aux.reshape((T * B, H)), tmp)
-        dw_hh[2 * H :] = tmp
-        db_hh[:] = db_ih
+        # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
+        if g0 < 2 * H:
+            recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, min(g1, 2 * H))
+        if g1 > 2 * H:
+            n0 = max(g0, 2 * H) - 2 * H
+            n1 = g1 - 2 * H
+            d_n = d_rec.reshape((T * B, H))
+            matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
+                   False)  # fmt: skip
+        db_hh[g0:g1] = db_ih[g0:g1]
 
 
 @kernel

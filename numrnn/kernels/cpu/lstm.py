@@ -12,7 +12,10 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
-from numrnn.kernels.cpu.common import input_gradients, recurrent_weight_gradient
+from numrnn.kernels.cpu.common import (
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
+)
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
 
@@ -124,7 +127,7 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
     """Exact BPTT through one LSTM layer and direction, for batch rows ``b0..b1``.
 
     Reads the forward's ``cells`` and ``gates``; ``gates`` is overwritten with the
-    pre-activation gradients (what :func:`lstm_weight_gradients` then reduces). ``d_out``
+    pre-activation gradients (what :func:`lstm_weight_gradient_rows` then reduces). ``d_out``
     (T, B, H) is the loss gradient w.r.t. the outputs, ``dh_n``/``dc_n`` w.r.t. the final
     state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed`` is
     ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
@@ -173,10 +176,11 @@ def peephole_gradients(c0, cells, d_gates, dw_peep):
 
 
 @kernel
-def lstm_weight_gradients(x, w_ih, h0, c0, out, cells, gates, need_dx, dx, dw_ih, dw_hh,
-                          db_ih, db_hh, dw_peep):  # fmt: skip
-    """Everything hoisted after the backward loop: one GEMM or reduction each."""
-    peephole_gradients(c0, cells, gates, dw_peep)
-    input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih)
-    recurrent_weight_gradient(h0, out, gates, dw_hh)
-    db_hh[:] = db_ih
+def lstm_weight_gradient_rows(x, h0, out, gates, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
+    """Gate rows ``g0..g1`` of the hoisted gradients: ``dW_ih``, ``dW_hh``, the biases.
+
+    ``gates`` holds the pre-activation gradients left by :func:`lstm_backward_rows`.
+    """
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
+    recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
+    db_hh[g0:g1] = db_ih[g0:g1]

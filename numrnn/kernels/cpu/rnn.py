@@ -6,7 +6,10 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import tanh
-from numrnn.kernels.cpu.common import input_gradients, recurrent_weight_gradient
+from numrnn.kernels.cpu.common import (
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
+)
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
 
@@ -86,8 +89,8 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_out, dh_n, d_pre, dh0, 
 
 
 @kernel
-def rnn_weight_gradients(x, w_ih, h0, out, d_pre, need_dx, dx, dw_ih, dw_hh, db_ih, db_hh):
-    """Everything hoisted after the backward loop: one GEMM or reduction each."""
-    input_gradients(x, d_pre, w_ih, need_dx, dx, dw_ih, db_ih)
-    recurrent_weight_gradient(h0, out, d_pre, dw_hh)
-    db_hh[:] = db_ih
+def rnn_weight_gradient_rows(x, h0, out, d_pre, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
+    """Rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases."""
+    input_weight_gradient_rows(x, d_pre, dw_ih, db_ih, g0, g1)
+    recurrent_weight_gradient_rows(h0, out, d_pre, dw_hh, g0, g1)
+    db_hh[g0:g1] = db_ih[g0:g1]
