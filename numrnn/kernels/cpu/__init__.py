@@ -1,4 +1,4 @@
-"""Numba ``@njit`` kernels: one forward and one backward per cell, whole time loop compiled.
+"""Numba ``@njit`` kernels: per cell, a forward and a backward time loop, whole loop compiled.
 
 Conventions shared by every kernel (and mirrored by :mod:`numrnn.kernels.cuda`):
 
@@ -8,19 +8,51 @@ Conventions shared by every kernel (and mirrored by :mod:`numrnn.kernels.cuda`):
   unchanged, the output is 0, and nothing flows back;
 - the caller passes every output and cache buffer; kernels allocate only per-call workspace;
 - backward overwrites the forward's gate cache with the gate gradients (it is read once).
+
+A layer call is three parts (see :class:`numrnn.backends.cpu.CPUBackend`): the weights
+packed once (:mod:`numrnn.kernels.cpu.gemm`); the time loop, ``*_forward_rows`` /
+``*_backward_rows``, over a range of batch rows ``b0..b1`` — rows are independent through
+time, so ranges run in threads with no synchronization per step, and a row's arithmetic is
+the same whatever range holds it; and, after BPTT, ``*_weight_gradient_rows`` and ``input_gradient_rows``, the hoisted
+GEMMs, split by output rows the same way.
 """
 
-from numrnn.kernels.cpu.common import reverse_padded
-from numrnn.kernels.cpu.gru import gru_backward, gru_forward
-from numrnn.kernels.cpu.lstm import lstm_backward, lstm_forward
-from numrnn.kernels.cpu.rnn import rnn_backward, rnn_forward
+from numrnn.kernels.cpu.common import (
+    input_gradient_rows,
+    input_projection_rows,
+    reverse_padded,
+)
+from numrnn.kernels.cpu.gru import (
+    gru_backward_rows,
+    gru_forward_rows,
+    gru_input_bias,
+    gru_packed_weights,
+    gru_recurrent_gradient_buffer,
+    gru_weight_gradient_rows,
+)
+from numrnn.kernels.cpu.lstm import (
+    lstm_backward_rows,
+    lstm_forward_rows,
+    lstm_weight_gradient_rows,
+    peephole_gradients,
+)
+from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
 
 __all__ = [
-    "gru_backward",
-    "gru_forward",
-    "lstm_backward",
-    "lstm_forward",
+    "gru_backward_rows",
+    "gru_forward_rows",
+    "gru_input_bias",
+    "gru_packed_weights",
+    "gru_recurrent_gradient_buffer",
+    "gru_weight_gradient_rows",
+    "input_gradient_rows",
+    "input_projection_rows",
+    "lstm_backward_rows",
+    "lstm_forward_rows",
+    "lstm_weight_gradient_rows",
+    "peephole_gradients",
     "reverse_padded",
-    "rnn_backward",
-    "rnn_forward",
+    "rnn_backward_rows",
+    "rnn_forward_rows",
+    "rnn_weight_gradient_rows",
 ]

@@ -1,67 +1,61 @@
-"""Helpers shared by the CPU kernels: hoisted GEMMs and the padded-sequence reversal."""
+"""Helpers shared by the CPU kernels: the hoisted GEMMs and the padded-sequence reversal.
+
+The hoisted GEMMs take a range of output rows (``r0..r1`` or gate rows ``g0..g1``) so the
+backend can split them between threads; every output element is computed the same way
+whatever range holds it (:func:`numrnn.kernels.cpu.gemm.matmul_rows`).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
 from numrnn._jit import kernel
+from numrnn.kernels.cpu.gemm import matmul, matmul_rows
 
 
 @kernel
-def input_projection(x, w_ih, bias, gates):
-    """``gates[t, b] = x[t, b] @ w_ih.T + bias`` for all steps at once (one GEMM)."""
+def input_projection_rows(x, w_ih, bias, gates, r0, r1):
+    """Rows ``r0..r1`` of ``gates[t, b] = x[t, b] @ w_ih.T + bias`` over flat ``r = t*B + b``."""
     T, B, I = x.shape
     GH = w_ih.shape[0]
     g2 = gates.reshape((T * B, GH))
-    np.dot(x.reshape((T * B, I)), w_ih.T, g2)
-    for r in range(T * B):
+    matmul_rows(x.reshape((T * B, I)), w_ih.T, g2, False, r0, r1)
+    for r in range(r0, r1):
         for j in range(GH):
             g2[r, j] += bias[j]
 
 
 @kernel
-def input_gradients(x, d_gates, w_ih, need_dx, dx, dw_ih, db):
-    """Hoisted after the backward loop: ``dW_ih = dA^T X``, ``db = sum dA``, ``dX = dA W_ih``.
-
-    One GEMM or reduction each over all steps. Rows of padded steps in ``d_gates`` are zero.
-    """
-    T, B, I = x.shape
-    GH = d_gates.shape[2]
-    a2 = d_gates.reshape((T * B, GH))
-    np.dot(a2.T, x.reshape((T * B, I)), dw_ih)
-    db[:] = 0
-    for r in range(T * B):
-        for j in range(GH):
-            db[j] += a2[r, j]
-    if need_dx:
-        np.dot(a2, w_ih, dx.reshape((T * B, I)))
-
-
-@kernel
-def recurrent_weight_gradient(h0, out, d_gates, dw_hh):
-    """``dW_hh = dA[0]^T h0 + dA[1:]^T H[:-1]`` (``H[t-1]`` is ``out[t-1]`` on every valid step)."""
+def input_weight_gradient_rows(x, d_gates, dw_ih, db, g0, g1):
+    """Gate rows ``g0..g1`` of ``dW_ih = dA^T X`` and ``db = sum dA`` (padded rows of dA are 0)."""
     T, B, GH = d_gates.shape
-    H = out.shape[2]
-    np.dot(d_gates[0].T, h0, dw_hh)
-    if T > 1:
-        tmp = np.empty((GH, H), dtype=dw_hh.dtype)
-        np.dot(
-            d_gates[1:].reshape(((T - 1) * B, GH)).T,
-            out[: T - 1].reshape(((T - 1) * B, H)),
-            tmp,
-        )
-        dw_hh += tmp
+    I = x.shape[2]
+    a2 = d_gates.reshape((T * B, GH))
+    matmul(a2[:, g0:g1].T, x.reshape((T * B, I)), dw_ih[g0:g1], False)
+    db[g0:g1] = 0
+    for r in range(T * B):
+        for j in range(g0, g1):
+            db[j] += a2[r, j]
 
 
 @kernel
-def column_sums(a, out):
-    """``out[j] = sum over all leading indices of a[..., j]`` for a (T, B, G) array."""
-    T, B, G = a.shape
-    a2 = a.reshape((T * B, G))
-    out[:] = 0
-    for r in range(T * B):
-        for j in range(G):
-            out[j] += a2[r, j]
+def recurrent_weight_gradient_rows(h0, out, d_gates, dw_hh, g0, g1):
+    """Gate rows ``g0..g1`` of ``dW_hh = dA[0]^T h0 + dA[1:]^T H[:-1]``.
+
+    ``H[t-1]`` is ``out[t-1]`` on every valid step (padding has zero ``dA``).
+    """
+    T, B, _ = d_gates.shape
+    H = out.shape[2]
+    matmul(d_gates[0, :, g0:g1].T, h0, dw_hh[g0:g1], False)
+    if T > 1:
+        rest = d_gates[1:].reshape(((T - 1) * B, d_gates.shape[2]))
+        matmul(rest[:, g0:g1].T, out[: T - 1].reshape(((T - 1) * B, H)), dw_hh[g0:g1], True)
+
+
+@kernel
+def input_gradient_rows(d_gates, w_ih, dx, r0, r1):
+    """Rows ``r0..r1`` (flat ``t*B + b``) of ``dX = dA W_ih``."""
+    T, B, GH = d_gates.shape
+    I = w_ih.shape[1]
+    matmul_rows(d_gates.reshape((T * B, GH)), w_ih, dx.reshape((T * B, I)), False, r0, r1)
 
 
 @kernel

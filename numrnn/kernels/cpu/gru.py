@@ -15,11 +15,10 @@ import numpy as np
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
 from numrnn.kernels.cpu.common import (
-    column_sums,
-    input_gradients,
-    input_projection,
-    recurrent_weight_gradient,
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
 
 
 @kernel
@@ -71,140 +70,162 @@ def _backward_row_reset_after(g, dr, ab, hprev, dob, dhb):
 
 
 @kernel
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after, out, gates, aux, h_n):
-    """Run one GRU layer in one direction over all steps.
-
-    ``gates`` (T, B, 3H) is written with the activated r, z, n and ``aux`` as above;
-    ``out`` (T, B, H) with h_t (0 on padding); ``h_n`` with the final state.
-    """
-    T, B, _ = x.shape
-    H = h0.shape[1]
+def gru_input_bias(b_ih, b_hh, reset_after):
+    """The bias folded into the input projection: ``b_ih`` plus the recurrent biases that
+    add outside the reset (r and z reset after; all of them reset before)."""
+    H = b_ih.shape[0] // 3
     bias = b_ih.copy()
     if reset_after:
         bias[: 2 * H] += b_hh[: 2 * H]
     else:
         bias += b_hh
-    input_projection(x, w_ih, bias, gates)
-    h = h0.copy()
+    return bias
+
+
+@kernel
+def gru_packed_weights(w_hh, transpose, reset_after):
+    """The packed recurrent matrices: ``(W_hh, W_hh)`` reset after, ``(W_rz, W_n)`` before.
+
+    ``transpose`` packs ``W^T`` (the forward's ``h @ W^T``), else ``W`` (BPTT's ``dA @ W``).
+    """
+    H = w_hh.shape[1]
+    if reset_after:
+        w = packed(w_hh.T) if transpose else packed(w_hh)
+        return w, w
+    if transpose:
+        return packed(w_hh[: 2 * H].T), packed(w_hh[2 * H :].T)
+    return packed(w_hh[: 2 * H]), packed(w_hh[2 * H :])
+
+
+@kernel
+def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, h_n, b0, b1):
+    """Run one GRU layer in one direction over all steps, for batch rows ``b0..b1``.
+
+    ``gates`` (T, B, 3H) holds the input projection (bias :func:`gru_input_bias`) on entry
+    and the activated r, z, n on exit; ``aux`` gets what BPTT needs beyond them (module
+    docstring); ``out`` (T, B, H) h_t (0 on padding); ``h_n`` the final state. ``w_a``,
+    ``w_b`` come from :func:`gru_packed_weights` (``transpose=True``).
+    """
+    T = gates.shape[0]
+    H = h0.shape[1]
+    n = b1 - b0
+    h = h0[b0:b1].copy()
     if reset_after:
         b_hn = b_hh[2 * H :]
-        hproj = np.empty((B, 3 * H), dtype=x.dtype)
+        hproj = np.empty((n, padded_width(3 * H, h0)), dtype=h0.dtype)
         for t in range(T):
-            np.dot(h, w_hh.T, hproj)
-            for b in range(B):
+            packed_matmul(h, w_a, hproj)
+            for i in range(n):
+                b = b0 + i
                 if t < lengths[b]:
                     _forward_row_reset_after(
-                        gates[t, b], hproj[b], b_hn, aux[t, b], h[b], out[t, b]
+                        gates[t, b], hproj[i], b_hn, aux[t, b], h[i], out[t, b]
                     )
                 else:
                     out[t, b, :] = 0.0
     else:
-        w_rz = w_hh[: 2 * H]
-        w_n = w_hh[2 * H :]
-        hrz = np.empty((B, 2 * H), dtype=x.dtype)
-        rh = np.zeros((B, H), dtype=x.dtype)
-        hn = np.empty((B, H), dtype=x.dtype)
+        hrz = np.empty((n, padded_width(2 * H, h0)), dtype=h0.dtype)
+        rh = np.zeros((n, H), dtype=h0.dtype)
+        hn = np.empty((n, padded_width(H, h0)), dtype=h0.dtype)
         for t in range(T):
-            np.dot(h, w_rz.T, hrz)
-            for b in range(B):
-                if t < lengths[b]:
-                    g = gates[t, b]
-                    hp = hrz[b]
-                    hb = h[b]
-                    rb = rh[b]
+            packed_matmul(h, w_a, hrz)
+            for i in range(n):
+                if t < lengths[b0 + i]:
+                    g = gates[t, b0 + i]
+                    hp = hrz[i]
+                    hb = h[i]
+                    rb = rh[i]
                     for j in range(H):
                         r = sigmoid(g[j] + hp[j])
                         g[j] = r
                         g[H + j] = sigmoid(g[H + j] + hp[H + j])
                         rb[j] = r * hb[j]
-            np.dot(rh, w_n.T, hn)
-            for b in range(B):
+            packed_matmul(rh, w_b, hn)
+            for i in range(n):
+                b = b0 + i
                 ob = out[t, b]
                 ab = aux[t, b]
                 if t < lengths[b]:
                     g = gates[t, b]
-                    hb = h[b]
-                    rb = rh[b]
-                    hnb = hn[b]
+                    hb = h[i]
+                    rb = rh[i]
+                    hnb = hn[i]
                     for j in range(H):
                         z = g[H + j]
-                        n = tanh(g[2 * H + j] + hnb[j])
-                        v = (1.0 - z) * n + z * hb[j]
-                        g[2 * H + j] = n
+                        nn = tanh(g[2 * H + j] + hnb[j])
+                        v = (1.0 - z) * nn + z * hb[j]
+                        g[2 * H + j] = nn
                         ab[j] = rb[j]
                         hb[j] = v
                         ob[j] = v
                 else:
                     ob[:] = 0.0
                     ab[:] = 0.0
-    h_n[:] = h
+    h_n[b0:b1] = h
 
 
 @kernel
-def gru_backward(
-    x, w_ih, w_hh, h0, lengths, reset_after, out, gates, aux, d_out, dh_n,
-    need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dh0,
+def gru_backward_rows(
+    w_a, w_b, h0, lengths, reset_after, out, gates, aux, d_out, dh_n, d_rec, dh0, b0, b1
 ):  # fmt: skip
-    """Exact BPTT through one GRU layer and direction (see :func:`gru_forward`).
+    """Exact BPTT through one GRU layer and direction, for batch rows ``b0..b1``.
 
-    ``gates`` is overwritten with the pre-activation gradients on the input side.
+    ``w_a``, ``w_b`` come from :func:`gru_packed_weights` (``transpose=False``). ``d_rec``
+    receives the recurrent-side pre-activation gradients: (T, B, 3H) reset after, the n
+    block only (T, B, H), zero-initialised, reset before. ``gates`` gets the input side.
     """
-    T, B, _ = x.shape
+    T = out.shape[0]
     H = h0.shape[1]
-    dh = dh_n.copy()
+    n = b1 - b0
+    dh = dh_n[b0:b1].copy()
+    dh_rec = np.empty((n, padded_width(H, h0)), dtype=h0.dtype)
     if reset_after:
-        # The recurrent side differs from the input side in the n block (times r).
-        d_rec = np.empty((T, B, 3 * H), dtype=x.dtype)
-        dh_rec = np.empty((B, H), dtype=x.dtype)
         for t in range(T - 1, -1, -1):
-            for b in range(B):
+            for i in range(n):
+                b = b0 + i
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
                     _backward_row_reset_after(
-                        gates[t, b], d_rec[t, b], aux[t, b], hprev, d_out[t, b], dh[b]
+                        gates[t, b], d_rec[t, b], aux[t, b], hprev, d_out[t, b], dh[i]
                     )
                 else:
                     gates[t, b, :] = 0.0
                     d_rec[t, b, :] = 0.0
-            np.dot(d_rec[t], w_hh, dh_rec)
-            for b in range(B):
-                if t < lengths[b]:
-                    dh[b] += dh_rec[b]
-        input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih)
-        recurrent_weight_gradient(h0, out, d_rec, dw_hh)
-        column_sums(d_rec, db_hh)
+            packed_matmul(d_rec[t, b0:b1], w_a, dh_rec)
+            for i in range(n):
+                if t < lengths[b0 + i]:
+                    for j in range(H):
+                        dh[i, j] += dh_rec[i, j]
     else:
-        w_rz = w_hh[: 2 * H]
-        w_n = w_hh[2 * H :]
-        d_n = np.zeros((T, B, H), dtype=x.dtype)
-        d_rh = np.empty((B, H), dtype=x.dtype)
-        d_rz = np.empty((B, 2 * H), dtype=x.dtype)
-        dh_rec = np.empty((B, H), dtype=x.dtype)
+        d_rh = np.empty((n, padded_width(H, h0)), dtype=h0.dtype)
+        d_rz = np.empty((n, 2 * H), dtype=h0.dtype)
         for t in range(T - 1, -1, -1):
-            for b in range(B):
+            for i in range(n):
+                b = b0 + i
                 g = gates[t, b]
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
                     dob = d_out[t, b]
-                    dhb = dh[b]
-                    dnb = d_n[t, b]
+                    dhb = dh[i]
+                    dnb = d_rec[t, b]
                     for j in range(H):
                         z = g[H + j]
-                        n = g[2 * H + j]
+                        nn = g[2 * H + j]
                         dht = dob[j] + dhb[j]
-                        dan = dht * (1.0 - z) * (1.0 - n * n)
-                        g[H + j] = dht * (hprev[j] - n) * z * (1.0 - z)
+                        dan = dht * (1.0 - z) * (1.0 - nn * nn)
+                        g[H + j] = dht * (hprev[j] - nn) * z * (1.0 - z)
                         g[2 * H + j] = dan
                         dnb[j] = dan
                         dhb[j] = dht * z
-            np.dot(d_n[t], w_n, d_rh)
-            for b in range(B):
+            packed_matmul(d_rec[t, b0:b1], w_b, d_rh)
+            for i in range(n):
+                b = b0 + i
                 g = gates[t, b]
-                drz = d_rz[b]
+                drz = d_rz[i]
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
-                    dhb = dh[b]
-                    drh = d_rh[b]
+                    dhb = dh[i]
+                    drh = d_rh[i]
                     for j in range(H):
                         r = g[j]
                         dar = drh[j] * hprev[j] * r * (1.0 - r)
@@ -215,15 +236,50 @@ def gru_backward(
                 else:
                     g[:] = 0.0
                     drz[:] = 0.0
-            np.dot(d_rz, w_rz, dh_rec)
+            packed_matmul(d_rz, w_a, dh_rec)
+            for i in range(n):
+                if t < lengths[b0 + i]:
+                    for j in range(H):
+                        dh[i, j] += dh_rec[i, j]
+    dh0[b0:b1] = dh
+
+
+@kernel
+def gru_weight_gradient_rows(
+    x, h0, reset_after, out, gates, aux, d_rec, dw_ih, dw_hh, db_ih, db_hh, g0, g1
+):  # fmt: skip
+    """Gate rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases.
+
+    ``gates`` holds the input-side pre-activation gradients, ``d_rec`` the recurrent side
+    (see :func:`gru_backward_rows`).
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
+    if reset_after:
+        recurrent_weight_gradient_rows(h0, out, d_rec, dw_hh, g0, g1)
+        db_hh[g0:g1] = 0
+        for t in range(T):
             for b in range(B):
-                if t < lengths[b]:
-                    dh[b] += dh_rec[b]
-        input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih)
-        # r and z blocks see h_{t-1}; the n block sees r*h (kept in aux).
-        recurrent_weight_gradient(h0, out, gates, dw_hh)
-        tmp = np.empty((H, H), dtype=x.dtype)
-        np.dot(d_n.reshape((T * B, H)).T, aux.reshape((T * B, H)), tmp)
-        dw_hh[2 * H :] = tmp
-        db_hh[:] = db_ih
-    dh0[:] = dh
+                for j in range(g0, g1):
+                    db_hh[j] += d_rec[t, b, j]
+    else:
+        # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
+        if g0 < 2 * H:
+            recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, min(g1, 2 * H))
+        if g1 > 2 * H:
+            n0 = max(g0, 2 * H) - 2 * H
+            n1 = g1 - 2 * H
+            d_n = d_rec.reshape((T * B, H))
+            matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
+                   False)  # fmt: skip
+        db_hh[g0:g1] = db_ih[g0:g1]
+
+
+@kernel
+def gru_recurrent_gradient_buffer(out, reset_after):
+    """``d_rec`` for :func:`gru_backward_rows`: (T, B, 3H), or zeros (T, B, H) reset before."""
+    T, B, H = out.shape
+    if reset_after:
+        return np.empty((T, B, 3 * H), dtype=out.dtype)
+    return np.zeros((T, B, H), dtype=out.dtype)

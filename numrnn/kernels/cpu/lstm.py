@@ -13,24 +13,24 @@ import numpy as np
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
 from numrnn.kernels.cpu.common import (
-    input_gradients,
-    input_projection,
-    recurrent_weight_gradient,
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
 
 @kernel
-def _forward_row(g, hp, cb, hb, ob, wci, wcf, wco):
-    """One (t, b) row of the gate math, in place.
+def _forward_row(hp, bias, g, cb, hb, ob, wci, wcf, wco):
+    """One (t, b) row of the gate math.
 
     Written as short loops over at most four arrays each: one fused loop over a dozen
     arrays defeats LLVM's runtime alias checks and runs scalar (6x slower, measured).
-    ``g`` holds the input projection on entry and the activated gates on exit; ``hp`` the
-    recurrent projection (clobbered); ``cb``/``hb`` the state, updated; ``ob`` gets h.
+    ``hp`` holds ``[x_t h_{t-1}] @ [W_ih W_hh]^T`` (clobbered); ``g`` gets the activated
+    gates; ``cb``/``hb`` the state, updated; ``ob`` gets h.
     """
     H = cb.shape[0]
     for k in range(4 * H):
-        hp[k] += g[k]
+        hp[k] += bias[k]
     for j in range(H):
         hp[j] += wci[j] * cb[j]
     for j in range(H):
@@ -50,40 +50,49 @@ def _forward_row(g, hp, cb, hb, ob, wci, wcf, wco):
 
 
 @kernel
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, w_peep, h0, c0, lengths, out, cells, gates, h_n, c_n):
-    """Run one LSTM layer in one direction over all steps.
+def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, gates, h_n, c_n,
+                      b0, b1):  # fmt: skip
+    """Run one LSTM layer in one direction over all steps, for batch rows ``b0..b1``.
 
     Parameters
     ----------
-    x : (T, B, I) input; w_ih : (4H, I); w_hh : (4H, H); b_ih, b_hh : (4H,)
+    x : (T, B, I) input
+    w_packed : ``[W_ih W_hh]^T`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_stacked`;
+        each step is one GEMM ``[x_t h_{t-1}] @ [W_ih W_hh]^T`` (no separate projection)
+    bias : (4H,) ``b_ih + b_hh``
     w_peep : (3, H) peephole weights (w_ci, w_cf, w_co); zeros for a plain LSTM
     h0, c0 : (B, H) initial state; lengths : (B,) int64 valid steps per sequence
     out : (T, B, H) written with h_t (0 on padding)
     cells : (T, B, H) written with c_t (carried on padding), kept for BPTT
     gates : (T, B, 4H) written with the activated gates i, f, g, o, kept for BPTT
     h_n, c_n : (B, H) written with the state after each sequence's last valid step
+    b0, b1 : the batch rows this call runs
     """
-    T, B, _ = x.shape
+    T = x.shape[0]
+    I = x.shape[2]
     H = h0.shape[1]
-    input_projection(x, w_ih, b_ih + b_hh, gates)
-    h = h0.copy()
-    c = c0.copy()
-    hproj = np.empty((B, 4 * H), dtype=x.dtype)
+    n = b1 - b0
+    xh = np.empty((n, I + H), dtype=x.dtype)
+    xh[:, I:] = h0[b0:b1]
+    c = c0[b0:b1].copy()
+    hproj = np.empty((n, padded_width(4 * H, x)), dtype=x.dtype)
     for t in range(T):
-        np.dot(h, w_hh.T, hproj)
-        for b in range(B):
+        xh[:, :I] = x[t, b0:b1]
+        packed_matmul(xh, w_packed, hproj)
+        for i in range(n):
+            b = b0 + i
             if t < lengths[b]:
-                _forward_row(gates[t, b], hproj[b], c[b], h[b], out[t, b],
+                _forward_row(hproj[i], bias, gates[t, b], c[i], xh[i, I:], out[t, b],
                              w_peep[0], w_peep[1], w_peep[2])  # fmt: skip
             else:
                 out[t, b, :] = 0.0
-            cells[t, b] = c[b]
-    h_n[:] = h
-    c_n[:] = c
+            cells[t, b] = c[i]
+    h_n[b0:b1] = xh[:, I:]
+    c_n[b0:b1] = c
 
 
 @kernel
-def _backward_row(g, ct, cp, dob, dhb, dcb, wci, wcf, wco, dwci, dwcf, dwco):
+def _backward_row(g, ct, cp, dob, dhb, dcb, wci, wcf, wco):
     """One (t, b) row of the gate derivatives, in place (short loops, see ``_forward_row``).
 
     On entry ``g`` holds the activated gates, ``dhb``/``dcb`` the gradient w.r.t. h_t/c_t
@@ -110,47 +119,68 @@ def _backward_row(g, ct, cp, dob, dhb, dcb, wci, wcf, wco, dwci, dwcf, dwco):
         dcb[j] = dct * f
     for j in range(H):
         dcb[j] += g[j] * wci[j] + g[H + j] * wcf[j]
-    for j in range(H):
-        dwci[j] += g[j] * cp[j]
-        dwcf[j] += g[H + j] * cp[j]
-    for j in range(H):
-        dwco[j] += g[3 * H + j] * ct[j]
 
 
 @kernel
-def lstm_backward(
-    x, w_ih, w_hh, w_peep, h0, c0, lengths, out, cells, gates, d_out, dh_n, dc_n,
-    need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dw_peep, dh0, dc0,
-):  # fmt: skip
-    """Exact BPTT through one LSTM layer and direction.
+def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh_n, dc_n,
+                       dh0, dc0, b0, b1):  # fmt: skip
+    """Exact BPTT through one LSTM layer and direction, for batch rows ``b0..b1``.
 
-    Reads the forward's ``out``, ``cells``, ``gates`` (``gates`` is overwritten with the
-    pre-activation gradients). ``d_out`` (T, B, H) is the loss gradient w.r.t. ``out``,
-    ``dh_n``/``dc_n`` w.r.t. the final state. Writes the parameter gradients, ``dx`` (when
-    ``need_dx``) and the gradient w.r.t. the initial state ``dh0``/``dc0``.
+    Reads the forward's ``cells`` and ``gates``; ``gates`` is overwritten with the
+    pre-activation gradients (what :func:`lstm_weight_gradient_rows` then reduces). ``d_out``
+    (T, B, H) is the loss gradient w.r.t. the outputs, ``dh_n``/``dc_n`` w.r.t. the final
+    state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed`` is
+    ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
     """
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dh = dh_n.copy()
-    dc = dc_n.copy()
-    dh_rec = np.empty((B, H), dtype=x.dtype)
+    T = gates.shape[0]
+    H = c0.shape[1]
+    dh = dh_n[b0:b1].copy()
+    dc = dc_n[b0:b1].copy()
+    dh_rec = np.empty((b1 - b0, padded_width(H, c0)), dtype=c0.dtype)
+    for t in range(T - 1, -1, -1):
+        for i in range(b1 - b0):
+            b = b0 + i
+            if t < lengths[b]:
+                cprev = cells[t - 1, b] if t > 0 else c0[b]
+                _backward_row(gates[t, b], cells[t, b], cprev, d_out[t, b], dh[i], dc[i],
+                              w_peep[0], w_peep[1], w_peep[2])  # fmt: skip
+            else:
+                gates[t, b, :] = 0.0
+        packed_matmul(gates[t, b0:b1], w_hh_packed, dh_rec)
+        for i in range(b1 - b0):
+            # Padded steps pass the state gradient through unchanged.
+            if t < lengths[b0 + i]:
+                dh[i] = dh_rec[i, :H]
+    dh0[b0:b1] = dh
+    dc0[b0:b1] = dc
+
+
+@kernel
+def peephole_gradients(c0, cells, d_gates, dw_peep):
+    """``dw_ci = sum dA_i c_{t-1}``, ``dw_cf = sum dA_f c_{t-1}``, ``dw_co = sum dA_o c_t``.
+
+    Padded steps have zero gate gradients, so they add nothing.
+    """
+    T, B, H = cells.shape
     dw_peep[:] = 0.0
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            if t < lengths[b]:
-                cprev = cells[t - 1, b] if t > 0 else c0[b]
-                _backward_row(gates[t, b], cells[t, b], cprev, d_out[t, b], dh[b], dc[b],
-                              w_peep[0], w_peep[1], w_peep[2],
-                              dw_peep[0], dw_peep[1], dw_peep[2])  # fmt: skip
-            else:
-                gates[t, b, :] = 0.0
-        np.dot(gates[t], w_hh, dh_rec)
-        for b in range(B):
-            # Padded steps pass the state gradient through unchanged.
-            if t < lengths[b]:
-                dh[b] = dh_rec[b]
-    dh0[:] = dh
-    dc0[:] = dc
-    input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih)
-    recurrent_weight_gradient(h0, out, gates, dw_hh)
-    db_hh[:] = db_ih
+            cp = cells[t - 1, b] if t > 0 else c0[b]
+            ct = cells[t, b]
+            g = d_gates[t, b]
+            for j in range(H):
+                dw_peep[0, j] += g[j] * cp[j]
+                dw_peep[1, j] += g[H + j] * cp[j]
+            for j in range(H):
+                dw_peep[2, j] += g[3 * H + j] * ct[j]
+
+
+@kernel
+def lstm_weight_gradient_rows(x, h0, out, gates, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
+    """Gate rows ``g0..g1`` of the hoisted gradients: ``dW_ih``, ``dW_hh``, the biases.
+
+    ``gates`` holds the pre-activation gradients left by :func:`lstm_backward_rows`.
+    """
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
+    recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
+    db_hh[g0:g1] = db_ih[g0:g1]

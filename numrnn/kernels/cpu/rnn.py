@@ -7,65 +7,71 @@ import numpy as np
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import tanh
 from numrnn.kernels.cpu.common import (
-    input_gradients,
-    input_projection,
-    recurrent_weight_gradient,
+    input_weight_gradient_rows,
+    recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
 
 @kernel
-def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, relu, out, h_n):
-    """Run one RNN layer in one direction over all steps.
+def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
+    """Run one RNN layer in one direction over all steps, for batch rows ``b0..b1``.
 
-    ``relu`` selects φ = relu, else tanh. ``out`` (T, B, H) first holds the hoisted input
-    projection, then h_t (0 on padding); it is all BPTT needs. ``h_n`` gets the final state.
+    ``w_packed`` is ``[W_ih W_hh]^T`` packed by
+    :func:`~numrnn.kernels.cpu.gemm.packed_stacked`; ``bias`` is ``b_ih + b_hh``. ``relu``
+    selects φ = relu, else tanh. ``out`` (T, B, H) gets h_t (0 on padding); it is all BPTT
+    needs. ``h_n`` gets the final state.
     """
-    T, B, _ = x.shape
+    T = x.shape[0]
+    I = x.shape[2]
     H = h0.shape[1]
-    input_projection(x, w_ih, b_ih + b_hh, out)
-    h = h0.copy()
-    hproj = np.empty((B, H), dtype=x.dtype)
+    n = b1 - b0
+    xh = np.empty((n, I + H), dtype=x.dtype)
+    xh[:, I:] = h0[b0:b1]
+    hproj = np.empty((n, padded_width(H, x)), dtype=x.dtype)
     for t in range(T):
-        np.dot(h, w_hh.T, hproj)
-        for b in range(B):
+        xh[:, :I] = x[t, b0:b1]
+        packed_matmul(xh, w_packed, hproj)
+        for i in range(n):
+            b = b0 + i
             ob = out[t, b]
             if t < lengths[b]:
-                hb = h[b]
-                hp = hproj[b]
+                hb = xh[i, I:]
+                hp = hproj[i]
                 if relu:
                     for j in range(H):
-                        a = ob[j] + hp[j]
-                        v = a if a > 0.0 else 0.0
-                        ob[j] = v
-                        hb[j] = v
+                        a = hp[j] + bias[j]
+                        ob[j] = a if a > 0.0 else 0.0
                 else:
                     for j in range(H):
-                        v = tanh(ob[j] + hp[j])
-                        ob[j] = v
-                        hb[j] = v
+                        ob[j] = tanh(hp[j] + bias[j])
+                for j in range(H):
+                    hb[j] = ob[j]
             else:
                 ob[:] = 0.0
-    h_n[:] = h
+    h_n[b0:b1] = xh[:, I:]
 
 
 @kernel
-def rnn_backward(
-    x, w_ih, w_hh, h0, lengths, relu, out, d_out, dh_n,
-    need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dh0,
-):  # fmt: skip
-    """Exact BPTT through one RNN layer and direction (see :func:`rnn_forward`)."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    d_pre = np.empty((T, B, H), dtype=x.dtype)
-    dh = dh_n.copy()
-    dh_rec = np.empty((B, H), dtype=x.dtype)
+def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_out, dh_n, d_pre, dh0, b0, b1):
+    """Exact BPTT through one RNN layer and direction, for batch rows ``b0..b1``.
+
+    ``w_hh_packed`` is ``W_hh`` packed by :func:`~numrnn.kernels.cpu.gemm.packed`. Writes
+    the pre-activation gradients ``d_pre`` (T, B, H) (0 on padding) and ``dh0`` rows.
+    """
+    T = out.shape[0]
+    H = out.shape[2]
+    n = b1 - b0
+    dh = dh_n[b0:b1].copy()
+    dh_rec = np.empty((n, padded_width(H, out)), dtype=out.dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for i in range(n):
+            b = b0 + i
             da = d_pre[t, b]
             if t < lengths[b]:
                 ob = out[t, b]
                 dob = d_out[t, b]
-                dhb = dh[b]
+                dhb = dh[i]
                 if relu:
                     for j in range(H):
                         da[j] = (dob[j] + dhb[j]) if ob[j] > 0.0 else 0.0
@@ -74,11 +80,17 @@ def rnn_backward(
                         da[j] = (dob[j] + dhb[j]) * (1.0 - ob[j] * ob[j])
             else:
                 da[:] = 0.0
-        np.dot(d_pre[t], w_hh, dh_rec)
-        for b in range(B):
-            if t < lengths[b]:
-                dh[b] = dh_rec[b]
-    dh0[:] = dh
-    input_gradients(x, d_pre, w_ih, need_dx, dx, dw_ih, db_ih)
-    recurrent_weight_gradient(h0, out, d_pre, dw_hh)
-    db_hh[:] = db_ih
+        packed_matmul(d_pre[t, b0:b1], w_hh_packed, dh_rec)
+        for i in range(n):
+            # Padded steps pass the state gradient through unchanged.
+            if t < lengths[b0 + i]:
+                dh[i] = dh_rec[i, :H]
+    dh0[b0:b1] = dh
+
+
+@kernel
+def rnn_weight_gradient_rows(x, h0, out, d_pre, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
+    """Rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases."""
+    input_weight_gradient_rows(x, d_pre, dw_ih, db_ih, g0, g1)
+    recurrent_weight_gradient_rows(h0, out, d_pre, dw_hh, g0, g1)
+    db_hh[g0:g1] = db_ih[g0:g1]

@@ -1,0 +1,268 @@
+"""The recurrent product ``C = A @ B`` with ``B`` packed once per call.
+
+Inside the time loop every step multiplies the state by the same weight matrix. A BLAS
+call re-packs that matrix on every step, and the BLAS these machines select
+(``OPENBLAS_CORETYPE=Haswell``) uses 256-bit vectors on a CPU with 512-bit FMA units:
+measured on the step shapes (64x128 @ 128x512, float32) OpenBLAS gives 100 GFLOP/s on one
+thread and 127 on two. Packing ``B`` once into column panels and running a register-blocked
+micro-kernel over it gives ~250 GFLOP/s on ONE thread, at the core's peak.
+
+Layout: ``B`` (K, N) becomes ``(P, K, NR)`` panels of ``NR`` columns (zero-padded to a
+multiple of ``NR``), so the micro-kernel reads ``NR`` contiguous numbers per ``k``. ``C``
+must have ``P * NR`` columns; the padded ones get zeros' products and are ignored.
+
+The micro-kernel keeps an ``MR x NR`` block of ``C`` in vector registers (12 of them) over
+the whole ``k`` loop; it is written in LLVM IR (a Numba ``intrinsic``) because LLVM does
+not keep such a block in registers when it is written as Python loops. Every element of
+``C`` is the same ``fma`` chain over ``k = 0..K-1`` whatever block its row falls in, so
+results do not depend on how rows are split between calls or threads.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm_binding
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from numrnn._jit import kernel
+
+#: Rows of ``C`` per micro-kernel call.
+MR = 6
+#: Vector registers per row of the ``C`` block.
+_NVEC = 2
+
+
+def _vector_bytes() -> int:
+    """64 with AVX-512, else 32: 2x16-lane vectors would spill on a 16-register AVX2 CPU."""
+    features = llvm_binding.get_host_cpu_features()
+    return 64 if features.get("avx512f", False) else 32
+
+
+_VECTOR_BYTES = _vector_bytes()
+#: Panel widths (columns of ``B`` per panel) for float32 and float64.
+NR32 = _NVEC * _VECTOR_BYTES // 4
+NR64 = _NVEC * _VECTOR_BYTES // 8
+
+
+def _make_microkernel(mr: int):
+    """``C[r, 0:NR] (+)= sum_k A[r, k] * Bp[k, 0:NR]`` for ``mr`` rows, as one intrinsic.
+
+    ``A`` is addressed with element strides (``a_rs``, ``a_cs``), so transposed views need
+    no copy; ``Bp`` is one packed panel; with ``accumulate`` the block is added to ``C``.
+    """
+
+    @intrinsic
+    def microkernel(typingctx, a, a_off, a_rs, a_cs, b, b_off, k, c, c_off, ldc, accumulate):
+        sig = types.void(a, a_off, a_rs, a_cs, b, b_off, k, c, c_off, ldc, accumulate)
+        dtype = a.dtype
+
+        def codegen(context, builder, sig, args):
+            a_, a_off, a_rs, a_cs, b_, b_off, k, c_, c_off, ldc, accumulate = args
+            lanes = _VECTOR_BYTES * 8 // dtype.bitwidth
+            nr = lanes * _NVEC
+            fty = context.get_value_type(dtype)
+            vty = ir.VectorType(fty, lanes)
+            i64 = ir.IntType(64)
+            fma = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vty, [vty, vty, vty]),
+                f"llvm.fma.v{lanes}f{dtype.bitwidth}",
+            )
+            a_base = builder.gep(
+                context.make_array(sig.args[0])(context, builder, a_).data, [a_off]
+            )
+            b_base = builder.gep(
+                context.make_array(sig.args[4])(context, builder, b_).data, [b_off]
+            )
+            c_base = builder.gep(
+                context.make_array(sig.args[7])(context, builder, c_).data, [c_off]
+            )
+            # Accumulators as allocas: LLVM's mem2reg turns them into registers.
+            accs = [[cgutils.alloca_once(builder, vty) for _ in range(_NVEC)] for _ in range(mr)]
+            for row in accs:
+                for acc in row:
+                    builder.store(ir.Constant(vty, None), acc)
+            undef = ir.Constant(vty, ir.Undefined)
+            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
+            with cgutils.for_range(builder, k) as loop:
+                kk = loop.index
+                brow = builder.gep(b_base, [builder.mul(kk, ir.Constant(i64, nr))])
+                bvec = [
+                    builder.load(
+                        builder.bitcast(builder.gep(brow, [ir.Constant(i64, j * lanes)]),
+                                        vty.as_pointer()),
+                        align=dtype.bitwidth // 8,
+                    )
+                    for j in range(_NVEC)
+                ]  # fmt: skip
+                for r in range(mr):
+                    offset = builder.add(
+                        builder.mul(ir.Constant(i64, r), a_rs), builder.mul(kk, a_cs)
+                    )
+                    aval = builder.load(builder.gep(a_base, [offset]))
+                    splat = builder.insert_element(undef, aval, ir.Constant(ir.IntType(32), 0))
+                    splat = builder.shuffle_vector(splat, undef, splat_mask)
+                    for j in range(_NVEC):
+                        acc = builder.load(accs[r][j])
+                        builder.store(builder.call(fma, [splat, bvec[j], acc]), accs[r][j])
+            adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
+            for r in range(mr):
+                crow = builder.gep(c_base, [builder.mul(ir.Constant(i64, r), ldc)])
+                for j in range(_NVEC):
+                    ptr = builder.bitcast(builder.gep(crow, [ir.Constant(i64, j * lanes)]),
+                                          vty.as_pointer())  # fmt: skip
+                    value = builder.load(accs[r][j])
+                    old = builder.load(ptr, align=dtype.bitwidth // 8)
+                    value = builder.select(adding, builder.fadd(old, value), value)
+                    builder.store(value, ptr, align=dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return microkernel
+
+
+_mk1, _mk2, _mk3, _mk4, _mk5, _mk6 = (_make_microkernel(m) for m in range(1, MR + 1))
+
+
+@kernel
+def _row_block(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate, rows):
+    if rows == 6:
+        _mk6(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+    elif rows == 5:
+        _mk5(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+    elif rows == 4:
+        _mk4(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+    elif rows == 3:
+        _mk3(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+    elif rows == 2:
+        _mk2(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+    else:
+        _mk1(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
+
+
+@kernel
+def packed_matmul(a, bp, c):
+    """``c[:, :P*NR] = a @ B`` for every row of ``a`` (2-D, unit column stride).
+
+    ``bp`` is ``B`` packed by :func:`pack_columns`; ``c`` (2-D, unit column stride) has at
+    least ``P * NR`` columns and as many rows as ``a``.
+    """
+    M = a.shape[0]
+    P, K, NR = bp.shape
+    lda = a.strides[0] // a.itemsize
+    ldc = c.strides[0] // c.itemsize
+    # Panel outer, rows inner: one K x NR panel stays in L1 while all rows pass over it.
+    for p in range(P):
+        r = 0
+        while r < M:
+            rows = min(MR, M - r)
+            _row_block(a, r * lda, lda, 1, bp, p * K * NR, K, c, r * ldc + p * NR, ldc, False, rows)
+            r += rows
+
+
+@kernel
+def pack_columns(b, out):
+    """Pack ``b`` (K, N), any strides, into ``out`` (P, K, NR) column panels, zero-padded."""
+    K, N = b.shape
+    P, _, NR = out.shape
+    for p in range(P):
+        for k in range(K):
+            for j in range(NR):
+                col = p * NR + j
+                out[p, k, j] = b[k, col] if col < N else 0.0
+
+
+@kernel
+def packed_stacked(w_ih, w_hh):
+    """``[W_ih W_hh]^T`` ((I+H), G*H) packed: one GEMM per step gives ``[x_t h] @ that``."""
+    GH, I = w_ih.shape
+    H = w_hh.shape[1]
+    NR = NR32 if w_ih.itemsize == 4 else NR64
+    out = np.empty(((GH + NR - 1) // NR, I + H, NR), dtype=w_ih.dtype)
+    pack_columns(w_ih.T, out[:, :I])
+    pack_columns(w_hh.T, out[:, I:])
+    return out
+
+
+@kernel
+def packed(b):
+    """``b`` (K, N) packed into new (P, K, NR) panels (see :func:`pack_columns`)."""
+    K, N = b.shape
+    NR = NR32 if b.itemsize == 4 else NR64
+    out = np.empty(((N + NR - 1) // NR, K, NR), dtype=b.dtype)
+    pack_columns(b, out)
+    return out
+
+
+@kernel
+def padded_width(n, probe):
+    """``n`` rounded up to whole panels for ``probe``'s dtype: columns ``C`` must have."""
+    NR = NR32 if probe.itemsize == 4 else NR64
+    return (n + NR - 1) // NR * NR
+
+
+#: Rows of ``B`` packed at a time by :func:`matmul_rows` (one panel block fills ~32 KB, L1).
+KC32 = 256
+KC64 = 128
+#: Rows of ``A`` per pass over a packed block (an MC x KC block of ``A`` stays in L2).
+MC = 240
+
+
+@kernel
+def matmul_rows(a, b, c, accumulate, r0, r1):
+    """Rows ``r0..r1`` of ``c (+)= a @ b`` for any 2-D ``a`` (M, K) and ``b`` (K, N).
+
+    ``a`` and ``b`` may be strided views (transposes included); ``c`` (M, N) needs unit
+    column stride. ``B`` is packed ``KC`` rows at a time (GotoBLAS blocking); each element
+    of ``c`` sums its ``K`` blocks in one fixed order, so any split of rows between calls
+    or threads gives the same bits.
+    """
+    M, K = a.shape
+    N = b.shape[1]
+    NR = NR32 if a.itemsize == 4 else NR64
+    KC = KC32 if a.itemsize == 4 else KC64
+    P = (N + NR - 1) // NR
+    a_rs = a.strides[0] // a.itemsize
+    a_cs = a.strides[1] // a.itemsize
+    ldc = c.strides[0] // c.itemsize
+    bp = np.empty((P, KC, NR), dtype=a.dtype)
+    edge = np.empty((MR, NR), dtype=a.dtype)
+    if K == 0 and not accumulate:
+        c[r0:r1] = 0.0
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        pack_columns(b[k0 : k0 + kc], bp[:, :kc])
+        adding = accumulate or k0 > 0
+        for i0 in range(r0, r1, MC):
+            i1 = min(i0 + MC, r1)
+            for p in range(P):
+                ncols = min(NR, N - p * NR)
+                r = i0
+                while r < i1:
+                    rows = min(MR, i1 - r)
+                    a_off = r * a_rs + k0 * a_cs
+                    if ncols == NR:
+                        _row_block(a, a_off, a_rs, a_cs, bp, p * KC * NR, kc, c,
+                                   r * ldc + p * NR, ldc, adding, rows)  # fmt: skip
+                    else:
+                        # The last, partial panel: a full block into scratch, then the
+                        # columns that exist.
+                        _row_block(a, a_off, a_rs, a_cs, bp, p * KC * NR, kc, edge, 0, NR,
+                                   False, rows)  # fmt: skip
+                        for i in range(rows):
+                            for j in range(ncols):
+                                if adding:
+                                    c[r + i, p * NR + j] += edge[i, j]
+                                else:
+                                    c[r + i, p * NR + j] = edge[i, j]
+                    r += rows
+
+
+@kernel
+def matmul(a, b, c, accumulate):
+    """``c (+)= a @ b`` (see :func:`matmul_rows`), all rows in this thread."""
+    matmul_rows(a, b, c, accumulate, 0, a.shape[0])

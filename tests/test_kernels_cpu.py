@@ -1,0 +1,146 @@
+"""The packed recurrent GEMM and the threaded time loops of the CPU kernels."""
+
+import numpy as np
+import pytest
+
+from numrnn import _threads
+from numrnn.kernels.cpu import gemm
+from numrnn.nn import GRU, LSTM, RNN
+
+CELLS = {
+    "rnn_tanh": (RNN, {}),
+    "rnn_relu": (RNN, {"nonlinearity": "relu"}),
+    "lstm": (LSTM, {}),
+    "lstm_peephole": (LSTM, {"peephole": True}),
+    "gru": (GRU, {}),
+    "gru_reset_before": (GRU, {"reset_after": False}),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "M, K, N", [(1, 1, 1), (5, 3, 7), (13, 40, 33), (7, 17, 96), (12, 64, 200)]
+)
+def test_packed_matmul_matches_numpy(dtype, M, K, N, rng):
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    bp = gemm.packed(b)
+    NR = bp.shape[2]
+    assert NR == (gemm.NR32 if dtype == np.float32 else gemm.NR64)
+    assert bp.shape == (-(-N // NR), K, NR)
+    c = np.full((M, gemm.padded_width(N, a)), np.nan, dtype=dtype)
+    gemm.packed_matmul(a, bp, c)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c[:, :N], exact, rtol=tol, atol=tol * K)
+    # Padded columns multiply zeros: exact zeros, never garbage.
+    assert np.all(c[:, N:] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_matmul_rows_do_not_depend_on_the_split(dtype, rng):
+    """A row's result is bit-identical whichever block (and call) it falls in."""
+    a_wide = rng.standard_normal((17, 50)).astype(dtype)
+    a = a_wide[:, 3:40]  # strided rows: row stride 50, 37 columns
+    b = rng.standard_normal((37, 70)).astype(dtype)
+    bp = gemm.packed(b)
+    full = np.empty((17, gemm.padded_width(70, a)), dtype=dtype)
+    gemm.packed_matmul(a, bp, full)
+    for r0, r1 in [(0, 1), (1, 8), (8, 17), (3, 4), (5, 16)]:
+        part = np.empty((r1 - r0, full.shape[1]), dtype=dtype)
+        gemm.packed_matmul(a[r0:r1], bp, part)
+        assert np.array_equal(part, full[r0:r1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (7, 3, 5), (13, 300, 33), (50, 700, 64)])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_matches_numpy(dtype, M, K, N, transpose_a, transpose_b, accumulate, rng):
+    """Strided (transposed) operands, K over several packed blocks, partial panels."""
+    a = rng.standard_normal((K, M) if transpose_a else (M, K)).astype(dtype)
+    a = a.T if transpose_a else a
+    b = rng.standard_normal((N, K) if transpose_b else (K, N)).astype(dtype)
+    b = b.T if transpose_b else b
+    c0 = rng.standard_normal((M, N)).astype(dtype)
+    c = c0.copy()
+    gemm.matmul(a, b, c, accumulate)
+    exact = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
+    tol = 3e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(c, exact, rtol=tol, atol=tol * np.sqrt(K) * 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_rows_do_not_depend_on_the_split(dtype, rng):
+    a = rng.standard_normal((600, 251)).astype(dtype).T  # (251, 600), strided
+    b = rng.standard_normal((600, 45)).astype(dtype)
+    full = np.empty((251, 45), dtype=dtype)
+    gemm.matmul(a, b, full, False)
+    split = np.empty_like(full)
+    for r0, r1 in [(0, 7), (7, 100), (100, 251)]:
+        gemm.matmul_rows(a, b, split, False, r0, r1)
+    assert np.array_equal(split, full)
+
+
+def test_packed_stacked_is_the_concatenation(rng):
+    w_ih = rng.standard_normal((12, 5)).astype(np.float32)
+    w_hh = rng.standard_normal((12, 3)).astype(np.float32)
+    expected = gemm.packed(np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1).T))
+    assert np.array_equal(gemm.packed_stacked(w_ih, w_hh), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("batch", [1, 2, 7, 64])
+def test_row_ranges_cover_the_batch_once(n, batch):
+    ranges = _threads.row_ranges(batch, n)
+    rows = [r for b0, b1 in ranges for r in range(b0, b1)]
+    assert rows == list(range(batch))
+    sizes = [b1 - b0 for b0, b1 in ranges]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_loop_threads_policy(monkeypatch):
+    monkeypatch.setattr(_threads, "_cpu_count", lambda: 8)
+    monkeypatch.delenv("NUMRNN_NUM_THREADS", raising=False)
+    big = 1 << 30
+    assert _threads.loop_threads(64, _threads.LOOP_THREADS_BELOW - 1) == 1
+    with _threads.loop_thread_limit(3):
+        assert _threads.loop_threads(64, big) == 3
+        assert _threads.loop_threads(4, big) == 2  # at least two rows per thread
+    monkeypatch.setenv("NUMRNN_NUM_THREADS", "1")
+    assert _threads.loop_threads(64, big) == 1
+
+
+def _run(name, threads, x, lengths, d_out_seed):
+    cls, opts = CELLS[name]
+    net = cls(x.shape[2], 9, num_layers=2, bidirectional=True, **opts,
+              dtype=x.dtype, random_state=0)  # fmt: skip
+    with _threads.loop_thread_limit(threads):
+        out, state = net.forward(x, lengths=lengths)
+        d = np.random.default_rng(d_out_seed).standard_normal(out.shape).astype(x.dtype)
+        net.backward(d)
+        inference, _ = net.forward(x, lengths=lengths, requires_grad=False)
+    return out, state, net.grads, net.grad_state, inference
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_time_loops_are_bit_identical(name, dtype, monkeypatch, rng):
+    """Rows split over 1, 2 or 3 threads give the same bits: outputs, states, gradients."""
+    monkeypatch.setattr(_threads, "LOOP_THREADS_BELOW", 0)
+    monkeypatch.setattr(_threads, "_cpu_count", lambda: 3)
+    x = rng.standard_normal((7, 6, 4)).astype(dtype)
+    lengths = np.array([6, 1, 4, 6, 2, 5, 3])
+    ref = _run(name, 1, x, lengths, 1)
+    for threads in (2, 3):
+        got = _run(name, threads, x, lengths, 1)
+        assert np.array_equal(got[0], ref[0])
+        for a, b in zip(np.atleast_1d(got[1]), np.atleast_1d(ref[1]), strict=True):
+            assert np.array_equal(a, b)
+        assert got[2].keys() == ref[2].keys()
+        for k in ref[2]:
+            assert np.array_equal(got[2][k], ref[2][k]), k
+        for a, b in zip(np.atleast_1d(got[3]), np.atleast_1d(ref[3]), strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(got[4], ref[4])
