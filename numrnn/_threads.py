@@ -1,15 +1,16 @@
-"""BLAS thread policy around the time loop: decided here, in one place (DESIGN §4).
+"""Thread policy, decided here in one place (DESIGN §4).
 
-Numba's ``np.dot`` calls SciPy's OpenBLAS and NumPy's ``@`` its own: two pools whose
-threads spin after every call. Measured on these 2-core machines:
+Time loops: batch rows are independent through time, so a layer's time loop (and the
+hoisted GEMMs after it) splits into row ranges run in threads, with no synchronization per
+step; :func:`loop_threads` picks how many. The cap is :func:`loop_thread_limit` (this
+thread), else ``NUMRNN_NUM_THREADS``, else Numba's thread count (``NUMBA_NUM_THREADS``, or
+``numba.set_num_threads`` once Numba's threading layer runs), and never more than the
+cores this process may use.
 
-- small per-step GEMMs (the tiny/small/long configurations) gain nothing from a second
-  thread, and on a loaded machine the spinning threads starve everything else (the sine
-  example ran 4-7x faster, an estimator step 50x, with one thread);
-- from about a million multiply-adds per step (digits, medium, large) a quiet machine runs
-  1.6-1.7x faster with both threads.
-
-``NUMRNN_BLAS_THREADS`` overrides the policy (an integer, or ``default`` to leave BLAS alone).
+BLAS: the kernels do not call it; around numrnn's NumPy work it is held to one thread
+(:func:`recurrent_blas_threads`) because both OpenBLAS pools spin after every call and
+starve other threads (measured on these 2-core machines: an estimator step 50x slower).
+``NUMRNN_BLAS_THREADS`` overrides that (an integer, or ``default`` to leave BLAS alone).
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-
-#: Below this many multiply-adds per step (B * G*H * H), use one BLAS thread.
-SINGLE_THREAD_BELOW = 1 << 19
 
 _blas_controllers: list | None = None
 
@@ -40,14 +38,17 @@ def _blas_libraries() -> list:
 
 
 def recurrent_blas_threads(batch: int, gate_size: int, hidden_size: int) -> int | None:
-    """BLAS threads for a time loop with per-step GEMM (batch, hidden) x (hidden, gate_size).
+    """BLAS threads around a network's forward/backward (the arguments are kept for callers).
 
-    Returns 1 for small steps, None (leave BLAS as configured) for large ones.
+    The CPU kernels no longer call BLAS (:mod:`numrnn.kernels.cpu.gemm`); what is left is
+    small NumPy work such as the estimators' linear head, where a second BLAS thread gains
+    nothing and its spinning would starve the time-loop threads (:func:`loop_threads`).
+    So: one thread, unless ``NUMRNN_BLAS_THREADS`` says otherwise.
     """
     override = os.environ.get("NUMRNN_BLAS_THREADS", "").strip()
     if override:
         return None if override == "default" else max(1, int(override))
-    return 1 if batch * gate_size * hidden_size < SINGLE_THREAD_BELOW else None
+    return 1
 
 
 @contextmanager
@@ -94,18 +95,19 @@ def _cpu_count() -> int:
 
 
 def max_loop_threads() -> int:
-    """The cap on time-loop threads: :func:`loop_thread_limit` in force, else
-    ``NUMRNN_NUM_THREADS``, else ``NUMBA_NUM_THREADS`` (which Dask workers set to 1), and
-    never more than the cores this process may use."""
+    """The cap on time-loop threads (see the module docstring)."""
     limit = getattr(_local, "limit", None)
     if limit is None:
         env = os.environ.get("NUMRNN_NUM_THREADS", "").strip()
         if env:
             limit = int(env)
         else:
-            from numba import config
+            import numba
+            from numba.np.ufunc import parallel
 
-            limit = config.NUMBA_NUM_THREADS
+            # get_num_threads() would start Numba's pool; read it only once it runs.
+            launched = getattr(parallel, "_is_initialized", False)
+            limit = numba.get_num_threads() if launched else numba.config.NUMBA_NUM_THREADS
     return max(1, min(int(limit), _cpu_count()))
 
 
@@ -118,6 +120,13 @@ def loop_thread_limit(n: int):
         yield
     finally:
         _local.limit = previous
+
+
+@contextmanager
+def single_threaded():
+    """One BLAS thread and one time-loop thread in this block (a task among many)."""
+    with blas_threads(1), loop_thread_limit(1):
+        yield
 
 
 def loop_threads(batch: int, multiply_adds: int) -> int:

@@ -739,10 +739,10 @@ def _series_items(series, id_col, value_col, time_col):
 
 
 def _fit_one(y, params, horizon):
-    """Fit one forecaster (the task run on a worker); BLAS held to one thread."""
-    from numrnn.parallel import blas_threads
+    """Fit one forecaster (the task run on a worker) on one thread: tasks are the parallelism."""
+    from numrnn.parallel import single_threaded
 
-    with warnings.catch_warnings(), blas_threads(1):
+    with warnings.catch_warnings(), single_threaded():
         warnings.simplefilter("ignore", category=_convergence_warning())
         f = RNNForecaster(**params).fit(y)
         return f if horizon is None else f.predict(horizon)

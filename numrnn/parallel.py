@@ -5,21 +5,23 @@ extra (``pip install 'numrnn[dask]'``). See ``docs/dask.rst``.
 
 Threads
 -------
-A numrnn fit is single-threaded by design for the sizes that forecasting uses: the kernels
-run no ``prange`` (so Numba's own thread pool is idle) and the estimators hold BLAS to one
-thread around the time loop. Parallelism therefore comes from running *many fits at once*,
-one per core. Three thread pools could fight for those cores:
+A large numrnn layer call splits its batch rows between threads (:mod:`numrnn._threads`);
+the small fits that forecasting runs by the hundred stay on one thread, and their
+parallelism comes from running *many fits at once*, one per core. Four thread pools could
+fight for those cores:
 
 * Dask's worker threads (``threads_per_worker``; the parallelism we want),
+* numrnn's time-loop threads (capped by ``NUMRNN_NUM_THREADS`` / ``NUMBA_NUM_THREADS``),
 * the BLAS pools (NumPy's and SciPy's OpenBLAS, or MKL),
-* Numba's threading layer (``NUMBA_NUM_THREADS``; only used by ``parallel=True`` code).
+* Numba's threading layer (``NUMBA_NUM_THREADS``; numrnn runs no ``parallel=True`` code).
 
 The rule: ``n_workers * threads_per_worker == cores`` and every other pool at one thread.
 :func:`single_thread_env` gives the environment for spawned worker processes (a Nanny applies
 it before the interpreter starts, which is the only moment ``NUMBA_NUM_THREADS`` and the
 OpenBLAS variables are read); :class:`NumrnnWorkerPlugin` (via :func:`worker_plugin`) also
 caps already-loaded BLAS libraries in a running worker with threadpoolctl, and each task of
-:func:`numrnn.forecasting.fit_many_series` runs under :func:`blas_threads` ``(1)``.
+:func:`numrnn.forecasting.fit_many_series` runs under :func:`single_threaded` (one BLAS
+thread, one time-loop thread).
 
 Compile cache
 -------------
@@ -39,11 +41,12 @@ import os
 import time
 import warnings
 
-from numrnn._threads import blas_threads
+from numrnn._threads import blas_threads, single_threaded
 
 __all__ = [
     "blas_threads",
     "kernel_cache_stats",
+    "single_threaded",
     "single_thread_env",
     "warm_up",
     "worker_plugin",
@@ -66,6 +69,7 @@ def single_thread_env(threads=1):
         "BLIS_NUM_THREADS": t,
         "VECLIB_MAXIMUM_THREADS": t,
         "NUMBA_NUM_THREADS": t,
+        "NUMRNN_NUM_THREADS": t,
     }
 
 
@@ -85,7 +89,7 @@ def warm_up(cell="lstm", dtype="float32", **forecaster_params):
     params.update(forecaster_params)
     params.update(cell=cell, dtype=dtype)
     y = np.sin(np.arange(4 * params["window"] + 8, dtype=np.float64))
-    with warnings.catch_warnings(), blas_threads(1):
+    with warnings.catch_warnings(), single_threaded():
         warnings.simplefilter("ignore")
         RNNForecaster(**params).fit(y).predict(2)
     return time.perf_counter() - t0
