@@ -13,12 +13,13 @@ No atomics: results are bit-identical from run to run. Tunables are keyword argu
 (``tile``: GEMM tile edge; ``threads``: threads per block of the step kernels).
 """
 
-from numrnn.kernels.cuda.common import reverse_padded
+from numrnn.kernels.cuda.common import check_persistent, reverse_padded
 from numrnn.kernels.cuda.gru import gru_backward, gru_forward
 from numrnn.kernels.cuda.lstm import lstm_backward, lstm_forward
 from numrnn.kernels.cuda.rnn import rnn_backward, rnn_forward
 
 __all__ = [
+    "check_persistent",
     "gru_backward",
     "gru_forward",
     "lstm_backward",
