@@ -25,6 +25,9 @@ ROOT = HERE.parent
 SIM_GROUPS = [
     ["lstm_peep_f64_bi2", "lstm_f32", "gru_after_f64_bi", "gru_before_f32_bi"],
     ["gru_before_f64_2", "rnn_tanh_f64_bi", "rnn_relu_f32_2"],
+    # The persistent cooperative kernels (one block: the simulator's limit for grid sync).
+    ["p_lstm_peep_f32_2", "p_gru_before_f64_bi", "p_rnn_relu_f32"],
+    ["p_lstm_f64_bi", "p_gru_after_f32_bi", "p_rnn_tanh_f64_bi2"],
 ]
 
 
@@ -83,8 +86,14 @@ def test_compile_ptx():
             pytest.skip(f"CUDA toolchain for compile_ptx not found: {last}")
         pytest.fail(p.stderr[-4000:])
     lines = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("PTX ")]
-    assert len(lines) == 40
+    assert len(lines) == 52
     assert not [ln for ln in lines if ln[2] == "float32" and ln[4] == "True"]
+    # Persistent kernels read other blocks' writes after a grid sync: no read-only-cache
+    # loads anywhere, and exactly the persistent kernels synchronize the grid.
+    assert not [ln for ln in lines if ln[5] == "True"]
+    assert {ln[1] for ln in lines if ln[6] == "True"} == {
+        f"_{c}_{d}_persistent" for c in ("rnn", "lstm", "gru") for d in ("forward", "backward")
+    }
     assert "PTX-OK" in p.stdout
 
 

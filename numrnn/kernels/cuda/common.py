@@ -423,12 +423,13 @@ def check_persistent(persistent):
 
 
 def plan_persistent(kernel, make_args, *, H, B, K_w, nq, row_len, itemsize, threads,
-                    persistent, chunks=None, budget=SHARED_BUDGET):  # fmt: skip
+                    persistent, chunks=None, rows=DEFAULT_ROWS, budget=SHARED_BUDGET):  # fmt: skip
     """Decide and size a persistent cooperative launch; None means "use the per-step kernels".
 
     Each of ``nc`` blocks along x keeps a ``K_w x nq x hc`` slice of the recurrent weights
     resident in shared memory (``hc = ceil(H / nc)`` hidden units), plus up to ``rpp``
-    staged rows of ``row_len``; ``nr`` blocks along y stride over the batch rows.
+    staged rows of ``row_len`` (``rpp`` <= ``max(rows, ceil(threads / hc))``: about one
+    (row, unit) item per thread); ``nr`` blocks along y stride over the batch rows.
     ``persistent='auto'`` takes it only when one slice holds all of ``W_hh`` (``nc = 1``,
     unless ``chunks`` says otherwise) and the grid fits on the device at once; ``True``
     raises when impossible. ``make_args(hc, rpp)`` gives the kernel's arguments.
@@ -442,7 +443,7 @@ def plan_persistent(kernel, make_args, *, H, B, K_w, nq, row_len, itemsize, thre
         h = _blocks(H, n)
         f = budget // itemsize - K_w * nq * h
         if f >= row_len:
-            nc, hc, free = n, h, f // row_len
+            nc, hc, free = n, h, min(f // row_len, max(int(rows), _blocks(threads, h)))
             break
     why = None
     if nc is None:

@@ -401,7 +401,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after, out, gates,
         _gru_forward_persistent,
         lambda hc, rpp: (w_t, b_hn, lengths, reset_after, hs, rh, out, gates, aux, hc, rpp),
         H=H, B=B, K_w=H, nq=3, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks,
+        persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan
@@ -451,7 +451,7 @@ def gru_backward(x, w_ih, w_hh, h0, lengths, reset_after, out, gates, aux, d_out
             w_hh, lengths, reset_after, h0, out, gates, aux, d_out, d_rec, d_n, dh, dhp, hc, rpp
         ),
         H=H, B=B, K_w=3 * H, nq=1, row_len=3 * H if reset_after else 2 * H,
-        itemsize=dt.itemsize, threads=threads, persistent=persistent, chunks=chunks,
+        itemsize=dt.itemsize, threads=threads, persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan

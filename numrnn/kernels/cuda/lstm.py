@@ -252,7 +252,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, w_peep, h0, c0, lengths, out, cells,
         _lstm_forward_persistent,
         lambda hc, rpp: (w_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp),
         H=H, B=B, K_w=H, nq=4, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks,
+        persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan
@@ -284,7 +284,7 @@ def lstm_backward(x, w_ih, w_hh, w_peep, h0, c0, lengths, out, cells, gates, d_o
         _lstm_backward_persistent,
         lambda hc, rpp: (w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp),
         H=H, B=B, K_w=4 * H, nq=1, row_len=4 * H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks,
+        persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan

@@ -209,7 +209,7 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, relu, out, h_n, *,
     plan = plan_persistent(
         _rnn_forward_persistent, lambda hc, rpp: (w_t, lengths, relu, hs, out, hc, rpp),
         H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks,
+        persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan
@@ -238,7 +238,7 @@ def rnn_backward(x, w_ih, w_hh, h0, lengths, relu, out, d_out, dh_n,
         _rnn_backward_persistent,
         lambda hc, rpp: (w_hh, lengths, relu, out, d_out, d_pre, dh, hc, rpp),
         H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks,
+        persistent=persistent, chunks=chunks, rows=rows,
     )  # fmt: skip
     if plan is not None:
         grid, nt, shared, args = plan
