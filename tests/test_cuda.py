@@ -129,6 +129,43 @@ def test_gpu_matches_cpu(cell):
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a real CUDA GPU")
+@pytest.mark.parametrize(
+    "cell,opts",
+    [("rnn", {"nonlinearity": "relu"}), ("lstm", {"peephole": True}),
+     ("gru", {"reset_after": True}), ("gru", {"reset_after": False})],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "backend",
+    [{"persistent": True}, {"persistent": True, "chunks": 3, "threads": 32},
+     {"persistent": False, "rows": 3, "threads": 64}],
+    ids=["persistent", "persistent-3-chunks", "per-step-3-rows"],
+)  # fmt: skip
+def test_gpu_paths_match_cpu(cell, opts, backend):
+    """On real hardware: each time-loop path (several cooperative blocks, hidden units split
+    over blocks, several rows per block) equals the CPU backend in float64."""
+    import numrnn.nn as nn
+    from numrnn.backends.cuda import CUDABackend
+
+    cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    res = []
+    for device in ("cpu", "cuda"):
+        net = cls(
+            6, 33, 2, bidirectional=True, dtype="float64", random_state=0, device=device, **opts
+        )
+        if device == "cuda":
+            net.backend = CUDABackend(**backend)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((7, 9, 6))
+        lengths = np.array([9, 3, 7, 1, 9, 4, 8])
+        out, _ = net.forward(x, lengths=lengths)
+        dx = net.backward(np.ones_like(out))
+        res.append([out, dx, *net.grads.values()])
+    for a, b in zip(*res, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     """device='cuda' with no GPU names the problem and the fix."""
     from numrnn import _config

@@ -17,6 +17,7 @@ float64 kernel they promote exactly (0, 0.5, 1 are exact in float32).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import config, cuda, float32
@@ -409,8 +410,13 @@ def max_cooperative_blocks(kernel, args, blockdim, shared):
     key = (kernel, sig, blockdim, shared)
     n = _COOP_CACHE.get(key)
     if n is None:
-        n = int(kernel.compile(sig).max_cooperative_grid_blocks(blockdim, shared))
+        try:
+            n = int(kernel.compile(sig).max_cooperative_grid_blocks(blockdim, shared))
+        except Exception as exc:  # remembered: do not retry a failing link on every call
+            n = exc
         _COOP_CACHE[key] = n
+    if isinstance(n, Exception):
+        raise n
     return n
 
 
@@ -453,7 +459,16 @@ def plan_persistent(kernel, make_args, *, H, B, K_w, nq, row_len, itemsize, thre
     if why is None:
         rpp = min(B, free)
         shared = (K_w * nq * hc + rpp * row_len) * itemsize
-        maxb = max_cooperative_blocks(kernel, make_args(hc, rpp), threads, shared)
+        try:
+            maxb = max_cooperative_blocks(kernel, make_args(hc, rpp), threads, shared)
+        except Exception as exc:  # e.g. no cudadevrt to link a cooperative kernel against
+            if persistent is True:
+                raise
+            warnings.warn(
+                f"persistent CUDA kernel unavailable ({exc}); using the per-step kernels",
+                RuntimeWarning, stacklevel=2,
+            )  # fmt: skip
+            maxb = 0
         if maxb < nc:
             why = f"{nc} blocks exceed the cooperative limit {maxb}"
     if why is not None:
