@@ -312,7 +312,9 @@ def tiled_dots(sh, xoff, K, m, coff, cstride, nq, j0, tj, jlim, woff, kt):
     Thread ``(tx, ty)`` returns ``a_q = sum_k sh[xoff + ty*K + k] * m[k, coff + q*cstride + j]``
     for ``q < nq`` (<= 4; the others are 0), ``j = j0 + tx``, summing k in order. Tiles of
     ``kt`` rows of the block's ``nq * tj`` columns go to ``sh[woff:]`` (zero past ``jlim``).
-    Every thread of the block must call it (it synchronizes).
+    Every thread of the block must call it (it synchronizes). Its first barrier also
+    publishes rows staged just before the call (no barrier needed in between); it ends
+    without one, so the caller must not write shared memory afterwards.
     """
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
@@ -345,7 +347,8 @@ def tiled_dots(sh, xoff, K, m, coff, cstride, nq, j0, tj, jlim, woff, kt):
                 a2 += xk * sh[base + 2 * tj]
             if nq > 3:
                 a3 += xk * sh[base + 3 * tj]
-        cuda.syncthreads()
+        if k0 + kt < K:  # the next tile overwrites this one; after the last, nothing does
+            cuda.syncthreads()
     return a0, a1, a2, a3
 
 

@@ -178,7 +178,6 @@ def _gru_forward_step_after(t, w_hh_t, b_hn, lengths, hs, pin, out, gates, aux, 
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=out.dtype)
     stage_rows(sh, 0, hs, pin, lengths, cuda.blockIdx.y * R, R, 1, H, False)
-    cuda.syncthreads()
     ar, az, an, _ = tiled_dots(sh, 0, H, w_hh_t, 0, H, 3, j0, cuda.blockDim.x, H, R * H, kt)
     if j < H and b < B:
         _fwd_after_elem(t, b, j, ar, az, an, b_hn, lengths, hs, pin, out, gates, aux)
@@ -192,7 +191,6 @@ def _gru_forward_step_before_rz(t, w_hh_t, lengths, h, gates, rh, kt):
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, h, 0, lengths, cuda.blockIdx.y * R, R, 1, H, False)
-    cuda.syncthreads()
     ar, az, _, _ = tiled_dots(sh, 0, H, w_hh_t, 0, H, 2, j0, cuda.blockDim.x, H, R * H, kt)
     if j < H and b < B:
         _fwd_before_rz_elem(t, b, j, ar, az, lengths, h, gates, rh)
@@ -206,7 +204,6 @@ def _gru_forward_step_before_n(t, w_hh_t, lengths, h, gates, rh, out, aux, kt):
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, rh, 0, lengths, cuda.blockIdx.y * R, R, 1, H, False)
-    cuda.syncthreads()
     an, _, _, _ = tiled_dots(sh, 0, H, w_hh_t, 2 * H, H, 1, j0, cuda.blockDim.x, H, R * H, kt)
     if j < H and b < B:
         _fwd_before_n_elem(t, b, j, an, lengths, h, gates, rh, out, aux)
@@ -223,7 +220,6 @@ def _gru_backward_step_after(t, w_hh, lengths, h0, out, gates, aux, d_out, d_rec
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, d_rec, t + 1, lengths, cuda.blockIdx.y * R, R, 1, 3 * H, True)
-    cuda.syncthreads()
     s, _, _, _ = tiled_dots(sh, 0, 3 * H, w_hh, 0, H, 1, j0, cuda.blockDim.x, H, R * 3 * H, kt)
     if j < H and b < B:
         _bwd_after_elem(t, b, j, s, lengths, h0, out, gates, aux, d_out, d_rec, dh, dhp)
@@ -237,7 +233,6 @@ def _gru_backward_step_before_zn(t, w_rz, lengths, h0, out, gates, d_out, d_n, d
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, gates, t + 1, lengths, cuda.blockIdx.y * R, R, 1, 2 * H, True)
-    cuda.syncthreads()
     s, _, _, _ = tiled_dots(sh, 0, 2 * H, w_rz, 0, H, 1, j0, cuda.blockDim.x, H, R * 2 * H, kt)
     if j < H and b < B:
         _bwd_before_zn_elem(t, b, j, s, lengths, h0, out, gates, d_out, d_n, dh, dhp)
@@ -251,7 +246,6 @@ def _gru_backward_step_before_r(t, w_n, lengths, h0, out, gates, d_n, dhp, kt):
     j0, j, b, R = _unit_row()
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, d_n, t, lengths, cuda.blockIdx.y * R, R, 1, H, True)
-    cuda.syncthreads()
     drh, _, _, _ = tiled_dots(sh, 0, H, w_n, 0, H, 1, j0, cuda.blockDim.x, H, R * H, kt)
     if j < H and b < B:
         _bwd_before_r_elem(t, b, j, drh, lengths, h0, out, gates, dhp)

@@ -111,7 +111,6 @@ def _lstm_forward_step(t, w_hh_t, w_peep, lengths, hs, pin, c, out, cells, gates
     b = cuda.blockIdx.y * R + cuda.threadIdx.y
     sh = cuda.shared.array(0, dtype=out.dtype)
     stage_rows(sh, 0, hs, pin, lengths, cuda.blockIdx.y * R, R, 1, H, False)
-    cuda.syncthreads()
     ai, af, ag, ao = tiled_dots(sh, 0, H, w_hh_t, 0, H, 4, j0, tj, H, R * H, kt)
     if j < H and b < B:
         _fwd_elem(t, b, j, ai, af, ag, ao, w_peep, lengths, hs, pin, c, out, cells, gates)
@@ -133,7 +132,6 @@ def _lstm_backward_step(t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, d
     b = cuda.blockIdx.y * R + cuda.threadIdx.y
     sh = cuda.shared.array(0, dtype=gates.dtype)
     stage_rows(sh, 0, gates, t + 1, lengths, cuda.blockIdx.y * R, R, 1, 4 * H, True)
-    cuda.syncthreads()
     s, _, _, _ = tiled_dots(sh, 0, 4 * H, w_hh, 0, H, 1, j0, tj, H, R * 4 * H, kt)
     if j < H and b < B:
         _bwd_elem(t, b, j, s, w_peep, lengths, c0, cells, gates, d_out, dh, dc)

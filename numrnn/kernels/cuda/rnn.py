@@ -92,7 +92,6 @@ def _rnn_forward_step(t, w_hh_t, lengths, relu, hs, pin, out, kt):
     b = cuda.blockIdx.y * R + cuda.threadIdx.y
     sh = cuda.shared.array(0, dtype=out.dtype)
     stage_rows(sh, 0, hs, pin, lengths, cuda.blockIdx.y * R, R, 1, H, False)
-    cuda.syncthreads()
     a, _, _, _ = tiled_dots(sh, 0, H, w_hh_t, 0, H, 1, j0, tj, H, R * H, kt)
     if j < H and b < B:
         _fwd_elem(t, b, j, a, relu, lengths, hs, pin, out)
@@ -114,7 +113,6 @@ def _rnn_backward_step(t, w_hh, lengths, relu, out, d_out, d_pre, dh, kt):
     b = cuda.blockIdx.y * R + cuda.threadIdx.y
     sh = cuda.shared.array(0, dtype=out.dtype)
     stage_rows(sh, 0, d_pre, t + 1, lengths, cuda.blockIdx.y * R, R, 1, H, True)
-    cuda.syncthreads()
     s, _, _, _ = tiled_dots(sh, 0, H, w_hh, 0, H, 1, j0, tj, H, R * H, kt)
     if j < H and b < B:
         _bwd_elem(t, b, j, s, relu, lengths, out, d_out, d_pre, dh)
