@@ -87,12 +87,14 @@ class CUDABackend:
     Parameters
     ----------
     tile : int, default=16
-        Tile edge of the GEMM kernels (``tile**2`` threads per block).
+        Tile edge of the GEMM kernels (``tile**2`` threads per block), and depth of the
+        ``W_hh`` tiles the per-step kernels stage in shared memory.
     threads : int, default=128
         Threads per block of the per-step, persistent and element-wise kernels.
     rows : int, default=4
         Batch rows per block of the per-step kernels (their ``W_hh`` tiles in shared
-        memory are reused across these rows).
+        memory are reused across these rows); the persistent kernel stages at least this
+        many of its rows at a time.
     persistent : {'auto', True, False}, default='auto'
         Run the whole time loop of a layer in one persistent cooperative kernel that keeps
         ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in one block's shared memory
