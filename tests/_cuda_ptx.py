@@ -1,7 +1,8 @@
 """Run by ``tests/test_cuda.py`` in a subprocess (no simulator): compile every CUDA kernel
 to PTX for float32 and float64 with ``numba.cuda.compile_ptx`` (needs libnvvm and NVRTC,
 no driver or GPU). Signatures come from ``numba.typeof`` on small example arguments.
-Prints ``PTX <kernel> <dtype> <bytes> <has_f64>`` per kernel, then ``PTX-OK``.
+Prints ``PTX <kernel> <dtype> <bytes> <has_f64> <has_ld_global_nc>
+<calls_grid_sync>`` per kernel, then ``PTX-OK``.
 """
 
 from __future__ import annotations
@@ -29,24 +30,49 @@ def examples(dt):
         C._copy_kernel: (a1, a1),
         C._fill_kernel: (a1, dt.type(0)),
         C._reverse_padded_kernel: (a3, i1, a3),
-        R._rnn_forward_step: (t, a2, i1, f, a2, a2, a3),
-        R._rnn_backward_step: (t, a2, i1, f, a3, a3, a3, a2),
-        L._lstm_forward_step: (t, a2, a2, i1, a2, a2, a2, a3, a3, a3),
-        L._lstm_backward_step: (t, a2, a2, i1, a2, a3, a3, a3, a2, a2),
+        R._rnn_forward_step: (t, a2, i1, f, a3, t, a3, t),
+        R._rnn_backward_step: (t, a2, i1, f, a3, a3, a3, a2, t),
+        R._rnn_forward_persistent: (a2, i1, f, a3, a3, t, t),
+        R._rnn_backward_persistent: (a2, i1, f, a3, a3, a3, a2, t, t),
+        L._lstm_forward_step: (t, a2, a2, i1, a3, t, a2, a3, a3, a3, t),
+        L._lstm_backward_step: (t, a2, a2, i1, a2, a3, a3, a3, a2, a2, t),
+        L._lstm_forward_persistent: (a2, a2, i1, a3, a2, a3, a3, a3, t, t),
+        L._lstm_backward_persistent: (a2, a2, i1, a2, a3, a3, a3, a2, a2, t, t),
         L._peephole_gradients: (a2, a3, a3, a2),
-        G._gru_forward_step_after: (t, a2, a1, i1, a2, a2, a3, a3, a3),
-        G._gru_forward_step_before_rz: (t, a2, i1, a2, a3, a2),
-        G._gru_forward_step_before_n: (t, a2, i1, a2, a3, a2, a3, a3),
-        G._gru_backward_step_after: (t, a2, i1, a2, a3, a3, a3, a3, a3, a2, a2),
-        G._gru_backward_step_before_zn: (t, a2, i1, a2, a3, a3, a3, a3, a2, a2),
-        G._gru_backward_step_before_r: (t, a2, i1, a2, a3, a3, a3, a2),
+        G._gru_forward_step_after: (t, a2, a1, i1, a3, t, a3, a3, a3, t),
+        G._gru_forward_step_before_rz: (t, a2, i1, a3, a3, a3, t),
+        G._gru_forward_step_before_n: (t, a2, i1, a3, a3, a3, a3, a3, t),
+        G._gru_backward_step_after: (t, a2, i1, a2, a3, a3, a3, a3, a3, a2, a2, t),
+        G._gru_backward_step_before_zn: (t, a2, i1, a2, a3, a3, a3, a3, a2, a2, t),
+        G._gru_backward_step_before_r: (t, a2, i1, a2, a3, a3, a3, a2, t),
+        G._gru_forward_persistent: (a2, a1, i1, f, a3, a3, a3, a3, a3, t, t),
+        G._gru_backward_persistent: (a2, i1, f, a2, a3, a3, a3, a3, a3, a3, a2, a2, t, t),
         BE._binary_kernel: (a1, a1, a1, t),
         BE._concat_kernel: (a2, a2, a2),
         BE._split_kernel: (a2, a2, a2),
     }
 
 
+class _NoDevice:
+    """Stands in for the current device where there is none (compile only)."""
+
+    compute_capability = (8, 0)
+
+
+def _allow_device_overloads_without_driver():
+    """``cuda.cg.this_grid()`` is an ``@overload`` whose implementation numba-cuda compiles
+    as a device function, asking the *current device* for its compute capability; with no
+    driver that fails before any PTX is made. Answer with the target of this script."""
+    from numba.cuda import dispatcher
+
+    try:
+        dispatcher.get_current_device()
+    except Exception:
+        dispatcher.get_current_device = _NoDevice
+
+
 def main():
+    _allow_device_overloads_without_driver()
     for dt in (np.dtype(np.float32), np.dtype(np.float64)):
         for kern, args in examples(dt).items():
             sig = tuple(typeof(a) for a in args)
@@ -54,7 +80,11 @@ def main():
             body = ptx.split(".entry", 1)[1]
             # float32 kernels must not fall back to float64 arithmetic.
             has_f64 = ".f64" in body
-            print(f"PTX {kern.py_func.__name__} {dt.name} {len(ptx)} {has_f64}")
+            # Persistent kernels read what other blocks wrote before a grid sync: no
+            # non-coherent (read-only cache) loads may slip in.
+            nc = "ld.global.nc" in body
+            coop = "cudaCGSynchronize" in ptx
+            print(f"PTX {kern.py_func.__name__} {dt.name} {len(ptx)} {has_f64} {nc} {coop}")
     print("PTX-OK")
 
 

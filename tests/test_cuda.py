@@ -3,7 +3,7 @@
 Without a GPU the kernels run on Numba's CUDA simulator, which must be switched on before
 numba is first imported. It is therefore enabled only in *subprocesses*
 (``tests/_cuda_sim_cases.py``), never in this pytest process, so the rest of the session
-keeps the real CPU and CUDA targets. Cases are batched into two subprocesses run side by
+keeps the real CPU and CUDA targets. Cases are batched into four subprocesses run side by
 side (the simulator runs every GPU thread as a Python thread, so it is slow).
 
 ``test_compile_ptx`` compiles every kernel to PTX for float32 and float64 (no GPU needed,
@@ -22,9 +22,11 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SIM_GROUPS = [
-    ["lstm_peep_f64_bi2", "lstm_f32", "gru_after_f64_bi", "gru_before_f32_bi"],
-    ["gru_before_f64_2", "rnn_tanh_f64_bi", "rnn_relu_f32_2"],
+SIM_GROUPS = [  # balanced by simulator time; ``p_`` cases: the persistent kernels
+    ["lstm_peep_f64_bi2", "p_lstm_f64_bi", "p_rnn_relu_f32"],
+    ["gru_before_f64_2", "p_gru_before_f64_bi", "lstm_f32"],
+    ["gru_before_f32_bi", "rnn_tanh_f64_bi", "p_gru_after_f32_bi"],
+    ["gru_after_f64_bi", "rnn_relu_f32_2", "p_lstm_peep_f32_2", "p_rnn_tanh_f64_bi2"],
 ]
 
 
@@ -83,8 +85,14 @@ def test_compile_ptx():
             pytest.skip(f"CUDA toolchain for compile_ptx not found: {last}")
         pytest.fail(p.stderr[-4000:])
     lines = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("PTX ")]
-    assert len(lines) == 40
+    assert len(lines) == 52
     assert not [ln for ln in lines if ln[2] == "float32" and ln[4] == "True"]
+    # Persistent kernels read other blocks' writes after a grid sync: no read-only-cache
+    # loads anywhere, and exactly the persistent kernels synchronize the grid.
+    assert not [ln for ln in lines if ln[5] == "True"]
+    assert {ln[1] for ln in lines if ln[6] == "True"} == {
+        f"_{c}_{d}_persistent" for c in ("rnn", "lstm", "gru") for d in ("forward", "backward")
+    }
     assert "PTX-OK" in p.stdout
 
 
@@ -113,6 +121,43 @@ def test_gpu_matches_cpu(cell):
         rng = np.random.default_rng(0)
         x = rng.standard_normal((5, 9, 6))
         lengths = np.array([9, 3, 7, 1, 9])
+        out, _ = net.forward(x, lengths=lengths)
+        dx = net.backward(np.ones_like(out))
+        res.append([out, dx, *net.grads.values()])
+    for a, b in zip(*res, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a real CUDA GPU")
+@pytest.mark.parametrize(
+    "cell,opts",
+    [("rnn", {"nonlinearity": "relu"}), ("lstm", {"peephole": True}),
+     ("gru", {"reset_after": True}), ("gru", {"reset_after": False})],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "backend",
+    [{"persistent": True}, {"persistent": True, "chunks": 3, "threads": 32},
+     {"persistent": False, "rows": 3, "threads": 64}],
+    ids=["persistent", "persistent-3-chunks", "per-step-3-rows"],
+)  # fmt: skip
+def test_gpu_paths_match_cpu(cell, opts, backend):
+    """On real hardware: each time-loop path (several cooperative blocks, hidden units split
+    over blocks, several rows per block) equals the CPU backend in float64."""
+    import numrnn.nn as nn
+    from numrnn.backends.cuda import CUDABackend
+
+    cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    res = []
+    for device in ("cpu", "cuda"):
+        net = cls(
+            6, 33, 2, bidirectional=True, dtype="float64", random_state=0, device=device, **opts
+        )
+        if device == "cuda":
+            net.backend = CUDABackend(**backend)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((7, 9, 6))
+        lengths = np.array([9, 3, 7, 1, 9, 4, 8])
         out, _ = net.forward(x, lengths=lengths)
         dx = net.backward(np.ones_like(out))
         res.append([out, dx, *net.grads.values()])

@@ -16,6 +16,7 @@ from numba import cuda
 
 from numrnn.kernels import cuda as K
 from numrnn.kernels.cuda.common import (
+    DEFAULT_ROWS,
     DEFAULT_THREADS,
     DEFAULT_TILE,
     HALF,
@@ -86,20 +87,41 @@ class CUDABackend:
     Parameters
     ----------
     tile : int, default=16
-        Tile edge of the GEMM kernels (``tile**2`` threads per block).
+        Tile edge of the GEMM kernels (``tile**2`` threads per block), and depth of the
+        ``W_hh`` tiles the per-step kernels stage in shared memory.
     threads : int, default=128
-        Threads per block of the per-step and element-wise kernels.
+        Threads per block of the per-step, persistent and element-wise kernels.
+    rows : int, default=4
+        Batch rows per block of the per-step kernels (their ``W_hh`` tiles in shared
+        memory are reused across these rows); the persistent kernel stages at least this
+        many of its rows at a time.
+    persistent : {'auto', True, False}, default='auto'
+        Run the whole time loop of a layer in one persistent cooperative kernel that keeps
+        ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in one block's shared memory
+        (48 KB) and the grid fits on the GPU at once, else one fused kernel per step.
+        True forces it (an error when impossible), False never uses it.
+    chunks : int, optional
+        Persistent kernel only: blocks that split the hidden units (each keeps its slice of
+        ``W_hh``); lets ``W_hh`` larger than 48 KB stay on chip. Default: the fewest that fit.
     """
 
     name = "cuda"
 
-    def __init__(self, tile: int = DEFAULT_TILE, threads: int = DEFAULT_THREADS):
+    def __init__(self, tile: int = DEFAULT_TILE, threads: int = DEFAULT_THREADS,
+                 rows: int = DEFAULT_ROWS, persistent="auto", chunks: int | None = None):  # fmt: skip
+        K.check_persistent(persistent)
         self.tile = int(tile)
         self.threads = int(threads)
+        self.rows = int(rows)
+        self.persistent = persistent
+        self.chunks = None if chunks is None else int(chunks)
 
     @property
     def _kw(self):
-        return {"tile": self.tile, "threads": self.threads}
+        return {
+            "tile": self.tile, "threads": self.threads, "rows": self.rows,
+            "persistent": self.persistent, "chunks": self.chunks,
+        }  # fmt: skip
 
     # -- memory -----------------------------------------------------------------------
     def asarray(self, a, dtype):

@@ -17,6 +17,7 @@ float64 kernel they promote exactly (0, 0.5, 1 are exact in float32).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import config, cuda, float32
@@ -273,3 +274,218 @@ def reverse_padded(x, lengths, out, *, threads=DEFAULT_THREADS):
     """Reverse each sequence's valid steps: ``out[t, b] = x[lengths[b]-1-t, b]``; padding -> 0."""
     T, B, F = x.shape
     _reverse_padded_kernel[_blocks(T * B * F, threads), threads](x, lengths, out)
+
+
+# ----------------------------------------------------------------------------- recurrent products
+#: Default batch rows per block of the per-step kernels (their ``W_hh`` tiles are reused
+#: across these rows from shared memory).
+DEFAULT_ROWS = 4
+#: Shared memory a kernel may use without opting in (bytes), the persistent kernels' budget.
+SHARED_BUDGET = 48 * 1024
+
+
+@cuda.jit(device=True, inline=True)
+def stage_rows(sh, off, src, t, lengths, row0, nrows, row_step, K, check):
+    """Copy rows ``src[t, row0 + r * row_step, :K]`` (``r < nrows``) to ``sh[off + r*K + k]``.
+
+    ``src`` is (T, B, >=K). Rows past B are staged as zeros, and so (``check``) are rows
+    whose step ``t`` is past T or padding. All threads of the block take part.
+    """
+    B = src.shape[1]
+    tid = cuda.threadIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+    nt = cuda.blockDim.x * cuda.blockDim.y
+    for e in range(tid, nrows * K, nt):
+        r = e // K
+        k = e - r * K
+        b = row0 + r * row_step
+        v = ZERO
+        if b < B:
+            if not check or (t < src.shape[0] and t < lengths[b]):
+                v = src[t, b, k]
+        sh[off + e] = v
+
+
+@cuda.jit(device=True, inline=True)
+def tiled_dots(sh, xoff, K, m, coff, cstride, nq, j0, tj, jlim, woff, kt):
+    """Per-step product with ``W`` tiles staged in shared memory and reused across rows.
+
+    Thread ``(tx, ty)`` returns ``a_q = sum_k sh[xoff + ty*K + k] * m[k, coff + q*cstride + j]``
+    for ``q < nq`` (<= 4; the others are 0), ``j = j0 + tx``, summing k in order. Tiles of
+    ``kt`` rows of the block's ``nq * tj`` columns go to ``sh[woff:]`` (zero past ``jlim``).
+    Every thread of the block must call it (it synchronizes). Its first barrier also
+    publishes rows staged just before the call (no barrier needed in between); it ends
+    without one, so the caller must not write shared memory afterwards.
+    """
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * cuda.blockDim.x + tx
+    nt = cuda.blockDim.x * cuda.blockDim.y
+    xb = xoff + ty * K
+    a0 = ZERO
+    a1 = ZERO
+    a2 = ZERO
+    a3 = ZERO
+    for k0 in range(0, K, kt):
+        kn = min(kt, K - k0)
+        for e in range(tid, kn * nq * tj, nt):
+            kk = e // (nq * tj)
+            rem = e - kk * (nq * tj)
+            q = rem // tj
+            c = rem - q * tj
+            v = ZERO
+            if j0 + c < jlim:
+                v = m[k0 + kk, coff + q * cstride + j0 + c]
+            sh[woff + e] = v
+        cuda.syncthreads()
+        for kk in range(kn):
+            xk = sh[xb + k0 + kk]
+            base = woff + kk * nq * tj + tx
+            a0 += xk * sh[base]
+            if nq > 1:
+                a1 += xk * sh[base + tj]
+            if nq > 2:
+                a2 += xk * sh[base + 2 * tj]
+            if nq > 3:
+                a3 += xk * sh[base + 3 * tj]
+        if k0 + kt < K:  # the next tile overwrites this one; after the last, nothing does
+            cuda.syncthreads()
+    return a0, a1, a2, a3
+
+
+@cuda.jit(device=True, inline=True)
+def load_slice(sh, m, K, coff, cstride, nq, c0, hc, jlim):
+    """Persistent kernels: ``sh[(k*nq + q)*hc + c] = m[k, coff + q*cstride + c0 + c]`` (0 past jlim)."""
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    for e in range(tid, K * nq * hc, nt):
+        k = e // (nq * hc)
+        rem = e - k * (nq * hc)
+        q = rem // hc
+        c = rem - q * hc
+        v = ZERO
+        if c0 + c < jlim:
+            v = m[k, coff + q * cstride + c0 + c]
+        sh[e] = v
+
+
+@cuda.jit(device=True, inline=True)
+def resident_dots(sh, xoff, K, kb, nq_all, q0, nq, c, hc):
+    """Persistent kernels: ``a_q = sum_{k<K} sh[xoff + k] * W[kb + k, q0 + q, c]`` (q < nq <= 4)
+
+    with the block's weight slice resident at ``sh[(k*nq_all + q)*hc + c]`` (:func:`load_slice`).
+    """
+    a0 = ZERO
+    a1 = ZERO
+    a2 = ZERO
+    a3 = ZERO
+    step = nq_all * hc
+    base = (kb * nq_all + q0) * hc + c
+    for k in range(K):
+        xk = sh[xoff + k]
+        w = base + k * step
+        a0 += xk * sh[w]
+        if nq > 1:
+            a1 += xk * sh[w + hc]
+        if nq > 2:
+            a2 += xk * sh[w + 2 * hc]
+        if nq > 3:
+            a3 += xk * sh[w + 3 * hc]
+    return a0, a1, a2, a3
+
+
+@cuda.jit(device=True, inline=True)
+def stage_own_rows(sh, off, src, t, lengths, m0, np_, K, check):
+    """Persistent kernels: stage rows ``b = blockIdx.y + (m0 + r) * gridDim.y`` (r < np_)."""
+    stage_rows(
+        sh, off, src, t, lengths, cuda.blockIdx.y + m0 * cuda.gridDim.y, np_, cuda.gridDim.y,
+        K, check,
+    )  # fmt: skip
+
+
+_COOP_CACHE: dict = {}
+
+
+def max_cooperative_blocks(kernel, args, blockdim, shared):
+    """How many blocks of ``kernel`` a cooperative grid may hold (1 on the simulator)."""
+    if config.ENABLE_CUDASIM:
+        return 1
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    key = (kernel, sig, blockdim, shared)
+    n = _COOP_CACHE.get(key)
+    if n is None:
+        try:
+            n = int(kernel.compile(sig).max_cooperative_grid_blocks(blockdim, shared))
+        except Exception as exc:  # remembered: do not retry a failing link on every call
+            n = exc
+        _COOP_CACHE[key] = n
+    if isinstance(n, Exception):
+        raise n
+    return n
+
+
+def check_persistent(persistent):
+    if persistent not in ("auto", True, False):
+        raise ValueError(
+            f"persistent must be 'auto', True or False, got {persistent!r}; 'auto' uses the "
+            "persistent kernel when the recurrent weights fit in shared memory"
+        )
+
+
+def plan_persistent(kernel, make_args, *, H, B, K_w, nq, row_len, itemsize, threads,
+                    persistent, chunks=None, rows=DEFAULT_ROWS, budget=SHARED_BUDGET):  # fmt: skip
+    """Decide and size a persistent cooperative launch; None means "use the per-step kernels".
+
+    Each of ``nc`` blocks along x keeps a ``K_w x nq x hc`` slice of the recurrent weights
+    resident in shared memory (``hc = ceil(H / nc)`` hidden units), plus up to ``rpp``
+    staged rows of ``row_len`` (``rpp`` <= ``max(rows, ceil(threads / hc))``: about one
+    (row, unit) item per thread); ``nr`` blocks along y stride over the batch rows.
+    ``persistent='auto'`` takes it only when one slice holds all of ``W_hh`` (``nc = 1``,
+    unless ``chunks`` says otherwise) and the grid fits on the device at once; ``True``
+    raises when impossible. ``make_args(hc, rpp)`` gives the kernel's arguments.
+    Returns ``(grid, threads, shared_bytes, args)``.
+    """
+    check_persistent(persistent)
+    if persistent is False:
+        return None
+    nc = hc = free = None
+    for n in [int(chunks)] if chunks else range(1, H + 1):
+        h = _blocks(H, n)
+        f = budget // itemsize - K_w * nq * h
+        if f >= row_len:
+            nc, hc, free = n, h, min(f // row_len, max(int(rows), _blocks(threads, h)))
+            break
+    why = None
+    if nc is None:
+        why = f"a {K_w}x{nq}x{_blocks(H, chunks or H)} weight slice does not fit {budget} B"
+    elif persistent == "auto" and nc > 1 and not chunks:
+        return None
+    if why is None:
+        rpp = min(B, free)
+        shared = (K_w * nq * hc + rpp * row_len) * itemsize
+        try:
+            maxb = max_cooperative_blocks(kernel, make_args(hc, rpp), threads, shared)
+        except Exception as exc:  # e.g. no cudadevrt to link a cooperative kernel against
+            if persistent is True:
+                raise
+            warnings.warn(
+                f"persistent CUDA kernel unavailable ({exc}); using the per-step kernels",
+                RuntimeWarning, stacklevel=2,
+            )  # fmt: skip
+            maxb = 0
+        if maxb < nc:
+            why = f"{nc} blocks exceed the cooperative limit {maxb}"
+    if why is not None:
+        if persistent is True:
+            raise ValueError(f"persistent kernel impossible for H={H}: {why}")
+        return None
+    nr = max(1, min(B, maxb // nc))
+    rpp = min(rpp, _blocks(B, nr))
+    shared = (K_w * nq * hc + rpp * row_len) * itemsize
+    return (nc, nr), threads, shared, make_args(hc, rpp)
+
+
+def step_grid(H, B, threads, rows):
+    """Per-step kernels: blocks of ``(tj, rows)`` threads over (hidden units, batch rows)."""
+    rows = max(1, min(int(rows), B))
+    tj = max(1, int(threads) // rows)
+    return (_blocks(H, tj), _blocks(B, rows)), (tj, rows)

@@ -1,8 +1,10 @@
 """LSTM forward and BPTT on the GPU (same contract as :mod:`numrnn.kernels.cpu.lstm`).
 
-Per step ONE fused kernel: each thread owns hidden unit ``j`` of batch row ``b`` and forms
-its four gates' ``h_{t-1} W_hh^T`` entries from ``h_{t-1}[b]`` staged in shared memory
-(``W_hh^T`` pre-transposed so the reads coalesce over ``j``), then the cell update.
+Two ways through the time loop, same math and same stored activations (see
+:mod:`numrnn.kernels.cuda.rnn`): per step ONE fused kernel whose blocks cover ``tj`` hidden
+units of ``rows`` batch rows (``W_hh^T`` tiles in shared memory reused by the rows; each
+thread forms its unit's four gate entries, then the cell update), or one persistent
+cooperative kernel for all steps with the block's ``W_hh`` slice resident in shared memory.
 Peephole weight gradients are reduced after the loop, one thread per unit in fixed order.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from numba import cuda
 
 from numrnn.kernels.cuda.common import (
+    DEFAULT_ROWS,
     DEFAULT_THREADS,
     DEFAULT_TILE,
     ONE,
@@ -21,99 +24,185 @@ from numrnn.kernels.cuda.common import (
     d_tanh,
     input_gradients,
     input_projection,
-    load_row,
+    load_slice,
+    plan_persistent,
     recurrent_weight_gradient,
-    row_dot,
+    resident_dots,
+    stage_own_rows,
+    stage_rows,
+    step_grid,
+    tiled_dots,
     transpose,
 )
 
 
-@cuda.jit
-def _lstm_forward_step(t, w_hh_t, w_peep, lengths, h_in, h_out, c, out, cells, gates):
-    b = cuda.blockIdx.y
-    j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    H = h_in.shape[1]
-    sh = cuda.shared.array(0, dtype=out.dtype)
-    load_row(sh, h_in[b], H)
-    cuda.syncthreads()
-    if j < H:
+# ----------------------------------------------------------------------------- element math
+@cuda.jit(device=True, inline=True)
+def _fwd_elem(t, b, j, ai, af, ag, ao, w_peep, lengths, hs, pin, c, out, cells, gates):
+    """Cell update of unit j, row b at step t; ``gates[t]`` holds the projection on entry."""
+    H = c.shape[1]
+    if t < lengths[b]:
+        cp = c[b, j]
+        i = d_sigmoid(gates[t, b, j] + ai + w_peep[0, j] * cp)
+        f = d_sigmoid(gates[t, b, H + j] + af + w_peep[1, j] * cp)
+        g = d_tanh(gates[t, b, 2 * H + j] + ag)
+        cn = f * cp + i * g
+        o = d_sigmoid(gates[t, b, 3 * H + j] + ao + w_peep[2, j] * cn)
+        hn = o * d_tanh(cn)
+        gates[t, b, j] = i
+        gates[t, b, H + j] = f
+        gates[t, b, 2 * H + j] = g
+        gates[t, b, 3 * H + j] = o
+        c[b, j] = cn
+        hs[1 - pin, b, j] = hn
+        out[t, b, j] = hn
+    else:
+        out[t, b, j] = ZERO
+        hs[1 - pin, b, j] = hs[pin, b, j]
+    cells[t, b, j] = c[b, j]
+
+
+@cuda.jit(device=True, inline=True)
+def _bwd_elem(t, b, j, s_rec, w_peep, lengths, c0, cells, gates, d_out, dh, dc):
+    """dL/dh_t = ``s_rec`` (= dA[t+1] @ W_hh) if step t+1 is valid, else carried."""
+    T = gates.shape[0]
+    H = dh.shape[1]
+    s = dh[b, j]
+    if t + 1 < T and t + 1 < lengths[b]:
+        s = s_rec
+    dh[b, j] = s
+    if t >= 0:
         if t < lengths[b]:
-            ai = ZERO
-            af = ZERO
-            ag = ZERO
-            ao = ZERO
-            for k in range(H):
-                hk = sh[k]
-                ai += hk * w_hh_t[k, j]
-                af += hk * w_hh_t[k, H + j]
-                ag += hk * w_hh_t[k, 2 * H + j]
-                ao += hk * w_hh_t[k, 3 * H + j]
-            cp = c[b, j]
-            i = d_sigmoid(gates[t, b, j] + ai + w_peep[0, j] * cp)
-            f = d_sigmoid(gates[t, b, H + j] + af + w_peep[1, j] * cp)
-            g = d_tanh(gates[t, b, 2 * H + j] + ag)
-            cn = f * cp + i * g
-            o = d_sigmoid(gates[t, b, 3 * H + j] + ao + w_peep[2, j] * cn)
-            hn = o * d_tanh(cn)
-            gates[t, b, j] = i
-            gates[t, b, H + j] = f
-            gates[t, b, 2 * H + j] = g
-            gates[t, b, 3 * H + j] = o
-            c[b, j] = cn
-            h_out[b, j] = hn
-            out[t, b, j] = hn
+            i = gates[t, b, j]
+            f = gates[t, b, H + j]
+            g = gates[t, b, 2 * H + j]
+            o = gates[t, b, 3 * H + j]
+            cn = cells[t, b, j]
+            cp = cells[t - 1, b, j] if t > 0 else c0[b, j]
+            tc = d_tanh(cn)
+            dht = d_out[t, b, j] + s
+            dao = dht * tc * o * (ONE - o)
+            dct = dc[b, j] + dht * o * (ONE - tc * tc) + dao * w_peep[2, j]
+            dai = dct * g * i * (ONE - i)
+            daf = dct * cp * f * (ONE - f)
+            dag = dct * i * (ONE - g * g)
+            dc[b, j] = dct * f + dai * w_peep[0, j] + daf * w_peep[1, j]
+            gates[t, b, j] = dai
+            gates[t, b, H + j] = daf
+            gates[t, b, 2 * H + j] = dag
+            gates[t, b, 3 * H + j] = dao
         else:
-            out[t, b, j] = ZERO
-            h_out[b, j] = h_in[b, j]
-        cells[t, b, j] = c[b, j]
+            gates[t, b, j] = ZERO
+            gates[t, b, H + j] = ZERO
+            gates[t, b, 2 * H + j] = ZERO
+            gates[t, b, 3 * H + j] = ZERO
+
+
+# ----------------------------------------------------------------------------- per step
+@cuda.jit
+def _lstm_forward_step(t, w_hh_t, w_peep, lengths, hs, pin, c, out, cells, gates, kt):
+    """Step ``t``; ``hs`` (2, B, H): h_{t-1} in ``hs[pin]``, h_t to ``hs[1 - pin]``."""
+    B = out.shape[1]
+    H = out.shape[2]
+    tj = cuda.blockDim.x
+    R = cuda.blockDim.y
+    j0 = cuda.blockIdx.x * tj
+    j = j0 + cuda.threadIdx.x
+    b = cuda.blockIdx.y * R + cuda.threadIdx.y
+    sh = cuda.shared.array(0, dtype=out.dtype)
+    stage_rows(sh, 0, hs, pin, lengths, cuda.blockIdx.y * R, R, 1, H, False)
+    ai, af, ag, ao = tiled_dots(sh, 0, H, w_hh_t, 0, H, 4, j0, tj, H, R * H, kt)
+    if j < H and b < B:
+        _fwd_elem(t, b, j, ai, af, ag, ao, w_peep, lengths, hs, pin, c, out, cells, gates)
 
 
 @cuda.jit
-def _lstm_backward_step(t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc):
+def _lstm_backward_step(t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, kt):
     """Step ``t`` of BPTT (``t = -1`` only finishes ``dh`` = dL/dh0).
 
     ``dh[b, j]`` is dL/dh_t: ``gates[t+1] @ W_hh`` (gates already hold dA there) when
     step t+1 is valid, else carried. ``dc`` is updated in place (element-owned).
     """
-    b = cuda.blockIdx.y
-    j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    T = gates.shape[0]
+    B = dh.shape[0]
     H = dh.shape[1]
+    tj = cuda.blockDim.x
+    R = cuda.blockDim.y
+    j0 = cuda.blockIdx.x * tj
+    j = j0 + cuda.threadIdx.x
+    b = cuda.blockIdx.y * R + cuda.threadIdx.y
     sh = cuda.shared.array(0, dtype=gates.dtype)
-    nxt = t + 1 < T and t + 1 < lengths[b]
-    if nxt:
-        load_row(sh, gates[t + 1, b], 4 * H)
+    stage_rows(sh, 0, gates, t + 1, lengths, cuda.blockIdx.y * R, R, 1, 4 * H, True)
+    s, _, _, _ = tiled_dots(sh, 0, 4 * H, w_hh, 0, H, 1, j0, tj, H, R * 4 * H, kt)
+    if j < H and b < B:
+        _bwd_elem(t, b, j, s, w_peep, lengths, c0, cells, gates, d_out, dh, dc)
+
+
+# ----------------------------------------------------------------------------- persistent
+@cuda.jit
+def _lstm_forward_persistent(w_hh_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp):
+    """All steps in one cooperative launch; block (x, y) owns units ``[x*hc, x*hc + hc)`` of
+    rows ``y, y + gridDim.y, ...`` with that slice of ``W_hh^T`` (4 gates) in shared memory.
+    """
+    T, B, H = out.shape
+    c0 = cuda.blockIdx.x * hc
+    gy = cuda.gridDim.y
+    mine = (B - cuda.blockIdx.y + gy - 1) // gy
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    grid = cuda.cg.this_grid()
+    sh = cuda.shared.array(0, dtype=out.dtype)
+    load_slice(sh, w_hh_t, H, 0, H, 4, c0, hc, H)
+    xoff = 4 * H * hc
     cuda.syncthreads()
-    if j < H:
-        s = dh[b, j]
-        if nxt:
-            s = row_dot(sh, w_hh, 4 * H, j)
-        dh[b, j] = s
-        if t >= 0:
-            if t < lengths[b]:
-                i = gates[t, b, j]
-                f = gates[t, b, H + j]
-                g = gates[t, b, 2 * H + j]
-                o = gates[t, b, 3 * H + j]
-                cn = cells[t, b, j]
-                cp = cells[t - 1, b, j] if t > 0 else c0[b, j]
-                tc = d_tanh(cn)
-                dht = d_out[t, b, j] + s
-                dao = dht * tc * o * (ONE - o)
-                dct = dc[b, j] + dht * o * (ONE - tc * tc) + dao * w_peep[2, j]
-                dai = dct * g * i * (ONE - i)
-                daf = dct * cp * f * (ONE - f)
-                dag = dct * i * (ONE - g * g)
-                dc[b, j] = dct * f + dai * w_peep[0, j] + daf * w_peep[1, j]
-                gates[t, b, j] = dai
-                gates[t, b, H + j] = daf
-                gates[t, b, 2 * H + j] = dag
-                gates[t, b, 3 * H + j] = dao
-            else:
-                gates[t, b, j] = ZERO
-                gates[t, b, H + j] = ZERO
-                gates[t, b, 2 * H + j] = ZERO
-                gates[t, b, 3 * H + j] = ZERO
+    for t in range(T):
+        pin = t % 2
+        for m0 in range(0, mine, rpp):
+            n = min(rpp, mine - m0)
+            stage_own_rows(sh, xoff, hs, pin, lengths, m0, n, H, False)
+            cuda.syncthreads()
+            for e in range(tid, n * hc, nt):
+                r = e // hc
+                cc = e - r * hc
+                j = c0 + cc
+                if j < H:
+                    b = cuda.blockIdx.y + (m0 + r) * gy
+                    ai, af, ag, ao = resident_dots(sh, xoff + r * H, H, 0, 4, 0, 4, cc, hc)
+                    _fwd_elem(
+                        t, b, j, ai, af, ag, ao, w_peep, lengths, hs, pin, c, out, cells, gates
+                    )
+            cuda.syncthreads()
+        grid.sync()
+
+
+@cuda.jit
+def _lstm_backward_persistent(w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp):
+    """All BPTT steps (T-1 down to -1) in one cooperative launch (see the forward)."""
+    T, B, H = cells.shape
+    j0 = cuda.blockIdx.x * hc
+    gy = cuda.gridDim.y
+    mine = (B - cuda.blockIdx.y + gy - 1) // gy
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    grid = cuda.cg.this_grid()
+    sh = cuda.shared.array(0, dtype=gates.dtype)
+    load_slice(sh, w_hh, 4 * H, 0, H, 1, j0, hc, H)
+    xoff = 4 * H * hc
+    cuda.syncthreads()
+    for t in range(T - 1, -2, -1):
+        for m0 in range(0, mine, rpp):
+            n = min(rpp, mine - m0)
+            stage_own_rows(sh, xoff, gates, t + 1, lengths, m0, n, 4 * H, True)
+            cuda.syncthreads()
+            for e in range(tid, n * hc, nt):
+                r = e // hc
+                cc = e - r * hc
+                j = j0 + cc
+                if j < H:
+                    b = cuda.blockIdx.y + (m0 + r) * gy
+                    s, _, _, _ = resident_dots(sh, xoff + r * 4 * H, 4 * H, 0, 1, 0, 1, cc, hc)
+                    _bwd_elem(t, b, j, s, w_peep, lengths, c0, cells, gates, d_out, dh, dc)
+            cuda.syncthreads()
+        grid.sync()
 
 
 @cuda.jit
@@ -141,46 +230,70 @@ def _peephole_gradients(c0, cells, d_gates, dw_peep):
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, w_peep, h0, c0, lengths, out, cells, gates, h_n,
-                 c_n, *, tile=DEFAULT_TILE, threads=DEFAULT_THREADS):
+                 c_n, *, tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
+                 persistent=False, chunks=None):  # fmt: skip
     """Run one LSTM layer in one direction; device arrays, arguments as the CPU kernel.
 
     ``gates`` (T, B, 4H) receives the activated i, f, g, o; ``cells`` c_t; ``out`` h_t.
-    ``tile`` is the GEMM tile edge, ``threads`` the threads per block of the step kernel.
+    Tunables as :func:`numrnn.kernels.cuda.rnn.rnn_forward`.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
+    dt = x.dtype
     input_projection(x, w_ih, b_ih, b_hh, 4 * H, gates, tile=tile)
     w_t = transpose(w_hh, threads=threads)
-    hs = [cuda.device_array((B, H), dtype=x.dtype) for _ in range(2)]
-    c = cuda.device_array((B, H), dtype=x.dtype)
+    hs = cuda.device_array((2, B, H), dtype=dt)
+    c = cuda.device_array((B, H), dtype=dt)
     copy(h0, hs[0], threads=threads)
     copy(c0, c, threads=threads)
-    grid = (_blocks(H, threads), B)
-    shared = H * x.dtype.itemsize
-    for t in range(T):
-        _lstm_forward_step[grid, threads, 0, shared](
-            t, w_t, w_peep, lengths, hs[t % 2], hs[(t + 1) % 2], c, out, cells, gates
-        )
+    plan = plan_persistent(
+        _lstm_forward_persistent,
+        lambda hc, rpp: (w_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp),
+        H=H, B=B, K_w=H, nq=4, row_len=H, itemsize=dt.itemsize, threads=threads,
+        persistent=persistent, chunks=chunks, rows=rows,
+    )  # fmt: skip
+    if plan is not None:
+        grid, nt, shared, args = plan
+        _lstm_forward_persistent[grid, nt, 0, shared](*args)
+    else:
+        grid, block = step_grid(H, B, threads, rows)
+        shared = (block[1] * H + tile * 4 * block[0]) * dt.itemsize
+        for t in range(T):
+            _lstm_forward_step[grid, block, 0, shared](
+                t, w_t, w_peep, lengths, hs, t % 2, c, out, cells, gates, tile
+            )
     copy(hs[T % 2], h_n, threads=threads)
     copy(c, c_n, threads=threads)
 
 
 def lstm_backward(x, w_ih, w_hh, w_peep, h0, c0, lengths, out, cells, gates, d_out, dh_n, dc_n,
                   need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dw_peep, dh0, dc0, *,
-                  tile=DEFAULT_TILE, threads=DEFAULT_THREADS):  # fmt: skip
+                  tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
+                  persistent=False, chunks=None):  # fmt: skip
     """Exact BPTT through one LSTM layer and direction (``gates`` becomes dA)."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    dh = cuda.device_array((B, H), dtype=x.dtype)
-    dc = cuda.device_array((B, H), dtype=x.dtype)
+    dt = x.dtype
+    dh = cuda.device_array((B, H), dtype=dt)
+    dc = cuda.device_array((B, H), dtype=dt)
     copy(dh_n, dh, threads=threads)
     copy(dc_n, dc, threads=threads)
-    grid = (_blocks(H, threads), B)
-    shared = 4 * H * x.dtype.itemsize
-    for t in range(T - 1, -2, -1):
-        _lstm_backward_step[grid, threads, 0, shared](
-            t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc
-        )
+    plan = plan_persistent(
+        _lstm_backward_persistent,
+        lambda hc, rpp: (w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp),
+        H=H, B=B, K_w=4 * H, nq=1, row_len=4 * H, itemsize=dt.itemsize, threads=threads,
+        persistent=persistent, chunks=chunks, rows=rows,
+    )  # fmt: skip
+    if plan is not None:
+        grid, nt, shared, args = plan
+        _lstm_backward_persistent[grid, nt, 0, shared](*args)
+    else:
+        grid, block = step_grid(H, B, threads, rows)
+        shared = (block[1] * 4 * H + tile * block[0]) * dt.itemsize
+        for t in range(T - 1, -2, -1):
+            _lstm_backward_step[grid, block, 0, shared](
+                t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, tile
+            )
     copy(dh, dh0, threads=threads)
     copy(dc, dc0, threads=threads)
     _peephole_gradients[_blocks(H, threads), threads](c0, cells, gates, dw_peep)
