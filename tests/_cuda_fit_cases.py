@@ -118,6 +118,37 @@ def fit_seq_tbptt_f32():
     compare_fit("fit_seq_tbptt_f32", make, X, y, 1e-4, proba=True)
 
 
+def fit_lifecycle():
+    """partial_fit twice (optimizer state carried from one device session to the next),
+    early stopping with the best weights restored, and a diverging warm-start fit that keeps
+    the last good epoch: every result equals the CPU path's."""
+    from numrnn.estimators._base import NonFiniteLossError
+
+    X, rng = _data(6, n=6, T=3)
+    y = np.nan_to_num(X[:, 0, 0]) * 0.5
+
+    def run(device):
+        kw = dict(cell="rnn", hidden_size=2, batch_size=3, dtype="float64", random_state=0,
+                  device=device, max_iter=1)  # fmt: skip
+        m = RNNRegressor(**kw)
+        m.partial_fit(X, y)
+        m.partial_fit(X, y)
+        out = _fitted(m, X, False)
+        e = RNNRegressor(**{**kw, "max_iter": 2}, early_stopping=True, validation_fraction=0.34,
+                         learning_rate_init=0.3).fit(X, y)  # fmt: skip
+        out += _fitted(e, X, False) + [e.validation_scores_, e.validation_loss_curve_]
+        m.set_params(warm_start=True, learning_rate_init=1e300, max_iter=3, solver="sgd")
+        try:
+            m.fit(X, y * 1e300)
+            out.append([1.0])  # no error: differs from the expected [kept epoch]
+        except NonFiniteLossError as exc:
+            out.append([exc.kept_epoch])
+        return out + _fitted(m, X, False)
+
+    cpu, dev = run("cpu"), run("cuda")
+    report("fit_lifecycle", max(_max_diff(a, b) for a, b in zip(cpu, dev, strict=True)), 1e-10)
+
+
 # ----------------------------------------------------------------------------- transfers
 class _TransferCounter:
     """Counts host-to-device copies: ``cuda.to_device``, host arrays handed to a kernel
@@ -281,6 +312,7 @@ CASES = {
         fit_reg_adam_f64,
         fit_clf_sgd_f64,
         fit_seq_tbptt_f32,
+        fit_lifecycle,
         transfers_per_fit,
         kernels_vs_numpy,
     )

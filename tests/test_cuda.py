@@ -30,11 +30,11 @@ SIM_GROUPS = [
 # and the CASE names they print.
 FIT_GROUPS = [
     ["fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32"],
-    ["transfers_per_fit", "kernels_vs_numpy"],
+    ["transfers_per_fit", "kernels_vs_numpy", "fit_lifecycle"],
 ]
 FIT_CASES = [
     "fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32",
-    "transfers_per_fit", "device_fit_deterministic",
+    "fit_lifecycle", "transfers_per_fit", "device_fit_deterministic",
     *(f"{k}_{dt}" for dt in ("float64", "float32")
       for k in ("kernels_optim", "clip_norm", "kernels_clip")),
 ]  # fmt: skip
