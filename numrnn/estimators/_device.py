@@ -30,6 +30,7 @@ from numba import cuda
 
 from numrnn.kernels.cuda import common as C
 from numrnn.kernels.cuda import train as KT
+from numrnn.nn.optim import Adam
 
 #: Largest number of shuffled indices uploaded in one transfer (int64: 32 MiB).
 ORDER_BLOCK = 1 << 22
@@ -423,7 +424,7 @@ class DeviceFit:
     def _optimizer_step(self, grads):
         opt, dt, th = self.opt, self.dtype.type, self.threads
         views = self.opt_state.views
-        if opt._buffers == ("exp_avg", "exp_avg_sq"):  # Adam
+        if isinstance(opt, Adam):
             opt.t += 1
             beta1, beta2 = opt.betas
             step_size = opt.lr / (1.0 - beta1**opt.t)
@@ -437,7 +438,7 @@ class DeviceFit:
                     wd != 0.0, dt(wd), dt(1.0 - beta1), dt(beta2), dt(1.0 - beta2), dt(bc2),
                     dt(opt.eps), dt(step_size),
                 )  # fmt: skip
-        else:  # SGD
+        else:  # numrnn.nn.optim.SGD
             mu, wd = opt.momentum, opt.weight_decay
             for name, p in self.named.items():
                 p1 = KT.flat(p)
