@@ -17,6 +17,7 @@ from numrnn.kernels.cuda import common as C
 from numrnn.kernels.cuda import gru as G
 from numrnn.kernels.cuda import lstm as L
 from numrnn.kernels.cuda import rnn as R
+from numrnn.kernels.cuda import train as TR
 
 
 def examples(dt):
@@ -50,6 +51,29 @@ def examples(dt):
         BE._binary_kernel: (a1, a1, a1, t),
         BE._concat_kernel: (a2, a2, a2),
         BE._split_kernel: (a2, a2, a2),
+        **train_examples(dt),
+    }
+
+
+def train_examples(dt):
+    """The training-step kernels of a device-resident fit (numrnn.kernels.cuda.train)."""
+    a1, a2, a3 = np.zeros(4, dt), np.zeros((4, 4), dt), np.zeros((4, 4, 4), dt)
+    i1 = np.zeros(4, np.int64)
+    t, f, x = np.int64(0), True, dt.type(0)
+    return {
+        TR._gather_kernel: (a3, i1, t, a3),
+        TR._chunk_lengths_kernel: (i1, i1, t, t, i1),
+        TR._rows_last_kernel: (i1, i1, a1, t, t, a1, i1),
+        TR._rows_seq_kernel: (i1, i1, a1, t, t, a1, i1),
+        TR._mse_kernel: (a2, a2, i1, a1, x, x, a2, a1),
+        TR._softmax_ce_kernel: (a2, i1, i1, a1, x, x, x, a2, a1),
+        TR._partial_sums_kernel: (a1, x, a1),
+        TR._grad_stats_kernel: (a1, x, f, a1, i1),
+        TR._sum_partials_kernel: (a1, a1, t),
+        TR._add_scaled_kernel: (a1, a1, x),
+        TR._clip_kernel: (a1, x, f, x, f),
+        TR._adam_kernel: (a1, a1, a1, a1, f, x, x, x, x, x, x, x),
+        TR._sgd_kernel: (a1, a1, a1, x, f, x, f, x, f),
     }
 
 

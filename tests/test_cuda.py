@@ -28,6 +28,18 @@ SIM_GROUPS = [  # balanced by simulator time; ``p_`` cases: the persistent kerne
     ["gru_before_f32_bi", "rnn_tanh_f64_bi", "p_gru_after_f32_bi"],
     ["gru_after_f64_bi", "rnn_relu_f32_2", "p_lstm_peep_f32_2", "p_rnn_tanh_f64_bi2"],
 ]
+# Estimator fits that stay on the device (tests/_cuda_fit_cases.py): function names to run,
+# and the CASE names they print.
+FIT_GROUPS = [
+    ["fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32"],
+    ["transfers_per_fit", "kernels_vs_numpy", "fit_lifecycle"],
+]
+FIT_CASES = [
+    "fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32",
+    "fit_lifecycle", "transfers_per_fit", "device_fit_deterministic",
+    *(f"{k}_{dt}" for dt in ("float64", "float32")
+      for k in ("kernels_optim", "clip_norm", "kernels_clip")),
+]  # fmt: skip
 
 
 def _env(**extra):
@@ -40,15 +52,17 @@ def _env(**extra):
 @pytest.fixture(scope="module")
 def sim_results():
     """Launch every simulator group at once; map case name -> (error, tolerance)."""
+    jobs = [("_cuda_sim_cases.py", g) for g in SIM_GROUPS]
+    jobs += [("_cuda_fit_cases.py", g) for g in FIT_GROUPS]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "_cuda_sim_cases.py"), *group],
+            [sys.executable, str(HERE / script), *group],
             env=_env(NUMBA_ENABLE_CUDASIM="1"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for group in SIM_GROUPS
+        for script, group in jobs
     ]
     results = {}
     for p in procs:
@@ -68,6 +82,16 @@ def test_network_matches_cpu_on_simulator(sim_results, case):
     assert err <= tol, f"{case}: max abs difference {err} > {tol}"
 
 
+@pytest.mark.parametrize("case", FIT_CASES)
+def test_device_fit_on_simulator(sim_results, case):
+    """device='cuda' estimator fits equal device='cpu' (weights, optimizer state, loss curve,
+    predictions); host-to-device transfers per fit do not grow with epochs; the training-step
+    kernels equal nn.optim / nn.clip."""
+    assert case in sim_results, f"{case}: no result (see the subprocess output)"
+    err, tol = sim_results[case]
+    assert err <= tol, f"{case}: error {err} > {tol}"
+
+
 def test_compile_ptx():
     """Every kernel compiles to PTX for float32 and float64; float32 code has no .f64."""
     env = _env(NUMBA_FORCE_CUDA_CC="8.0")  # no driver: do not ask NVRTC/driver for the arch
@@ -85,7 +109,7 @@ def test_compile_ptx():
             pytest.skip(f"CUDA toolchain for compile_ptx not found: {last}")
         pytest.fail(p.stderr[-4000:])
     lines = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("PTX ")]
-    assert len(lines) == 52
+    assert len(lines) == 52 + 2 * 13  # 13: numrnn.kernels.cuda.train
     assert not [ln for ln in lines if ln[2] == "float32" and ln[4] == "True"]
     # Persistent kernels read other blocks' writes after a grid sync: no read-only-cache
     # loads anywhere, and exactly the persistent kernels synchronize the grid.
@@ -172,3 +196,32 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(_config, "cuda_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA GPU"):
         _config.resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a real CUDA GPU")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_gpu_fit_matches_cpu(solver):
+    """On real hardware: a device-resident float64 fit (clipping on) equals the CPU fit."""
+    import warnings
+
+    from numrnn import RNNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 7, 3))
+    X[::3, 5:] = np.nan
+    y = (np.nan_to_num(X[:, :, 0]).sum(axis=1) > 0).astype(int)
+    res = []
+    for device in ("cpu", "cuda"):
+        m = RNNClassifier(
+            cell="lstm", hidden_size=8, bidirectional=True, solver=solver, max_iter=3,
+            batch_size=16, clip_norm=0.5, clip_value=0.2, dtype="float64", random_state=0,
+            device=device,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.fit(X, y)
+        res.append([m.coef_, *m.network_.state_dict().values(), m.predict_proba(X)])
+    for a, b in zip(*res, strict=True):
+        # FMA contraction on the GPU: agreement to rounding, not to the bit
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)

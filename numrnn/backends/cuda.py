@@ -2,9 +2,10 @@
 
 Arrays stay device arrays (``numba.cuda`` ``DeviceNDArray``) from :meth:`asarray` to
 :meth:`to_host`; the network only meets them through this class's methods. Parameters
-arrive as host NumPy dicts and are copied to the device on every ``layer_forward`` /
-``layer_backward``: they are small next to the activations, and copying avoids a stale
-device copy after the optimizer updates the host arrays in place.
+arrive either as host NumPy dicts, copied to the device on every ``layer_forward`` /
+``layer_backward`` (the ``numrnn.nn`` API, where the user's optimizer updates host arrays in
+place), or as device arrays, used as they are (an estimator fit with ``device='cuda'``, which
+keeps parameters, gradients and optimizer state on the GPU: ``numrnn.estimators._device``).
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class CUDABackend:
         return a.copy_to_host() if _is_device(a) else np.asarray(a)
 
     def _params(self, p: dict) -> dict:
-        return {k: cuda.to_device(np.ascontiguousarray(v)) for k, v in p.items()}
+        # Host arrays are copied in; device arrays (a device-resident fit) pass through.
+        return {k: self.asarray(v, v.dtype) for k, v in p.items()}
 
     # -- element-wise -----------------------------------------------------------------
     def _binary(self, a, b, op):

@@ -432,9 +432,16 @@ class BaseRNN(BaseEstimator):
                    nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
 
     def _snapshot(self):
+        dev = getattr(self, "_dev", None)
+        if dev is not None:  # a device fit: a device-to-device copy
+            return dev.snapshot()
         return {"network": self.network_.state_dict(), "head": self.head_.state_dict()}
 
     def _restore(self, snap):
+        dev = getattr(self, "_dev", None)
+        if dev is not None:
+            dev.restore(snap)
+            return
         self.network_.load_state_dict(snap["network"])
         self.head_.load_state_dict(snap["head"])
 
@@ -446,7 +453,11 @@ class BaseRNN(BaseEstimator):
         """Everything an epoch changes: weights, optimizer, RNGs and bookkeeping."""
         return {
             "weights": self._snapshot(),
-            "optimizer": self._optimizer.state_dict(),
+            "optimizer": (
+                self._dev.opt_snapshot()
+                if getattr(self, "_dev", None) is not None
+                else self._optimizer.state_dict()
+            ),
             "rng": self._rng.get_state(),
             "net_rng": copy.deepcopy(self.network_._rng.bit_generator.state),
             "scalars": {k: getattr(self, k) for k in self._PROGRESS},
@@ -455,7 +466,10 @@ class BaseRNN(BaseEstimator):
 
     def _restore_progress(self, snap):
         self._restore(snap["weights"])
-        self._optimizer.load_state_dict(snap["optimizer"])
+        if getattr(self, "_dev", None) is not None:
+            self._dev.opt_restore(snap["optimizer"])
+        else:
+            self._optimizer.load_state_dict(snap["optimizer"])
         self._rng.set_state(snap["rng"])
         self.network_._rng.bit_generator.state = snap["net_rng"]
         for k, v in snap["scalars"].items():
@@ -590,6 +604,10 @@ class BaseRNN(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n))
 
+    def _current_penalty(self):
+        dev = getattr(self, "_dev", None)
+        return dev.penalty() if dev is not None else self._penalty(self._all_params())
+
     def _penalty(self, params):
         if self.alpha == 0:
             return 0.0
@@ -683,14 +701,15 @@ class BaseRNN(BaseEstimator):
             self._step(optimizer, params, grads)
         return loss_sum, w_total
 
-    def _eval_loss(self, Xp, lengths, Y, sw):
-        z = self._forward_predict(Xp, lengths)
+    def _eval_loss(self, Xp, lengths, Y, sw, z=None):
+        if z is None:
+            z = self._forward_predict(Xp, lengths)
         if self.output == "sequence":
             z = z[:, : Y.shape[1]]
             loss, _ = self._loss(z, Y, self._seq_mask(lengths, Y.shape[1]), sw)
         else:
             loss, _ = self._loss(z, Y, None, sw)
-        return loss + self._penalty(self._all_params())
+        return loss + self._current_penalty()
 
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
         self._validate_hyperparameters()
@@ -780,6 +799,25 @@ class BaseRNN(BaseEstimator):
         n_tr = tr.shape[0]
         bs = self._batch_size(n_tr)
         epochs = 1 if incremental else self.max_iter
+        if self.network_.backend.name == "cuda":
+            # device='cuda': data, parameters and optimizer state go to the GPU once and
+            # stay there until the end of this call (numrnn.estimators._device).
+            from numrnn.estimators._device import DeviceFit
+
+            self._dev = DeviceFit(self, Xp, lengths, Y, sw, tr, va, epochs)
+        try:
+            self._epochs(Xp, lengths, Y, sw, tr, va, bs, epochs, early, reuse, incremental,
+                         params)  # fmt: skip
+        finally:
+            dev = self.__dict__.pop("_dev", None)
+            if dev is not None:
+                dev.finish()
+        self.head_._x = None  # drop the cached batch so the fitted model pickles small
+
+    def _epochs(self, Xp, lengths, Y, sw, tr, va, bs, epochs, early, reuse, incremental, params):
+        """The epoch loop of :meth:`_fit_loop` (on the device when ``self._dev`` is set)."""
+        dev = getattr(self, "_dev", None)
+        n_tr = tr.shape[0]
         best = None
         self.network_.train()
         converged = False
@@ -791,27 +829,33 @@ class BaseRNN(BaseEstimator):
             try:
                 t0 = time.perf_counter()
                 order = self._rng.permutation(tr) if self.shuffle else tr
+                order_dev = None if dev is None else dev.epoch_order(order)
                 total, wsum = 0.0, 0.0
                 for s in range(0, n_tr, bs):
                     bi = order[s : s + bs]
                     wb = None if sw is None else sw[bi]
-                    ls, ws = self._train_batch(
-                        self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
-                    )
+                    if dev is not None:
+                        ls, ws = dev.train_batch(order_dev[s : s + bs], lengths[bi], wb)
+                    else:
+                        ls, ws = self._train_batch(
+                            self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
+                        )
                     total += ls * ws
                     wsum += ws
                 self.n_iter_ += 1
                 self.t_ += n_tr
-                loss = total / wsum + self._penalty(params)
+                loss = total / wsum + (dev.penalty() if dev is not None else self._penalty(params))
                 if not np.isfinite(loss):
                     raise NonFiniteLossError("loss")
                 self.loss_curve_.append(loss)
                 msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
                 if early:
                     vsw = None if sw is None else sw[va]
-                    vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw)
+                    # device: the validation predictions, computed once and copied back
+                    zv = None if dev is None else dev.predict(dev.va, lengths[va])
+                    vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw, z=zv)
                     self.validation_loss_curve_.append(vloss)
-                    score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw)
+                    score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw, z=zv)
                     self.validation_scores_.append(score)
                     msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
                     if score > self.best_validation_score_:
@@ -853,7 +897,7 @@ class BaseRNN(BaseEstimator):
                     + (" (then those with the best validation score)" if early and best is not None
                        else "") + ". Call fit again with warm_start=True to continue.",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
                 break
             except NonFiniteLossError as exc:
@@ -875,9 +919,8 @@ class BaseRNN(BaseEstimator):
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet. Increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-        self.head_._x = None  # drop the cached batch so the fitted model pickles small
 
     def _split_validation(self, n, Y):
         from sklearn.model_selection import train_test_split

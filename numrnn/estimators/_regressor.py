@@ -138,8 +138,9 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     def _loss(self, z, target, mask, weight):
         return mse_loss(z, target, mask=mask, sample_weight=weight)
 
-    def _score_encoded(self, Xp, lengths, Y, sw):
-        z = self._forward_predict(Xp, lengths)
+    def _score_encoded(self, Xp, lengths, Y, sw, z=None):
+        if z is None:
+            z = self._forward_predict(Xp, lengths)
         if self.output == "sequence":
             mask = self._seq_mask(lengths, Y.shape[1])
             w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]

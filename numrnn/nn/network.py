@@ -285,9 +285,14 @@ class RecurrentNetwork:
         self._cache = None
         return self._result(out, h_n, c_n)
 
-    def _forward_time_major(self, inp, lens_dev, init, requires_grad):
-        """All layers and directions on a time-major input; returns (out, h_n, c_n, cache)."""
+    def _forward_time_major(self, inp, lens_dev, init, requires_grad, params=None):
+        """All layers and directions on a time-major input; returns (out, h_n, c_n, cache).
+
+        ``params`` (per layer and direction, like ``self._params``) defaults to the
+        network's own; a device fit passes its device-resident copies.
+        """
         be = self.backend
+        params = self._params if params is None else params
         D = self.num_directions
         h_n = [None] * (self.num_layers * D)
         c_n = [None] * (self.num_layers * D)
@@ -300,7 +305,7 @@ class RecurrentNetwork:
                 h0 = be.asarray(init[0][k], self.dtype)
                 c0 = be.asarray(init[1][k], self.dtype) if self.spec.has_cell_state else None
                 out, hn, cn, cache = be.layer_forward(
-                    self.cell, xin, self._params[layer][d], h0, c0, lens_dev, self.options
+                    self.cell, xin, params[layer][d], h0, c0, lens_dev, self.options
                 )
                 if d == 1:
                     out = be.reverse_padded(out, lens_dev)
@@ -325,6 +330,7 @@ class RecurrentNetwork:
                 "dir_outs": dir_outs,
                 "lengths": lens_dev,
                 "B": inp.shape[1],
+                "params": params,
             }  # fmt: skip
             if requires_grad
             else None
@@ -363,9 +369,7 @@ class RecurrentNetwork:
 
     def _backward(self, cache, d_out, d_state):
         be = self.backend
-        lens = cache["lengths"]
         B = cache["B"]
-        D, L = self.num_directions, self.num_layers
         d_out = np.asarray(d_out)
         T = cache["caches"][0][0].x.shape[0]
         if d_out.shape != (B, T, self.layer_output_size):
@@ -375,6 +379,31 @@ class RecurrentNetwork:
             )
         d_tm = be.asarray(d_out.transpose(1, 0, 2), self.dtype)
         d_fin = self._check_state(d_state, B)
+        grads_pd, dh0, dc0, d_tm = self._backward_time_major(cache, d_tm, d_fin)
+        self.grads = self._named(
+            [
+                [{k2: be.to_host(v) for k2, v in g.items()} for g in per_layer]
+                for per_layer in grads_pd
+            ]
+        )
+        dH = np.stack([be.to_host(a) for a in dh0])
+        self.grad_state = (
+            (dH, np.stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
+        )
+        return be.to_host(d_tm).transpose(1, 0, 2)
+
+    def _backward_time_major(self, cache, d_tm, d_fin):
+        """BPTT on backend arrays: ``d_tm`` (T, B, D_out) time-major, ``d_fin[0][k]`` (and
+        ``d_fin[1][k]``) the final-state gradients of layer-direction ``k``.
+
+        Returns ``(grads, dh0, dc0, dx)``: per layer and direction gradient dicts, per
+        layer-direction initial-state gradients and the time-major input gradient, all
+        backend arrays (device arrays on the CUDA backend: nothing is copied to the host).
+        """
+        be = self.backend
+        lens = cache["lengths"]
+        params = cache["params"]
+        D, L = self.num_directions, self.num_layers
         grads_pd = [[None] * D for _ in range(L)]
         dh0 = [None] * (L * D)
         dc0 = [None] * (L * D)
@@ -392,7 +421,7 @@ class RecurrentNetwork:
                 dx, g, dh, dc = be.layer_backward(
                     self.cell,
                     cache["caches"][layer][d],
-                    self._params[layer][d],
+                    params[layer][d],
                     dpart,
                     dhn,
                     dcn,
@@ -402,15 +431,10 @@ class RecurrentNetwork:
                 if d == 1:
                     dx = be.reverse_padded(dx, lens)
                 dx_total = dx if dx_total is None else be.add(dx_total, dx)
-                grads_pd[layer][d] = {k2: be.to_host(v) for k2, v in g.items()}
+                grads_pd[layer][d] = g
                 dh0[k], dc0[k] = dh, dc
             d_tm = dx_total
-        self.grads = self._named(grads_pd)
-        dH = np.stack([be.to_host(a) for a in dh0])
-        self.grad_state = (
-            (dH, np.stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
-        )
-        return be.to_host(d_tm).transpose(1, 0, 2)
+        return grads_pd, dh0, dc0, d_tm
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.options.items() if k != "forget_bias")
