@@ -22,24 +22,26 @@ from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
 
 
 @kernel
-def _forward_row_reset_after(g, hp, b_hn, ab, hb, ob):
-    """One (t, b) row, reset after; short loops over few arrays so each vectorizes.
+def _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out):
+    """Batch row ``b`` (workspace row ``i``) at step ``t``, reset after.
 
-    ``g`` holds the input projection (r, z biases folded in) on entry, the activated
-    r, z, n on exit; ``ab`` gets ``h W_hn^T + b_hn``; ``hb`` is updated; ``ob`` gets h.
+    Short loops over few arrays so each vectorizes; arrays indexed, not sliced (a slice
+    per row costs reference counting). ``gates[t, b]`` holds the input projection (r, z
+    biases folded in) on entry, the activated r, z, n on exit; ``aux[t, b]`` gets
+    ``h W_hn^T + b_hn``; ``h[i]`` is updated; ``out[t, b]`` gets h.
     """
-    H = hb.shape[0]
+    H = h.shape[1]
     for k in range(2 * H):
-        g[k] = sigmoid(g[k] + hp[k])
+        gates[t, b, k] = sigmoid(gates[t, b, k] + hproj[i, k])
     for j in range(H):
-        ab[j] = hp[2 * H + j] + b_hn[j]
+        aux[t, b, j] = hproj[i, 2 * H + j] + b_hn[j]
     for j in range(H):
-        g[2 * H + j] = tanh(g[2 * H + j] + g[j] * ab[j])
+        gates[t, b, 2 * H + j] = tanh(gates[t, b, 2 * H + j] + gates[t, b, j] * aux[t, b, j])
     for j in range(H):
-        n = g[2 * H + j]
-        hb[j] = n + g[H + j] * (hb[j] - n)
+        n = gates[t, b, 2 * H + j]
+        h[i, j] = n + gates[t, b, H + j] * (h[i, j] - n)
     for j in range(H):
-        ob[j] = hb[j]
+        out[t, b, j] = h[i, j]
 
 
 @kernel
@@ -118,11 +120,10 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
             for i in range(n):
                 b = b0 + i
                 if t < lengths[b]:
-                    _forward_row_reset_after(
-                        gates[t, b], hproj[i], b_hn, aux[t, b], h[i], out[t, b]
-                    )
+                    _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out)
                 else:
-                    out[t, b, :] = 0.0
+                    for j in range(H):
+                        out[t, b, j] = 0.0
     else:
         hrz = np.empty((n, padded_width(2 * H, h0)), dtype=h0.dtype)
         rh = np.zeros((n, H), dtype=h0.dtype)

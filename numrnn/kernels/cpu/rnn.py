@@ -27,29 +27,34 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
     H = h0.shape[1]
     n = b1 - b0
     xh = np.empty((n, I + H), dtype=x.dtype)
-    xh[:, I:] = h0[b0:b1]
+    for i in range(n):
+        for j in range(H):
+            xh[i, I + j] = h0[b0 + i, j]
     hproj = np.empty((n, padded_width(H, x)), dtype=x.dtype)
     for t in range(T):
-        xh[:, :I] = x[t, b0:b1]
+        for i in range(n):
+            for k in range(I):
+                xh[i, k] = x[t, b0 + i, k]
         packed_matmul(xh, w_packed, hproj)
+        # Arrays indexed, not sliced: a slice per row costs reference counting.
         for i in range(n):
             b = b0 + i
-            ob = out[t, b]
             if t < lengths[b]:
-                hb = xh[i, I:]
-                hp = hproj[i]
                 if relu:
                     for j in range(H):
-                        a = hp[j] + bias[j]
-                        ob[j] = a if a > 0.0 else 0.0
+                        a = hproj[i, j] + bias[j]
+                        out[t, b, j] = a if a > 0.0 else 0.0
                 else:
                     for j in range(H):
-                        ob[j] = tanh(hp[j] + bias[j])
+                        out[t, b, j] = tanh(hproj[i, j] + bias[j])
                 for j in range(H):
-                    hb[j] = ob[j]
+                    xh[i, I + j] = out[t, b, j]
             else:
-                ob[:] = 0.0
-    h_n[b0:b1] = xh[:, I:]
+                for j in range(H):
+                    out[t, b, j] = 0.0
+    for i in range(n):
+        for j in range(H):
+            h_n[b0 + i, j] = xh[i, I + j]
 
 
 @kernel
