@@ -53,7 +53,10 @@ def test_packed_matmul_rows_do_not_depend_on_the_split(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (7, 3, 5), (13, 300, 33), (50, 700, 64)])
+# (1030, 300, 40): a transposed A whose k are >= 4 KB apart is packed (matmul_rows).
+@pytest.mark.parametrize(
+    "M, K, N", [(1, 1, 1), (7, 3, 5), (13, 300, 33), (50, 700, 64), (1030, 300, 40)]
+)
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("accumulate", [False, True])
@@ -72,13 +75,14 @@ def test_matmul_matches_numpy(dtype, M, K, N, transpose_a, transpose_b, accumula
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_rows_do_not_depend_on_the_split(dtype, rng):
-    a = rng.standard_normal((600, 251)).astype(dtype).T  # (251, 600), strided
+@pytest.mark.parametrize("M", [251, 1100])  # 1100: A is packed (k >= 4 KB apart)
+def test_matmul_rows_do_not_depend_on_the_split(dtype, M, rng):
+    a = rng.standard_normal((600, M)).astype(dtype).T  # (M, 600), strided
     b = rng.standard_normal((600, 45)).astype(dtype)
-    full = np.empty((251, 45), dtype=dtype)
+    full = np.empty((M, 45), dtype=dtype)
     gemm.matmul(a, b, full, False)
     split = np.empty_like(full)
-    for r0, r1 in [(0, 7), (7, 100), (100, 251)]:
+    for r0, r1 in [(0, 7), (7, 100), (100, 251), (251, M)]:
         gemm.matmul_rows(a, b, split, False, r0, r1)
     assert np.array_equal(split, full)
 
