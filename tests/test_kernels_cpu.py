@@ -148,3 +148,24 @@ def test_threaded_time_loops_are_bit_identical(name, dtype, monkeypatch, rng):
         for a, b in zip(np.atleast_1d(got[3]), np.atleast_1d(ref[3]), strict=True):
             assert np.array_equal(a, b)
         assert np.array_equal(got[4], ref[4])
+
+
+def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
+    """A forked child (OpenMP is not fork-safe) or a second concurrent caller runs its ranges
+    in order, in the calling thread; every row is still covered exactly once."""
+    calls = []
+
+    def record(out, b0, b1):
+        calls.append((b0, b1))
+        out[b0:b1] += 1
+
+    out = np.zeros(10)
+    monkeypatch.setattr(_threads, "_forked", True)
+    _threads.run_row_ranges(record, (out,), 10, 3)
+    assert calls == [(0, 3), (3, 7), (7, 10)]
+    monkeypatch.setattr(_threads, "_forked", False)
+    calls.clear()
+    with _threads._dispatch_lock:  # another thread is using the threading layer
+        _threads.run_row_ranges(record, (out,), 10, 2)
+    assert calls == [(0, 5), (5, 10)]
+    assert np.all(out == 2)
