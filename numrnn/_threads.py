@@ -161,7 +161,8 @@ if hasattr(os, "register_at_fork"):
 def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     """Call ``function(*args, b0, b1)`` on row ranges, in parallel when ``threads > 1``.
 
-    The ranges run in Numba's threading layer (:mod:`numrnn.kernels.cpu.parallel`).
+    The ranges run in Numba's threading layer through the kernel's driver in
+    :mod:`numrnn.kernels.cpu.parallel` (a function without one runs its ranges in turn).
     Results do not depend on ``threads``: each row's arithmetic is the same whatever range
     it falls in (see :mod:`numrnn.kernels.cpu.gemm`).
     """
@@ -169,16 +170,17 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     if len(ranges) == 1:
         function(*args, 0, batch)
         return
-    if _forked or not _dispatch_lock.acquire(blocking=False):
+    from numrnn.kernels.cpu.parallel import DRIVERS
+
+    driver = DRIVERS.get(function)
+    if driver is None or _forked or not _dispatch_lock.acquire(blocking=False):
         for b0, b1 in ranges:
             function(*args, b0, b1)
         return
     try:
         import numpy as np
 
-        from numrnn.kernels.cpu.parallel import run_ranges
-
         edges = np.array([b0 for b0, _ in ranges] + [ranges[-1][1]], dtype=np.int64)
-        run_ranges(function, args, edges)
+        driver(args, edges)
     finally:
         _dispatch_lock.release()

@@ -151,21 +151,46 @@ def test_threaded_time_loops_are_bit_identical(name, dtype, monkeypatch, rng):
 
 
 def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
-    """A forked child (OpenMP is not fork-safe) or a second concurrent caller runs its ranges
-    in order, in the calling thread; every row is still covered exactly once."""
-    calls = []
+    """A forked child (OpenMP is not fork-safe), a second concurrent caller, or a function
+    without a parallel driver runs its ranges in order, in the calling thread; every row is
+    covered exactly once. Otherwise the kernel's driver gets all the ranges."""
+    from numrnn.kernels.cpu import parallel
+
+    calls, driven = [], []
 
     def record(out, b0, b1):
         calls.append((b0, b1))
         out[b0:b1] += 1
 
+    def driver(args, edges):
+        driven.append(list(edges))
+        for k in range(len(edges) - 1):
+            record(*args, edges[k], edges[k + 1])
+
+    monkeypatch.setitem(parallel.DRIVERS, record, driver)
     out = np.zeros(10)
+    _threads.run_row_ranges(record, (out,), 10, 3)
+    assert driven == [[0, 3, 7, 10]]
     monkeypatch.setattr(_threads, "_forked", True)
     _threads.run_row_ranges(record, (out,), 10, 3)
-    assert calls == [(0, 3), (3, 7), (7, 10)]
     monkeypatch.setattr(_threads, "_forked", False)
-    calls.clear()
     with _threads._dispatch_lock:  # another thread is using the threading layer
         _threads.run_row_ranges(record, (out,), 10, 2)
-    assert calls == [(0, 5), (5, 10)]
-    assert np.all(out == 2)
+    monkeypatch.delitem(parallel.DRIVERS, record)
+    _threads.run_row_ranges(record, (out,), 10, 2)
+    assert len(driven) == 1
+    assert calls == [(0, 3), (3, 7), (7, 10)] * 2 + [(0, 5), (5, 10)] * 2
+    assert np.all(out == 4)
+
+
+def test_every_row_kernel_the_backend_splits_has_a_parallel_driver():
+    import inspect
+
+    from numrnn.backends import cpu as backend
+    from numrnn.kernels import cpu as K
+    from numrnn.kernels.cpu import parallel
+
+    source = inspect.getsource(backend)
+    used = {name for name in K.__all__ if f"run_row_ranges(K.{name}" in source}
+    assert used
+    assert {getattr(K, name) for name in used} <= set(parallel.DRIVERS)

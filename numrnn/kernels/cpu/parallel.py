@@ -4,7 +4,13 @@ A Python thread pool hands a job over in ~50 microseconds on these virtual machi
 futex wake, then the GIL handed over the same way): measured for ``ThreadPoolExecutor``
 and for spinning Python workers alike, and it cancelled most of the gain of splitting the
 rows of mid-sized calls. Numba's threading layer (OpenMP here) keeps its native workers
-spinning between parallel regions and needs no GIL: 6 microseconds a launch, measured.
+spinning between parallel regions and needs no GIL: 8 microseconds a launch, measured.
+
+One driver per row kernel, each naming its kernel as a global: a generic driver taking the
+kernel as an argument, or one made by a factory (a closure), cannot be cached (measured on
+numba 0.68: the first misses the cache in every process, the second fails to save its
+index once another process has written it), and an uncached parallel driver costs seconds
+of compilation in every new process.
 """
 
 from __future__ import annotations
@@ -12,10 +18,95 @@ from __future__ import annotations
 from numba import njit, prange
 
 from numrnn._jit import KERNEL_OPTIONS
+from numrnn.kernels.cpu.common import input_gradient_rows, input_projection_rows
+from numrnn.kernels.cpu.gru import gru_backward_rows, gru_forward_rows, gru_weight_gradient_rows
+from numrnn.kernels.cpu.lstm import (
+    lstm_backward_rows,
+    lstm_forward_rows,
+    lstm_weight_gradient_rows,
+)
+from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
+
+PARALLEL = njit(parallel=True, **KERNEL_OPTIONS)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def run_ranges(function, args, edges):
-    """``function(*args, edges[k], edges[k + 1])`` for every k, the ranges in parallel."""
+@PARALLEL
+def input_gradient_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
-        function(*args, edges[k], edges[k + 1])
+        input_gradient_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def input_projection_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        input_projection_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def rnn_forward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        rnn_forward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def rnn_backward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        rnn_backward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def rnn_weight_gradient_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        rnn_weight_gradient_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def lstm_forward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        lstm_forward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def lstm_backward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        lstm_backward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def lstm_weight_gradient_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        lstm_weight_gradient_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def gru_forward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        gru_forward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def gru_backward_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        gru_backward_rows(*args, edges[k], edges[k + 1])
+
+
+@PARALLEL
+def gru_weight_gradient_parallel(args, edges):
+    for k in prange(edges.shape[0] - 1):
+        gru_weight_gradient_rows(*args, edges[k], edges[k + 1])
+
+
+#: Row kernel -> its parallel driver ``driver(args, edges)``.
+DRIVERS = {
+    input_gradient_rows: input_gradient_parallel,
+    input_projection_rows: input_projection_parallel,
+    rnn_forward_rows: rnn_forward_parallel,
+    rnn_backward_rows: rnn_backward_parallel,
+    rnn_weight_gradient_rows: rnn_weight_gradient_parallel,
+    lstm_forward_rows: lstm_forward_parallel,
+    lstm_backward_rows: lstm_backward_parallel,
+    lstm_weight_gradient_rows: lstm_weight_gradient_parallel,
+    gru_forward_rows: gru_forward_parallel,
+    gru_backward_rows: gru_backward_parallel,
+    gru_weight_gradient_rows: gru_weight_gradient_parallel,
+}
