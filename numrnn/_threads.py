@@ -128,9 +128,15 @@ def single_threaded():
 
 
 def loop_threads(batch: int, multiply_adds: int) -> int:
-    """Threads for one layer call's time loop: 1 for small work, else up to the cap."""
+    """Threads for one layer call's time loop: 0 below the threshold, else 1 up to the cap.
+
+    0 means the caller runs the kernel directly; from 1 up, the call goes through the
+    kernel's parallel driver even on one thread, so every thread count runs the same
+    compiled code (the kernel inlined into its driver may round differently from the
+    kernel called alone: seen as last-bit differences in float32 gradients).
+    """
     if multiply_adds < LOOP_THREADS_BELOW:
-        return 1
+        return 0
     return max(1, min(max_loop_threads(), batch // 2))
 
 
@@ -159,19 +165,19 @@ if hasattr(os, "register_at_fork"):
 
 
 def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
-    """Call ``function(*args, b0, b1)`` on row ranges, in parallel when ``threads > 1``.
+    """Call ``function(*args, b0, b1)`` on ``threads`` row ranges (0: one direct call).
 
     The ranges run in Numba's threading layer through the kernel's driver in
     :mod:`numrnn.kernels.cpu.parallel` (a function without one runs its ranges in turn).
     Results do not depend on ``threads``: each row's arithmetic is the same whatever range
     it falls in (see :mod:`numrnn.kernels.cpu.gemm`).
     """
-    ranges = row_ranges(batch, threads) if threads > 1 else [(0, batch)]
-    if len(ranges) == 1:
+    if threads < 1:
         function(*args, 0, batch)
         return
     from numrnn.kernels.cpu.parallel import DRIVERS
 
+    ranges = row_ranges(batch, threads)
     driver = DRIVERS.get(function)
     if driver is None or _forked or not _dispatch_lock.acquire(blocking=False):
         for b0, b1 in ranges:

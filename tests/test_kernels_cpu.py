@@ -108,7 +108,7 @@ def test_loop_threads_policy(monkeypatch):
     monkeypatch.setattr(_threads, "_cpu_count", lambda: 8)
     monkeypatch.delenv("NUMRNN_NUM_THREADS", raising=False)
     big = 1 << 30
-    assert _threads.loop_threads(64, _threads.LOOP_THREADS_BELOW - 1) == 1
+    assert _threads.loop_threads(64, _threads.LOOP_THREADS_BELOW - 1) == 0  # direct call
     with _threads.loop_thread_limit(3):
         assert _threads.loop_threads(64, big) == 3
         assert _threads.loop_threads(4, big) == 2  # at least two rows per thread
