@@ -103,8 +103,10 @@ def main(argv=None):
     from numba import cuda
 
     if not cuda.is_available():
-        print("gpu_vs_torch: no CUDA GPU available (numba.cuda.is_available() is False); "
-              "nothing to benchmark. Run it on a machine with an NVIDIA GPU.")
+        print(
+            "gpu_vs_torch: no CUDA GPU available (numba.cuda.is_available() is False); "
+            "nothing to benchmark. Run it on a machine with an NVIDIA GPU."
+        )
         return 0
     try:
         import torch
@@ -112,15 +114,20 @@ def main(argv=None):
         have_torch = torch.cuda.is_available()
     except ImportError:
         have_torch = False
-    print(f"{'config':8} {'cell':5} {'numrnn ms':>10} {'GFLOP/s':>8} {'torch ms':>9} {'GFLOP/s':>8} {'ratio':>6}")
+    print(
+        f"{'config':8} {'cell':5} {'numrnn ms':>10} {'GFLOP/s':>8} {'torch ms':>9} {'GFLOP/s':>8} {'ratio':>6}"
+    )
     for name in args.configs:
         cfg = CONFIGS[name]
         for cell in args.cells:
             fl = flops(cell, *cfg)
             t_n = bench_numrnn(cell, cfg, args.repeat)
             t_t = bench_torch(cell, cfg, args.repeat) if have_torch else float("nan")
-            print(f"{name:8} {cell:5} {t_n * 1e3:10.2f} {fl / t_n / 1e9:8.1f} "
-                  f"{t_t * 1e3:9.2f} {fl / t_t / 1e9:8.1f} {t_n / t_t:6.2f}", flush=True)
+            print(
+                f"{name:8} {cell:5} {t_n * 1e3:10.2f} {fl / t_n / 1e9:8.1f} "
+                f"{t_t * 1e3:9.2f} {fl / t_t / 1e9:8.1f} {t_n / t_t:6.2f}",
+                flush=True,
+            )
     return 0
 
 

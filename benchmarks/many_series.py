@@ -37,9 +37,17 @@ def first_task_overhead(series, params, env, label):
     """Fresh cluster; per worker, the first task's round trip vs later ones."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1", env=env) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            env=env,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         workers = sorted(client.scheduler_info()["workers"])
         rows = {w: [] for w in workers}
         for r in range(6):
@@ -52,9 +60,11 @@ def first_task_overhead(series, params, env, label):
         for w, rs in rows.items():
             later = statistics.median(x[0] for x in rs[1:])
             rt, t_imp, t_fit, misses = rs[0]
-            print(f"  {w}: first {rt:6.2f} s round trip (import numrnn {t_imp:.2f} s, "
-                  f"fit {t_fit:.2f} s, kernels compiled {misses}); later tasks median "
-                  f"{later * 1e3:.0f} ms; overhead {rt - later:.2f} s")
+            print(
+                f"  {w}: first {rt:6.2f} s round trip (import numrnn {t_imp:.2f} s, "
+                f"fit {t_fit:.2f} s, kernels compiled {misses}); later tasks median "
+                f"{later * 1e3:.0f} ms; overhead {rt - later:.2f} s"
+            )
 
 
 def main(argv=None):
@@ -76,14 +86,22 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     t = np.arange(args.length)
     series = {
-        f"s{i}": np.sin(t * rng.uniform(0.05, 0.4) + rng.uniform(0, 6)) + 0.1 * rng.normal(size=t.size)
+        f"s{i}": np.sin(t * rng.uniform(0.05, 0.4) + rng.uniform(0, 6))
+        + 0.1 * rng.normal(size=t.size)
         for i in range(args.n_series)
     }
-    params = dict(window=16, cell=args.cell, hidden_size=args.hidden_size,
-                  max_iter=args.max_iter, random_state=0)
+    params = dict(
+        window=16,
+        cell=args.cell,
+        hidden_size=args.hidden_size,
+        max_iter=args.max_iter,
+        random_state=0,
+    )
     n = args.n_series
-    print(f"{n} series x {args.length} steps, {args.cell} H={args.hidden_size}, "
-          f"{args.max_iter} epochs, horizon 3; {os.cpu_count()} cores")
+    print(
+        f"{n} series x {args.length} steps, {args.cell} H={args.hidden_size}, "
+        f"{args.max_iter} epochs, horizon 3; {os.cpu_count()} cores"
+    )
     warm_up(cell=args.cell)
 
     def rate(label, fn):
@@ -96,23 +114,41 @@ def main(argv=None):
 
     print("\nthroughput:")
     ref = rate("local, 1 process", lambda: fit_many_series(series, horizon=3, **params))
-    rate("local joblib n_jobs=2 (incl. loky start)",
-         lambda: fit_many_series(series, horizon=3, n_jobs=2, **params))
-    rate("local joblib n_jobs=2 (warm pool)",
-         lambda: fit_many_series(series, horizon=3, n_jobs=2, **params))
+    rate(
+        "local joblib n_jobs=2 (incl. loky start)",
+        lambda: fit_many_series(series, horizon=3, n_jobs=2, **params),
+    )
+    rate(
+        "local joblib n_jobs=2 (warm pool)",
+        lambda: fit_many_series(series, horizon=3, n_jobs=2, **params),
+    )
 
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1",
-                      env=single_thread_env()) as cluster, Client(cluster) as client:
-        out = rate("dask 2x1 LocalCluster (first run)",
-                   lambda: fit_many_series(series, client, horizon=3, **params))
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            env=single_thread_env(),
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        out = rate(
+            "dask 2x1 LocalCluster (first run)",
+            lambda: fit_many_series(series, client, horizon=3, **params),
+        )
         assert all(np.array_equal(out[k], ref[k]) for k in ref)
-        rate("dask 2x1 LocalCluster (warm workers)",
-             lambda: fit_many_series(series, client, horizon=3, **params))
-        rate("dask 2x1, series_per_task=8",
-             lambda: fit_many_series(series, client, horizon=3, series_per_task=8, **params))
+        rate(
+            "dask 2x1 LocalCluster (warm workers)",
+            lambda: fit_many_series(series, client, horizon=3, **params),
+        )
+        rate(
+            "dask 2x1, series_per_task=8",
+            lambda: fit_many_series(series, client, horizon=3, series_per_task=8, **params),
+        )
 
     ys = list(series.values())
     first_task_overhead(ys, params, single_thread_env(), "warm on-disk cache")

@@ -53,8 +53,13 @@ def main(argv=None):
             client, cluster = Client(args.scheduler), None
         else:
             # One single-threaded worker process per core; BLAS/Numba held to one thread.
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env=single_thread_env())
+            cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=single_thread_env(),
+            )
             client = Client(cluster)
         # Cap threads on every worker (also ones that join or restart later) and load the
         # compiled kernels before the first task.

@@ -46,8 +46,12 @@ def _parser():
     f.add_argument("--column", required=True, help="name of the column to forecast")
     f.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     f.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="lstm")
-    f.add_argument("--window", type=int, default=None,
-                   help="steps of history per input (default: min(24, n // 3))")
+    f.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="steps of history per input (default: min(24, n // 3))",
+    )
     f.add_argument("--strategy", choices=("recursive", "direct"), default="recursive")
     f.add_argument("--hidden-size", type=int, default=32)
     f.add_argument("--max-iter", type=int, default=200, help="training epochs")
@@ -58,8 +62,9 @@ def _parser():
 
 
 def _demo_args(p):
-    p.add_argument("--out", default="numrnn-demo", help="directory for the plots "
-                   "(default: ./numrnn-demo)")
+    p.add_argument(
+        "--out", default="numrnn-demo", help="directory for the plots (default: ./numrnn-demo)"
+    )
     p.add_argument("--quick", action="store_true", help="fewer epochs (a smoke test)")
 
 
@@ -114,22 +119,42 @@ def _demo(args):
     res = {}
     for strategy, h in (("recursive", 1), ("direct", 50)):
         t0 = time.perf_counter()
-        f = RNNForecaster(window=20, strategy=strategy, horizon=h, hidden_size=16,
-                          learning_rate_init=0.01, max_iter=40 if quick else 200, tol=1e-6,
-                          n_iter_no_change=20, random_state=0).fit(train)
+        f = RNNForecaster(
+            window=20,
+            strategy=strategy,
+            horizon=h,
+            hidden_size=16,
+            learning_rate_init=0.01,
+            max_iter=40 if quick else 200,
+            tol=1e-6,
+            n_iter_no_change=20,
+            random_state=0,
+        ).fit(train)
         p = f.predict(50)
         mae = float(np.mean(np.abs(p - test)))
         res[strategy] = (f, p)
-        say(f"      {strategy:9s}: {f.regressor_.n_iter_} epochs, final loss "
-            f"{f.loss_curve_[-1]:.2e}, 50-step MAE {mae:.4f} ({time.perf_counter() - t0:.1f}s)")
+        say(
+            f"      {strategy:9s}: {f.regressor_.n_iter_} epochs, final loss "
+            f"{f.loss_curve_[-1]:.2e}, 50-step MAE {mae:.4f} ({time.perf_counter() - t0:.1f}s)"
+        )
     if plots:
         from numrnn.plotting import plot_forecast, plot_gradient_norms, plot_loss
 
         pth = os.path.join(out, "sine_forecast.png")
-        ax = plot_forecast(train, res["recursive"][1], test, path=pth,
-                           title="sine wave: 50-step forecast (recursive LSTM)")
-        ax.plot(np.arange(350, 400), res["direct"][1], color="tab:green", ls=":",
-                label="forecast (direct)")
+        ax = plot_forecast(
+            train,
+            res["recursive"][1],
+            test,
+            path=pth,
+            title="sine wave: 50-step forecast (recursive LSTM)",
+        )
+        ax.plot(
+            np.arange(350, 400),
+            res["direct"][1],
+            color="tab:green",
+            ls=":",
+            label="forecast (direct)",
+        )
         ax.legend()
         ax.figure.savefig(pth, dpi=100)
         written.append(pth)
@@ -141,19 +166,34 @@ def _demo(args):
     say("[2/3] Sine wave: generating 100 steps from the seed value 0 (RNN, hidden 16)")
     X, Y = sine_sequences(1, 100)
     t0 = time.perf_counter()
-    m = RNNRegressor(cell="rnn", hidden_size=16, output="sequence", learning_rate_init=0.01,
-                     max_iter=300 if quick else 1000, tol=0.0, n_iter_no_change=10**9,
-                     alpha=0.0, random_state=1).fit(X, Y)
+    m = RNNRegressor(
+        cell="rnn",
+        hidden_size=16,
+        output="sequence",
+        learning_rate_init=0.01,
+        max_iter=300 if quick else 1000,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        alpha=0.0,
+        random_state=1,
+    ).fit(X, Y)
     g = generate(m, 0.0, 100)
     ref = np.sin(0.1 * np.arange(1, 101))
-    say(f"      {m.n_iter_} epochs, final loss {m.loss_curve_[-1]:.2e}; generated vs sin: "
+    say(
+        f"      {m.n_iter_} epochs, final loss {m.loss_curve_[-1]:.2e}; generated vs sin: "
         f"MAE {np.mean(np.abs(g - ref)):.4f}, max {np.max(np.abs(g - ref)):.4f} "
-        f"({time.perf_counter() - t0:.1f}s)")
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
     if plots:
         pth = os.path.join(out, "sine_generation.png")
-        ax = plot_forecast(np.array([0.0]), g, ref, path=pth,
-                           title="generation from the seed value 0 (100 steps)",
-                           labels=("seed value", "sin(t)", "generated"))
+        ax = plot_forecast(
+            np.array([0.0]),
+            g,
+            ref,
+            path=pth,
+            title="generation from the seed value 0 (100 steps)",
+            labels=("seed value", "sin(t)", "generated"),
+        )
         written.append(pth)
         Xw, yw = make_windows(train, 20)
         pth = os.path.join(out, "gradient_norms.png")
@@ -170,11 +210,20 @@ def _demo(args):
     Xd, yd = load_digits_sequences(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(Xd, yd, test_size=0.25, random_state=0, stratify=yd)
     t0 = time.perf_counter()
-    c = RNNClassifier(cell="lstm", hidden_size=32, learning_rate_init=0.01, batch_size=64,
-                      max_iter=5 if quick else 25, early_stopping=True, n_iter_no_change=5,
-                      random_state=0).fit(Xtr, ytr)
-    say(f"      {c.n_iter_} epochs, test accuracy {c.score(Xte, yte):.3f} "
-        f"({time.perf_counter() - t0:.1f}s)")
+    c = RNNClassifier(
+        cell="lstm",
+        hidden_size=32,
+        learning_rate_init=0.01,
+        batch_size=64,
+        max_iter=5 if quick else 25,
+        early_stopping=True,
+        n_iter_no_change=5,
+        random_state=0,
+    ).fit(Xtr, ytr)
+    say(
+        f"      {c.n_iter_} epochs, test accuracy {c.score(Xte, yte):.3f} "
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
     if plots:
         pth = os.path.join(out, "digits_loss.png")
         plot_loss(c, path=pth)
@@ -192,8 +241,9 @@ def _demo(args):
 def _read_column(path, column):
     """(labels of the first column or None, values) of ``column`` in a CSV file."""
     if not os.path.isfile(path):
-        raise CLIError(f"file not found: {path!r}. Check the path (it is relative to "
-                       f"{os.getcwd()!r}).")
+        raise CLIError(
+            f"file not found: {path!r}. Check the path (it is relative to {os.getcwd()!r})."
+        )
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
@@ -204,8 +254,10 @@ def _read_column(path, column):
         raise CLIError(f"{path!r} is empty. Pass a CSV file with a header row and values.")
     header = [h.strip() for h in rows[0]]
     if column not in header:
-        raise CLIError(f"column {column!r} not in {path!r}; its columns are "
-                       f"{', '.join(repr(h) for h in header)}. Pass one of them with --column.")
+        raise CLIError(
+            f"column {column!r} not in {path!r}; its columns are "
+            f"{', '.join(repr(h) for h in header)}. Pass one of them with --column."
+        )
     j = header.index(column)
     labels = [] if j != 0 else None
     values = []
@@ -215,12 +267,16 @@ def _read_column(path, column):
             v = float(cell)
         except ValueError:
             what = "an empty (missing) value" if not cell else f"the non-numeric value {cell!r}"
-            raise CLIError(f"column {column!r} has {what} at line {lineno} of {path!r}. The "
-                           "forecast needs numbers in every row: fill or remove that row, or "
-                           "choose a numeric column with --column.") from None
+            raise CLIError(
+                f"column {column!r} has {what} at line {lineno} of {path!r}. The "
+                "forecast needs numbers in every row: fill or remove that row, or "
+                "choose a numeric column with --column."
+            ) from None
         if not np.isfinite(v):
-            raise CLIError(f"column {column!r} has {cell!r} at line {lineno} of {path!r}. "
-                           "Replace non-finite values with numbers.")
+            raise CLIError(
+                f"column {column!r} has {cell!r} at line {lineno} of {path!r}. "
+                "Replace non-finite values with numbers."
+            )
         values.append(v)
         if labels is not None:
             labels.append(r[0].strip() if r else "")
@@ -266,13 +322,22 @@ def _forecast(args):
     need = window + block + 1
     if n < need or n < 4:
         need = max(need, 4)
-        raise CLIError(f"column {args.column!r} has {n} values, too short to train with window="
-                       f"{window} (at least {need} are needed). Pass a longer series or a "
-                       "smaller --window.")
+        raise CLIError(
+            f"column {args.column!r} has {n} values, too short to train with window="
+            f"{window} (at least {need} are needed). Pass a longer series or a "
+            "smaller --window."
+        )
     y = _as_series(index_name, labels, values, args.column)
-    f = RNNForecaster(window=window, strategy=args.strategy, horizon=block, cell=args.cell,
-                      hidden_size=args.hidden_size, max_iter=args.max_iter,
-                      learning_rate_init=0.01, random_state=args.random_state)
+    f = RNNForecaster(
+        window=window,
+        strategy=args.strategy,
+        horizon=block,
+        cell=args.cell,
+        hidden_size=args.hidden_size,
+        max_iter=args.max_iter,
+        learning_rate_init=0.01,
+        random_state=args.random_state,
+    )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -280,9 +345,12 @@ def _forecast(args):
             f.fit(y)
         except ValueError as exc:  # validation messages name the problem and the fix
             raise CLIError(str(exc)) from None
-    print(f"Fitted {args.cell.upper()} forecaster (window={window}, {args.strategy}) on {n} "
-          f"values in {time.perf_counter() - t0:.1f}s; final training loss "
-          f"{f.loss_curve_[-1]:.3g}.", file=sys.stderr)
+    print(
+        f"Fitted {args.cell.upper()} forecaster (window={window}, {args.strategy}) on {n} "
+        f"values in {time.perf_counter() - t0:.1f}s; final training loss "
+        f"{f.loss_curve_[-1]:.3g}.",
+        file=sys.stderr,
+    )
     p = f.predict(args.horizon)
     if hasattr(p, "index"):
         if hasattr(p.index, "normalize") and (p.index == p.index.normalize()).all():
@@ -302,8 +370,10 @@ def _forecast(args):
         print("\n".join(lines))
     if args.plot:
         if not _have_matplotlib():
-            raise CLIError("--plot needs matplotlib, which is not installed. Install it with "
-                           "`pip install numrnn[plot]`, or leave out --plot.")
+            raise CLIError(
+                "--plot needs matplotlib, which is not installed. Install it with "
+                "`pip install numrnn[plot]`, or leave out --plot."
+            )
         from numrnn.plotting import plot_forecast
 
         plot_forecast(y, p, path=args.plot, title=f"{args.column}: {args.horizon}-step forecast")

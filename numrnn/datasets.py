@@ -29,8 +29,16 @@ __all__ = [
 ]
 
 
-def sine_wave(n_samples=101, start=0.0, stop=10.0, *, amplitude=1.0, noise=0.0,
-              random_state=None, return_t=False):
+def sine_wave(
+    n_samples=101,
+    start=0.0,
+    stop=10.0,
+    *,
+    amplitude=1.0,
+    noise=0.0,
+    random_state=None,
+    return_t=False,
+):
     """``amplitude * sin(t)`` on ``n_samples`` evenly spaced points of [start, stop].
 
     The defaults are seed ``002``'s series: ``sin(linspace(0, 10, 101))`` (step 0.1).
@@ -59,8 +67,7 @@ def sine_wave(n_samples=101, start=0.0, stop=10.0, *, amplitude=1.0, noise=0.0,
     return (t, y) if return_t else y
 
 
-def sine_sequences(n_sequences=1, seq_len=100, dt=0.1, *, random_phase=False,
-                   random_state=None):
+def sine_sequences(n_sequences=1, seq_len=100, dt=0.1, *, random_phase=False, random_state=None):
     """Next-step training pairs on a sine wave (seed ``002``'s sequence-to-sequence task).
 
     Returns ``X`` of shape (n_sequences, seq_len, 1) with ``X[i, t] = sin(phi_i + t*dt)`` and
@@ -74,8 +81,16 @@ def sine_sequences(n_sequences=1, seq_len=100, dt=0.1, *, random_phase=False,
     return S[:, :-1, None], S[:, 1:]
 
 
-def seasonal_series(n_samples=240, *, period=12, trend=0.02, amplitude=1.0, noise=0.1,
-                    random_state=0, as_frame=False):
+def seasonal_series(
+    n_samples=240,
+    *,
+    period=12,
+    trend=0.02,
+    amplitude=1.0,
+    noise=0.1,
+    random_state=0,
+    as_frame=False,
+):
     """A synthetic monthly series: linear trend + yearly sine season + Gaussian noise.
 
     ``y_t = trend * t + amplitude * sin(2 pi t / period) + 0.5 * amplitude *
@@ -115,7 +130,10 @@ def load_digits_sequences(*, return_X_y=False):
     if return_X_y:
         return X, y
     return Bunch(
-        data=X, target=y, target_names=d.target_names, images=X,
+        data=X,
+        target=y,
+        target_names=d.target_names,
+        images=X,
         DESCR="sklearn.datasets.load_digits read row by row: 8 steps of 8 pixels in [0, 1].",
     )
 

@@ -290,10 +290,27 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
         self.device = device
 
     _PASS = (
-        "cell", "hidden_size", "num_layers", "bidirectional", "dropout", "bptt_steps",
-        "clip_norm", "solver", "alpha", "batch_size", "learning_rate_init", "max_iter", "tol",
-        "n_iter_no_change", "early_stopping", "validation_fraction", "shuffle", "random_state",
-        "verbose", "dtype", "device",
+        "cell",
+        "hidden_size",
+        "num_layers",
+        "bidirectional",
+        "dropout",
+        "bptt_steps",
+        "clip_norm",
+        "solver",
+        "alpha",
+        "batch_size",
+        "learning_rate_init",
+        "max_iter",
+        "tol",
+        "n_iter_no_change",
+        "early_stopping",
+        "validation_fraction",
+        "shuffle",
+        "random_state",
+        "verbose",
+        "dtype",
+        "device",
     )
 
     # -- helpers ------------------------------------------------------------------------
@@ -303,9 +320,7 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}. Pass e.g. {name}=10.")
         if self.strategy not in ("recursive", "direct"):
-            raise ValueError(
-                f"strategy must be 'recursive' or 'direct', got {self.strategy!r}."
-            )
+            raise ValueError(f"strategy must be 'recursive' or 'direct', got {self.strategy!r}.")
         if not isinstance(self.scale, (bool, np.bool_)):
             raise ValueError(f"scale must be True or False, got {self.scale!r}.")
 
@@ -314,7 +329,9 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
 
     def _read_y(self, y, name="y"):
         if y is None:
-            raise ValueError(f"{name} must be a series (1-D array, pandas Series or DataFrame), got None.")
+            raise ValueError(
+                f"{name} must be a series (1-D array, pandas Series or DataFrame), got None."
+            )
         index = getattr(y, "index", None)
         columns = None
         series_name = None
@@ -376,8 +393,9 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
             mean, sd = np.zeros(full.shape[1]), np.ones(full.shape[1])
         Z = (full - mean) / sd
         k = Y.shape[1]
-        Xw, yw = make_windows(Z[:, :k], self.window, self._block(),
-                              exog=None if E is None else Z[:, k:])
+        Xw, yw = make_windows(
+            Z[:, :k], self.window, self._block(), exog=None if E is None else Z[:, k:]
+        )
         yw = yw.reshape(yw.shape[0], -1) if yw.ndim == 3 else yw
         if yw.ndim == 2 and yw.shape[1] == 1:
             yw = yw[:, 0]
@@ -432,8 +450,11 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
             frequency); otherwise it is the step number 1..horizon.
         """
         check_is_fitted(self, "regressor_")
-        if isinstance(horizon, (bool, np.bool_)) or not isinstance(horizon, numbers.Integral) \
-                or horizon < 1:
+        if (
+            isinstance(horizon, (bool, np.bool_))
+            or not isinstance(horizon, numbers.Integral)
+            or horizon < 1
+        ):
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}.")
         horizon = int(horizon)
         k, m, w = self.n_series_, self.n_exog_, self.window
@@ -470,8 +491,10 @@ validation_fraction, shuffle, random_state, verbose, dtype, device
             if X is not None:
                 fut = self._read_X(X, horizon)
                 fut = (fut - self.mean_[k:]) / self.scale_[k:]
-            elif self.strategy == "recursive" and horizon > 1 or (
-                self.strategy == "direct" and horizon > self._block()
+            elif (
+                self.strategy == "recursive"
+                and horizon > 1
+                or (self.strategy == "direct" and horizon > self._block())
             ):
                 raise ValueError(
                     f"X is required: the forecaster was fitted with {m} exogenous feature(s) "
@@ -656,8 +679,11 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
             f"generate feeds the output back as input, so the model needs as many outputs as "
             f"input features; it has {W.shape[0]} output(s) and {F} input feature(s)."
         )
-    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral) \
-            or n_steps < 1:
+    if (
+        isinstance(n_steps, (bool, np.bool_))
+        or not isinstance(n_steps, numbers.Integral)
+        or n_steps < 1
+    ):
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
     s = np.asarray(seed, dtype=np.float64)
     if s.ndim == 0:
@@ -694,7 +720,6 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
     return vals
 
 
-
 # -- many series ----------------------------------------------------------------------------
 def _series_items(series, id_col, value_col, time_col):
     """(ids, list of series) from a dict, a list/tuple or a long-format DataFrame."""
@@ -713,8 +738,7 @@ def _series_items(series, id_col, value_col, time_col):
         for key, g in series.groupby(id_col, sort=False):
             if time_col is not None:
                 g = g.sort_values(time_col, kind="stable")
-                s = pd.Series(g[value_col].to_numpy(), index=pd.Index(g[time_col]),
-                              name=value_col)
+                s = pd.Series(g[value_col].to_numpy(), index=pd.Index(g[time_col]), name=value_col)
                 if isinstance(s.index, pd.DatetimeIndex) and len(s) >= 3:
                     try:
                         with warnings.catch_warnings():
@@ -830,12 +854,15 @@ def fit_many_series(
     ids, values = _series_items(series, id_col, value_col, time_col)
     if len(set(ids)) != len(ids):
         raise ValueError("series ids must be unique; some ids repeat.")
-    if isinstance(series_per_task, (bool, np.bool_)) or not isinstance(
-        series_per_task, numbers.Integral
-    ) or series_per_task < 1:
+    if (
+        isinstance(series_per_task, (bool, np.bool_))
+        or not isinstance(series_per_task, numbers.Integral)
+        or series_per_task < 1
+    ):
         raise ValueError(f"series_per_task must be an integer >= 1, got {series_per_task!r}.")
     if horizon is not None and (
-        isinstance(horizon, (bool, np.bool_)) or not isinstance(horizon, numbers.Integral)
+        isinstance(horizon, (bool, np.bool_))
+        or not isinstance(horizon, numbers.Integral)
         or horizon < 1
     ):
         raise ValueError(f"horizon must be None or an integer >= 1, got {horizon!r}.")
@@ -854,11 +881,11 @@ def fit_many_series(
         from dask.base import tokenize
 
         keys = [
-            f"numrnn-fit-{tokenize([(repr(i), y) for i, y in c], params, horizon)}"
-            for c in chunks
+            f"numrnn-fit-{tokenize([(repr(i), y) for i, y in c], params, horizon)}" for c in chunks
         ]
-        futures = client.map(_fit_chunk, chunks, params=params, horizon=horizon, key=keys,
-                             pure=True)
+        futures = client.map(
+            _fit_chunk, chunks, params=params, horizon=horizon, key=keys, pure=True
+        )
         try:
             parts = client.gather(futures)
         finally:

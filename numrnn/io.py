@@ -152,7 +152,9 @@ def _build_network(cfg, arrays, prefix, device=None):
 
     cls_name = cfg.get("class")
     if cls_name not in _NET_CLASSES:
-        raise FileFormatError(f"unknown network class {cls_name!r}; expected one of {_NET_CLASSES}.")
+        raise FileFormatError(
+            f"unknown network class {cls_name!r}; expected one of {_NET_CLASSES}."
+        )
     cls = getattr(network, cls_name)
     kwargs = dict(
         num_layers=cfg["num_layers"], bidirectional=cfg["bidirectional"],
@@ -231,8 +233,11 @@ def save(model, path):
                              "cached_gaussian": float(cached)}  # fmt: skip
         if hasattr(model, "_optimizer"):
             st = model._optimizer.state_dict()
-            header["optimizer"] = {"class": type(model._optimizer).__name__, "t": int(st["t"]),
-                                   "buffers": [b for b in st if b not in ("t", "hyperparameters")]}
+            header["optimizer"] = {
+                "class": type(model._optimizer).__name__,
+                "t": int(st["t"]),
+                "buffers": [b for b in st if b not in ("t", "hyperparameters")],
+            }
             for b in header["optimizer"]["buffers"]:
                 for n, a in st[b].items():
                     arrays[f"optimizer/{b}/{n}"] = a
@@ -366,7 +371,9 @@ def _load_estimator(header, arrays):
 
     cls_name = header.get("class")
     if cls_name not in _EST_CLASSES:
-        raise FileFormatError(f"unknown estimator class {cls_name!r}; expected one of {_EST_CLASSES}.")
+        raise FileFormatError(
+            f"unknown estimator class {cls_name!r}; expected one of {_EST_CLASSES}."
+        )
     cls = getattr(estimators, cls_name)
     params = {k: _from_json(v, arrays) for k, v in header["params"].items()}
     unknown = sorted(set(params) - set(cls._get_param_names()))
@@ -401,7 +408,7 @@ def _load_estimator(header, arrays):
         state = {"t": o["t"]}
         for buf in o["buffers"]:
             pre = f"optimizer/{buf}/"
-            state[buf] = {k[len(pre):]: a for k, a in arrays.items() if k.startswith(pre)}
+            state[buf] = {k[len(pre) :]: a for k, a in arrays.items() if k.startswith(pre)}
         opt.load_state_dict(state)
         est._optimizer = opt
     return est

@@ -93,8 +93,17 @@ def _xy(a, start=0):
     return np.arange(start, start + v.shape[0]), v
 
 
-def plot_forecast(y_train, forecast, y_true=None, ax=None, *, n_tail=100, path=None,
-                  title="forecast", labels=("training tail", "actual", "forecast")):
+def plot_forecast(
+    y_train,
+    forecast,
+    y_true=None,
+    ax=None,
+    *,
+    n_tail=100,
+    path=None,
+    title="forecast",
+    labels=("training tail", "actual", "forecast"),
+):
     """The last ``n_tail`` training values, the forecast and (optionally) the actual values.
 
     Parameters
@@ -224,10 +233,10 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
             else:
                 g = np.zeros((L, B, net.hidden_size))
                 if not seq:
-                    g += (dN[0] if isinstance(dN, tuple) else dN)
+                    g += dN[0] if isinstance(dN, tuple) else dN
             if seq:
                 g[L - 1] += d_out[:, t - 1]
-            norms[t - 1] = np.sqrt((g ** 2).sum())
+            norms[t - 1] = np.sqrt((g**2).sum())
     finally:
         net.train(was_training)
     return norms

@@ -110,7 +110,10 @@ def test_workers_use_compile_cache_and_one_thread(client):
     info = client.run(
         lambda: (
             os.environ.get("NUMBA_NUM_THREADS"),
-            {d["user_api"]: d["num_threads"] for d in __import__("threadpoolctl").threadpool_info()},
+            {
+                d["user_api"]: d["num_threads"]
+                for d in __import__("threadpoolctl").threadpool_info()
+            },
         )
     )
     for env, pools in info.values():

@@ -35,7 +35,9 @@ def test_code_examples_run(page, tmp_path):
     code = "\n\n".join(python_blocks(page.read_text()))
     assert code.strip(), f"{page.name} has no Python example"
     env_code = "import matplotlib\nmatplotlib.use('Agg')\n" + code
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     result = subprocess.run(
         [sys.executable, "-c", env_code], cwd=tmp_path, env=env, capture_output=True, text=True
     )

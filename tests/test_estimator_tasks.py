@@ -4,7 +4,6 @@ Each trains in a few seconds on 2 cores; budgets (epochs, sizes) are fixed and s
 the results are deterministic and the bars have margin (measured values in comments).
 """
 
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -44,8 +43,15 @@ def test_sine_next_step_and_generation_from_one_seed_value():
     # wave, so its own small errors do not compound as fast when it runs free.
     X = wave[:, :-1, None] + 0.03 * rng.normal(size=(n, T, 1))
     est = RNNRegressor(
-        cell="lstm", hidden_size=32, output="sequence", learning_rate_init=0.01,
-        batch_size=32, max_iter=100, tol=0.0, n_iter_no_change=1000, random_state=0,
+        cell="lstm",
+        hidden_size=32,
+        output="sequence",
+        learning_rate_init=0.01,
+        batch_size=32,
+        max_iter=100,
+        tol=0.0,
+        n_iter_no_change=1000,
+        random_state=0,
     ).fit(X, y)
     assert est.score(wave[:, :-1, None], y) > 0.995  # teacher-forced next step; measured 0.998
     for phi0 in (-1.0, 0.0, 0.7):
@@ -67,10 +73,17 @@ def test_sine_next_step_and_generation_from_one_seed_value():
 def test_digits_as_8_steps_of_8_features(cell):
     d = load_digits()
     X = d.images / 16.0  # (n, 8 rows = steps, 8 pixels = features)
-    Xtr, Xte, ytr, yte = train_test_split(X, d.target, test_size=0.25, random_state=0,
-                                          stratify=d.target)
-    est = RNNClassifier(cell=cell, hidden_size=64, learning_rate_init=0.01, batch_size=64,
-                        max_iter=30, random_state=0).fit(Xtr, ytr)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, d.target, test_size=0.25, random_state=0, stratify=d.target
+    )
+    est = RNNClassifier(
+        cell=cell,
+        hidden_size=64,
+        learning_rate_init=0.01,
+        batch_size=64,
+        max_iter=30,
+        random_state=0,
+    ).fit(Xtr, ytr)
     acc = est.score(Xte, yte)
     assert acc >= 0.95, acc
 
@@ -90,9 +103,15 @@ def test_character_language_model_sequence_output():
     onehot = np.eye(V)[idx]
     X = np.stack([onehot[s : s + T] for s in starts])
     y = np.stack([np.array(list(TEXT))[s + 1 : s + T + 1] for s in starts])  # string labels
-    est = RNNClassifier(cell="lstm", hidden_size=96, output="sequence",
-                        learning_rate_init=0.01, batch_size=32, max_iter=60,
-                        random_state=0).fit(X, y)
+    est = RNNClassifier(
+        cell="lstm",
+        hidden_size=96,
+        output="sequence",
+        learning_rate_init=0.01,
+        batch_size=32,
+        max_iter=60,
+        random_state=0,
+    ).fit(X, y)
     acc = est.score(X, y)
     assert acc >= 0.9, acc
     assert est.predict(X[:2]).shape == (2, T)
@@ -108,8 +127,14 @@ def test_bidirectional_reads_the_start_of_the_sequence():
     X = rng.normal(size=(n, T, 1))
     y = (X[:, 0, 0] > 0).astype(int)
     Xtr, Xte, ytr, yte = X[:450], X[450:], y[:450], y[450:]
-    kw = dict(cell="rnn", hidden_size=16, learning_rate_init=0.01, batch_size=32,
-              max_iter=15, random_state=0)
+    kw = dict(
+        cell="rnn",
+        hidden_size=16,
+        learning_rate_init=0.01,
+        batch_size=32,
+        max_iter=15,
+        random_state=0,
+    )
     bi = RNNClassifier(bidirectional=True, **kw).fit(Xtr, ytr)
     uni = RNNClassifier(bidirectional=False, **kw).fit(Xtr, ytr)
     acc_bi, acc_uni = bi.score(Xte, yte), uni.score(Xte, yte)

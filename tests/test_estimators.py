@@ -26,10 +26,22 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 # expected to fail.
 @parametrize_with_checks(
     [
-        RNNRegressor(cell="gru", hidden_size=8, max_iter=100, learning_rate_init=0.02,
-                     random_state=0, dtype="float64"),
-        RNNClassifier(cell="gru", hidden_size=8, max_iter=100, learning_rate_init=0.02,
-                      random_state=0, dtype="float64"),
+        RNNRegressor(
+            cell="gru",
+            hidden_size=8,
+            max_iter=100,
+            learning_rate_init=0.02,
+            random_state=0,
+            dtype="float64",
+        ),
+        RNNClassifier(
+            cell="gru",
+            hidden_size=8,
+            max_iter=100,
+            learning_rate_init=0.02,
+            random_state=0,
+            dtype="float64",
+        ),
     ]
 )
 def test_sklearn_compatible(estimator, check):
@@ -45,7 +57,9 @@ def _data(n=60, T=12, F=2, seed=0):
 
 def _weights(est):
     return {k: v.copy() for k, v in est.network_.state_dict().items()} | {
-        "head.weight": est.coef_.copy(), "head.bias": est.intercept_.copy()}
+        "head.weight": est.coef_.copy(),
+        "head.bias": est.intercept_.copy(),
+    }
 
 
 def _ragged(n=30, F=2, seed=0):
@@ -73,8 +87,12 @@ def test_last_readout_is_final_state_of_each_direction(merge_mode):
     for i in (0, 5):
         out, (h, _) = net.forward(seqs[i][None], requires_grad=False)
         hf, hb = h[0, 0], h[1, 0]  # forward: last valid step; reverse: back at step 0
-        feat = {"concat": np.concatenate([hf, hb]), "sum": hf + hb, "mean": (hf + hb) / 2,
-                "mul": hf * hb}[merge_mode]
+        feat = {
+            "concat": np.concatenate([hf, hb]),
+            "sum": hf + hb,
+            "mean": (hf + hb) / 2,
+            "mul": hf * hb,
+        }[merge_mode]
         assert np.allclose(pred[i], feat @ est.coef_[0] + est.intercept_[0], atol=1e-5)
         if merge_mode == "concat":
             # the reverse half of out[:, -1] has seen one step only: not the readout
@@ -103,7 +121,7 @@ def test_sequence_output_ragged_and_padded():
     assert isinstance(p_list, list) and [len(p) for p in p_list] == list(lens)
     for i, p in enumerate(p_list):
         np.testing.assert_allclose(p, p_pad[i, : lens[i]], rtol=1e-6)
-        assert np.isnan(p_pad[i, lens[i]:]).all()
+        assert np.isnan(p_pad[i, lens[i] :]).all()
     labels = [np.where(y > 0, "up", "down") for y in ys]
     clf = RNNClassifier(cell="lstm", output="sequence", **FAST).fit(seqs, labels)
     assert set(clf.classes_) == {"down", "up"}
@@ -128,8 +146,9 @@ def _peak_fit(T, bptt):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(16, T, 1)).astype(np.float32)
     y = rng.normal(size=16)
-    est = RNNRegressor(cell="lstm", hidden_size=64, max_iter=1, bptt_steps=bptt,
-                       batch_size=16, random_state=0)
+    est = RNNRegressor(
+        cell="lstm", hidden_size=64, max_iter=1, bptt_steps=bptt, batch_size=16, random_state=0
+    )
     est.fit(X[:, :20], y)  # compile outside the measurement
     tracemalloc.start()
     est.fit(X, y)
@@ -150,8 +169,14 @@ def test_tbptt_memory_does_not_grow_with_sequence_length():
 def test_tbptt_last_output_learns_and_handles_finished_samples():
     seqs, padded, lens = _ragged(n=40)
     y = np.array([s[-1, 0] for s in seqs])  # needs the final steps only
-    est = RNNRegressor(cell="gru", hidden_size=16, bptt_steps=3, max_iter=60,
-                       learning_rate_init=0.02, random_state=0).fit(seqs, y)
+    est = RNNRegressor(
+        cell="gru",
+        hidden_size=16,
+        bptt_steps=3,
+        max_iter=60,
+        learning_rate_init=0.02,
+        random_state=0,
+    ).fit(seqs, y)
     assert est.score(seqs, y) > 0.8
 
 
@@ -167,8 +192,15 @@ def test_clipping_bounds_one_sgd_update(clip):
     X, y = _data()
     est = RNNRegressor(cell="lstm", hidden_size=8, max_iter=1, random_state=0).fit(X, 100 * y)
     before = _weights(est)
-    est.set_params(warm_start=True, solver="sgd", momentum=0.0, learning_rate_init=1.0,
-                   alpha=0.0, batch_size=60, **clip)
+    est.set_params(
+        warm_start=True,
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=1.0,
+        alpha=0.0,
+        batch_size=60,
+        **clip,
+    )
     est.fit(X, 100 * y)  # one batch, one step: the update is -lr * clipped gradient
     delta = {k: v - before[k] for k, v in _weights(est).items()}
     if "clip_norm" in clip:
@@ -234,15 +266,23 @@ def test_converges_without_warning_when_loss_stalls():
     X, y = _data()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        est = RNNRegressor(cell="gru", hidden_size=4, max_iter=500, tol=10.0,
-                           n_iter_no_change=2, random_state=0).fit(X, y)
+        est = RNNRegressor(
+            cell="gru", hidden_size=4, max_iter=500, tol=10.0, n_iter_no_change=2, random_state=0
+        ).fit(X, y)
     assert est.n_iter_ == 4  # MLP rule: stop once no improvement for > n_iter_no_change epochs
 
 
 def test_early_stopping_restores_best_weights():
     X, y = _data(n=100)
-    est = RNNRegressor(cell="gru", hidden_size=8, max_iter=30, learning_rate_init=0.05,
-                       early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
+    est = RNNRegressor(
+        cell="gru",
+        hidden_size=8,
+        max_iter=30,
+        learning_rate_init=0.05,
+        early_stopping=True,
+        n_iter_no_change=3,
+        random_state=0,
+    ).fit(X, y)
     assert len(est.validation_scores_) == len(est.validation_loss_curve_) == est.n_iter_
     assert est.best_validation_score_ == max(est.validation_scores_)
     assert est.best_loss_ is None

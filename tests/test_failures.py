@@ -21,8 +21,9 @@ def data():
 
 
 def _model(**kw):
-    params = dict(cell="gru", hidden_size=4, batch_size=10, max_iter=5, random_state=0,
-                  n_iter_no_change=100)
+    params = dict(
+        cell="gru", hidden_size=4, batch_size=10, max_iter=5, random_state=0, n_iter_no_change=100
+    )
     params.update(kw)
     return RNNRegressor(**params)
 
@@ -101,8 +102,13 @@ def test_divergence_with_early_stopping_keeps_best(data, monkeypatch):
     with pytest.raises(NonFiniteLossError, match="best validation score"):
         _fit(m, X, y)
     assert m.validation_scores_ == ref.validation_scores_
-    best = _fit(_model(max_iter=best_epoch, early_stopping=True, validation_fraction=0.2,
-                       n_iter_no_change=100), X, y)
+    best = _fit(
+        _model(
+            max_iter=best_epoch, early_stopping=True, validation_fraction=0.2, n_iter_no_change=100
+        ),
+        X,
+        y,
+    )
     _assert_same_weights(m, best)
 
 
@@ -181,8 +187,15 @@ def test_keyboard_interrupt_with_early_stopping_keeps_best(data, monkeypatch):
     monkeypatch.setattr(
         RNNClassifier, "_train_batch", _FailOnCall(RNNClassifier._train_batch, 7, _interrupt)
     )
-    m = RNNClassifier(cell="rnn", hidden_size=4, batch_size=10, max_iter=6, random_state=0,
-                      early_stopping=True, validation_fraction=0.2)
+    m = RNNClassifier(
+        cell="rnn",
+        hidden_size=4,
+        batch_size=10,
+        max_iter=6,
+        random_state=0,
+        early_stopping=True,
+        validation_fraction=0.2,
+    )
     with pytest.warns(UserWarning, match="best validation score"):
         m.fit(X, (y > 0).astype(int))
     assert m.n_iter_ == 3
@@ -218,8 +231,9 @@ def test_predict_long_sequence_in_bounded_memory(cell):
     _, h_n = net.forward(X, requires_grad=True)
     net.train()
     h = h_n[0] if isinstance(h_n, tuple) else h_n
-    np.testing.assert_allclose(y, (h[-1] @ m.head_.weight.T + m.head_.bias)[:, 0], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        y, (h[-1] @ m.head_.weight.T + m.head_.bias)[:, 0], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_predict_large_batch_matches_small_batches(data):

@@ -27,8 +27,7 @@ from numrnn.forecasting import RNNForecaster, cross_val_forecast, generate, make
 
 pd = pytest.importorskip("pandas")
 
-FAST = dict(hidden_size=16, learning_rate_init=0.01, tol=1e-6, n_iter_no_change=20,
-            random_state=0)
+FAST = dict(hidden_size=16, learning_rate_init=0.01, tol=1e-6, n_iter_no_change=20, random_state=0)
 
 
 @pytest.fixture(autouse=True)
@@ -163,9 +162,17 @@ def test_generate_sine_from_one_seed_value():
     from numrnn.estimators import RNNRegressor
 
     X, Y = sine_sequences(1, 100)  # sin(0.1 t), t = 0..100, as in seed 002
-    m = RNNRegressor(cell="rnn", hidden_size=16, output="sequence", learning_rate_init=0.01,
-                     max_iter=1000, tol=0.0, n_iter_no_change=10**9, alpha=0.0,
-                     random_state=1).fit(X, Y)
+    m = RNNRegressor(
+        cell="rnn",
+        hidden_size=16,
+        output="sequence",
+        learning_rate_init=0.01,
+        max_iter=1000,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        alpha=0.0,
+        random_state=1,
+    ).fit(X, Y)
     g, state = generate(m, 0.0, 100, return_state=True)
     ref = np.sin(0.1 * np.arange(1, 101))
     err = np.abs(g - ref)
@@ -183,8 +190,11 @@ def test_generate_from_forecaster_and_errors(sine):
     g = generate(f, 10 + train[-20:], 5)  # scaled in, unscaled out
     assert g.shape == (5,) and np.all(np.abs(g - 10) < 3)
     with pytest.raises(ValueError, match="unidirectional"):
-        generate(RNNForecaster(window=5, max_iter=1, bidirectional=True, **FAST)
-                 .fit(train).regressor_, 0.0, 3)
+        generate(
+            RNNForecaster(window=5, max_iter=1, bidirectional=True, **FAST).fit(train).regressor_,
+            0.0,
+            3,
+        )
     with pytest.raises(TypeError, match="model"):
         generate(object(), 0.0, 3)
 

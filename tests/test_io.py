@@ -43,21 +43,43 @@ def _same_fitted(a, b):
 
 
 MODELS = {
-    "lstm-reg": lambda: _fit(RNNRegressor(cell="lstm", hidden_size=3, max_iter=2,
-                                          random_state=0, peephole=True), X, Y),
-    "gru-bi-clf-str": lambda: _fit(RNNClassifier(cell="gru", hidden_size=3, max_iter=2,
-                                                 random_state=1, bidirectional=True,
-                                                 merge_mode="sum", dtype="float64",
-                                                 reset_after=False),
-                                   X, np.array(["neg", "pos"])[(Y > 0).astype(int)]),
+    "lstm-reg": lambda: _fit(
+        RNNRegressor(cell="lstm", hidden_size=3, max_iter=2, random_state=0, peephole=True), X, Y
+    ),
+    "gru-bi-clf-str": lambda: _fit(
+        RNNClassifier(
+            cell="gru",
+            hidden_size=3,
+            max_iter=2,
+            random_state=1,
+            bidirectional=True,
+            merge_mode="sum",
+            dtype="float64",
+            reset_after=False,
+        ),
+        X,
+        np.array(["neg", "pos"])[(Y > 0).astype(int)],
+    ),
     "rnn-clf-objlabels-early": lambda: _fit(
-        RNNClassifier(cell="rnn", hidden_size=3, max_iter=3, random_state=2,
-                      nonlinearity="relu", early_stopping=True, num_layers=2, dropout=0.2,
-                      solver="sgd"),
-        X, np.array(["a", "c", "b"], dtype=object)[np.arange(N) % 3]),
-    "seq-reg-2d": lambda: _fit(RNNRegressor(cell="gru", hidden_size=2, max_iter=1,
-                                            random_state=3, output="sequence"),
-                               X[:, :, 0], np.cumsum(X[:, :, 0], axis=1)),
+        RNNClassifier(
+            cell="rnn",
+            hidden_size=3,
+            max_iter=3,
+            random_state=2,
+            nonlinearity="relu",
+            early_stopping=True,
+            num_layers=2,
+            dropout=0.2,
+            solver="sgd",
+        ),
+        X,
+        np.array(["a", "c", "b"], dtype=object)[np.arange(N) % 3],
+    ),
+    "seq-reg-2d": lambda: _fit(
+        RNNRegressor(cell="gru", hidden_size=2, max_iter=1, random_state=3, output="sequence"),
+        X[:, :, 0],
+        np.cumsum(X[:, :, 0], axis=1),
+    ),
 }
 
 
@@ -125,8 +147,11 @@ def test_unfitted_estimator_round_trip(tmp_path):
 
 
 def test_non_int_random_state_warns(tmp_path):
-    m = _fit(RNNRegressor(cell="rnn", hidden_size=2, max_iter=1,
-                          random_state=np.random.RandomState(0)), X, Y)
+    m = _fit(
+        RNNRegressor(cell="rnn", hidden_size=2, max_iter=1, random_state=np.random.RandomState(0)),
+        X,
+        Y,
+    )
     with pytest.warns(UserWarning, match="random_state"):
         save(m, tmp_path / "m.npz")
     np.testing.assert_array_equal(load(tmp_path / "m.npz").predict(X), m.predict(X))
@@ -134,10 +159,20 @@ def test_non_int_random_state_warns(tmp_path):
 
 @pytest.mark.parametrize(
     "net",
-    [lambda: LSTM(2, 3, 2, bidirectional=True, peephole=True, dtype="float64", random_state=0),
-     lambda: GRU(2, 4, reset_after=False, random_state=1),
-     lambda: RNN(2, 3, 3, nonlinearity="relu", merge_mode="mul", bidirectional=True,
-                 dropout=0.3, random_state=2)],
+    [
+        lambda: LSTM(2, 3, 2, bidirectional=True, peephole=True, dtype="float64", random_state=0),
+        lambda: GRU(2, 4, reset_after=False, random_state=1),
+        lambda: RNN(
+            2,
+            3,
+            3,
+            nonlinearity="relu",
+            merge_mode="mul",
+            bidirectional=True,
+            dropout=0.3,
+            random_state=2,
+        ),
+    ],
     ids=["lstm", "gru", "rnn"],
 )
 def test_network_round_trip(net, tmp_path):
@@ -153,7 +188,9 @@ def test_network_round_trip(net, tmp_path):
 
 
 def test_save_rejects_other_objects(tmp_path):
-    with pytest.raises(TypeError, match="model must be an RNNRegressor, RNNClassifier or a numrnn.nn"):
+    with pytest.raises(
+        TypeError, match="model must be an RNNRegressor, RNNClassifier or a numrnn.nn"
+    ):
         save({"a": 1}, tmp_path / "x.npz")
 
 
@@ -191,6 +228,7 @@ def _header_bytes(edit):
         buf = _io.BytesIO()
         np.save(buf, np.array(json.dumps(h)))
         return buf.getvalue()
+
     return change
 
 
@@ -255,8 +293,7 @@ def test_pickle_file_rejected(tmp_path):
 
 def test_newer_format_version(saved, tmp_path):
     bad = tmp_path / "new.npz"
-    _rewrite(saved, bad, _header_bytes(lambda h: h.update(format_version=99,
-                                                          numrnn_version="9.0")))
+    _rewrite(saved, bad, _header_bytes(lambda h: h.update(format_version=99, numrnn_version="9.0")))
     with pytest.raises(FileFormatError, match="format version 99.*'9.0'.*Upgrade numrnn"):
         load(bad)
 
@@ -355,5 +392,6 @@ def test_torch_state_dict_round_trip(cell):
     tnet2 = tcls(F, 4, num_layers=2, bidirectional=True, batch_first=True).double()
     tnet2.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
     with torch.no_grad():
-        np.testing.assert_allclose(tnet2(torch.from_numpy(x))[0].numpy(), out, rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            tnet2(torch.from_numpy(x))[0].numpy(), out, rtol=1e-10, atol=1e-12
+        )

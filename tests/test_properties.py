@@ -16,8 +16,11 @@ from numrnn.io import load, save
 from numrnn.nn import GRU, LSTM, RNN
 from numrnn.testing import check_network_gradients
 
-SETTINGS = dict(deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 VARIANTS = {
     "rnn_tanh": (RNN, {"nonlinearity": "tanh"}),

@@ -46,11 +46,15 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         unknown = np.setdiff1d(np.unique(labels), self.classes_)
         if unknown.size:
             if incremental:
-                fix = ("Pass every label that will ever occur as classes= on the first "
-                       "partial_fit call (e.g. classes=np.unique(y_all)), or refit with fit.")
+                fix = (
+                    "Pass every label that will ever occur as classes= on the first "
+                    "partial_fit call (e.g. classes=np.unique(y_all)), or refit with fit."
+                )
             else:
-                fix = ("With warm_start=True the label set must stay the same; set "
-                       "warm_start=False to refit.")
+                fix = (
+                    "With warm_start=True the label set must stay the same; set "
+                    "warm_start=False to refit."
+                )
             raise ValueError(
                 f"y contains labels {unknown.tolist()} not in classes_ {self.classes_.tolist()} "
                 f"fixed by the first fit or partial_fit. {fix}"

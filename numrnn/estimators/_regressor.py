@@ -116,8 +116,9 @@ class RNNRegressor(RegressorMixin, BaseRNN):
                     "Pass targets of shape (n_samples,) or (n_samples, n_outputs)."
                 )
             Y = _numeric_y(y)
-            Y = check_array(Y, ensure_2d=False, dtype=np.float64, input_name="y",
-                            ensure_all_finite=False)
+            Y = check_array(
+                Y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
+            )
             _check_finite_y(Y)
             if Y.ndim not in (1, 2):
                 raise ValueError(

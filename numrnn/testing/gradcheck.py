@@ -126,6 +126,7 @@ def check_network_gradients(forward, backward, params, x, state=None, *, eps=1e-
             for s, r in zip(_as_tuple(fs), Rs, strict=True):
                 total += np.sum(s * r)
             return total
+
         return loss
 
     d_state = Rs if isinstance(final_state, (tuple, list)) else Rs[0]
@@ -133,8 +134,7 @@ def check_network_gradients(forward, backward, params, x, state=None, *, eps=1e-
 
     errors = {"x": relative_error(dx, numerical_gradient(loss_with(state), x, eps))}
     for name, value in params.items():
-        errors[name] = relative_error(grads[name],
-                                      numerical_gradient(loss_with(state), value, eps))
+        errors[name] = relative_error(grads[name], numerical_gradient(loss_with(state), value, eps))
     d_init = _as_tuple(d_init)
     if state is None:
         explicit = tuple(np.zeros_like(d) for d in d_init)

@@ -96,8 +96,17 @@ def _layer_input_size(layer, input_size, hidden_size, bidirectional, merge_mode)
     return hidden_size
 
 
-def init_params(cell, input_size, hidden_size, *, num_layers=1, bidirectional=False,
-                merge_mode="concat", peephole=False, seed=0):
+def init_params(
+    cell,
+    input_size,
+    hidden_size,
+    *,
+    num_layers=1,
+    bidirectional=False,
+    merge_mode="concat",
+    peephole=False,
+    seed=0,
+):
     """Random float64 parameters U(-1/sqrt(H), 1/sqrt(H)) with PyTorch's names.
 
     Parameters
@@ -170,7 +179,7 @@ def _rnn_step_backward(p, g, cache, dh, dc, opts):
 def _lstm_step(p, x, h_prev, c_prev, opts):
     H = h_prev.shape[0]
     a = x @ p["w_ih"].T + p["b_ih"] + h_prev @ p["w_hh"].T + p["b_hh"]
-    a_i, a_f, a_g, a_o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    a_i, a_f, a_g, a_o = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
     if opts["peephole"]:
         a_i = a_i + p["w_ci"] * c_prev
         a_f = a_f + p["w_cf"] * c_prev
@@ -179,12 +188,21 @@ def _lstm_step(p, x, h_prev, c_prev, opts):
     g = np.tanh(a_g)
     c = f * c_prev + i * g
     if opts["peephole"]:
-        a_o = a_o + p["w_co"] * c          # the NEW cell state
+        a_o = a_o + p["w_co"] * c  # the NEW cell state
     o = _sigmoid(a_o)
     tc = np.tanh(c)
     h = o * tc
-    cache = {"x": x, "h_prev": h_prev, "c_prev": c_prev,
-             "i": i, "f": f, "g": g, "o": o, "c": c, "tc": tc}
+    cache = {
+        "x": x,
+        "h_prev": h_prev,
+        "c_prev": c_prev,
+        "i": i,
+        "f": f,
+        "g": g,
+        "o": o,
+        "c": c,
+        "tc": tc,
+    }
     return h, c, cache
 
 
@@ -193,12 +211,12 @@ def _lstm_step_backward(p, grads, cache, dh, dc, opts):
     c, c_prev, tc = cache["c"], cache["c_prev"], cache["tc"]
     da_o = dh * tc * o * (1.0 - o)
     # total gradient w.r.t. the new cell state c_t
-    dc = dc + dh * o * (1.0 - tc ** 2)
+    dc = dc + dh * o * (1.0 - tc**2)
     if opts["peephole"]:
         dc = dc + da_o * p["w_co"]
     da_i = dc * g * i * (1.0 - i)
     da_f = dc * c_prev * f * (1.0 - f)
-    da_g = dc * i * (1.0 - g ** 2)
+    da_g = dc * i * (1.0 - g**2)
     dc_prev = dc * f
     if opts["peephole"]:
         dc_prev = dc_prev + da_i * p["w_ci"] + da_f * p["w_cf"]
@@ -212,17 +230,17 @@ def _lstm_step_backward(p, grads, cache, dh, dc, opts):
 
 def _gru_step(p, x, h_prev, c_prev, opts):
     H = h_prev.shape[0]
-    ax = x @ p["w_ih"].T + p["b_ih"]                    # (3H,) input part, r z n
+    ax = x @ p["w_ih"].T + p["b_ih"]  # (3H,) input part, r z n
     w_hh, b_hh = p["w_hh"], p["b_hh"]
-    ah_rz = h_prev @ w_hh[:2 * H].T + b_hh[:2 * H]     # (2H,) recurrent part of r, z
+    ah_rz = h_prev @ w_hh[: 2 * H].T + b_hh[: 2 * H]  # (2H,) recurrent part of r, z
     r = _sigmoid(ax[:H] + ah_rz[:H])
-    z = _sigmoid(ax[H:2 * H] + ah_rz[H:])
+    z = _sigmoid(ax[H : 2 * H] + ah_rz[H:])
     if opts["reset_after"]:
-        ah_n = h_prev @ w_hh[2 * H:].T + b_hh[2 * H:]   # h W_hn^T + b_hn
-        n = np.tanh(ax[2 * H:] + r * ah_n)
+        ah_n = h_prev @ w_hh[2 * H :].T + b_hh[2 * H :]  # h W_hn^T + b_hn
+        n = np.tanh(ax[2 * H :] + r * ah_n)
     else:
-        ah_n = (r * h_prev) @ w_hh[2 * H:].T + b_hh[2 * H:]
-        n = np.tanh(ax[2 * H:] + ah_n)
+        ah_n = (r * h_prev) @ w_hh[2 * H :].T + b_hh[2 * H :]
+        n = np.tanh(ax[2 * H :] + ah_n)
     h = (1.0 - z) * n + z * h_prev
     cache = {"x": x, "h_prev": h_prev, "r": r, "z": z, "n": n, "ah_n": ah_n}
     return h, None, cache
@@ -235,7 +253,7 @@ def _gru_step_backward(p, grads, cache, dh, dc, opts):
     w_hh = p["w_hh"]
     dh_prev = dh * z
     dz = dh * (h_prev - n)
-    da_n = dh * (1.0 - z) * (1.0 - n ** 2)          # gradient w.r.t. the tanh argument
+    da_n = dh * (1.0 - z) * (1.0 - n**2)  # gradient w.r.t. the tanh argument
     da_z = dz * z * (1.0 - z)
     if opts["reset_after"]:
         dr = da_n * ah_n
@@ -245,18 +263,18 @@ def _gru_step_backward(p, grads, cache, dh, dc, opts):
         _accumulate_linear(p, grads, x, h_prev, dax, dah)
         dh_prev = dh_prev + dah @ w_hh
     else:
-        drh = da_n @ w_hh[2 * H:]                     # w.r.t. r*h
+        drh = da_n @ w_hh[2 * H :]  # w.r.t. r*h
         dr = drh * h_prev
         da_r = dr * r * (1.0 - r)
         dax = np.concatenate([da_r, da_z, da_n])
         da_rz = np.concatenate([da_r, da_z])
         grads["w_ih"] += np.outer(dax, x)
         grads["b_ih"] += dax
-        grads["w_hh"][:2 * H] += np.outer(da_rz, h_prev)
-        grads["w_hh"][2 * H:] += np.outer(da_n, r * h_prev)
-        grads["b_hh"][:2 * H] += da_rz
-        grads["b_hh"][2 * H:] += da_n
-        dh_prev = dh_prev + da_rz @ w_hh[:2 * H] + drh * r
+        grads["w_hh"][: 2 * H] += np.outer(da_rz, h_prev)
+        grads["w_hh"][2 * H :] += np.outer(da_n, r * h_prev)
+        grads["b_hh"][: 2 * H] += da_rz
+        grads["b_hh"][2 * H :] += da_n
+        dh_prev = dh_prev + da_rz @ w_hh[: 2 * H] + drh * r
     return dax @ p["w_ih"], dh_prev, None
 
 
@@ -274,8 +292,15 @@ _STEPS = {
     "gru": (_gru_step, _gru_step_backward),
 }
 
-_SHORT = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih", "bias_hh": "b_hh",
-          "weight_ci": "w_ci", "weight_cf": "w_cf", "weight_co": "w_co"}
+_SHORT = {
+    "weight_ih": "w_ih",
+    "weight_hh": "w_hh",
+    "bias_ih": "b_ih",
+    "bias_hh": "b_hh",
+    "weight_ci": "w_ci",
+    "weight_cf": "w_cf",
+    "weight_co": "w_co",
+}
 _LONG = {short: name for name, short in _SHORT.items()}
 
 
@@ -314,9 +339,21 @@ def _split_merge_grad(d, fwd, bwd, merge_mode):
     return d * bwd, d * fwd  # 'mul'
 
 
-def network_forward(cell, params, x, lengths=None, state=None, *, num_layers=1,
-                    bidirectional=False, merge_mode="concat", nonlinearity="tanh",
-                    peephole=False, reset_after=True, dropout_masks=None):
+def network_forward(
+    cell,
+    params,
+    x,
+    lengths=None,
+    state=None,
+    *,
+    num_layers=1,
+    bidirectional=False,
+    merge_mode="concat",
+    nonlinearity="tanh",
+    peephole=False,
+    reset_after=True,
+    dropout_masks=None,
+):
     """Forward pass of a stacked, optionally bidirectional RNN / LSTM / GRU.
 
     Parameters
@@ -423,9 +460,18 @@ def network_forward(cell, params, x, lengths=None, state=None, *, num_layers=1,
     out = inp
     final_state = (h_n, c_n) if is_lstm else h_n
     cache = {
-        "cell": cell, "num_layers": num_layers, "D": D, "B": B, "T": T, "H": H,
-        "merge_mode": merge_mode, "opts": opts, "lengths": lengths,
-        "dropout_masks": dropout_masks, "params": params, "layers": layers,
+        "cell": cell,
+        "num_layers": num_layers,
+        "D": D,
+        "B": B,
+        "T": T,
+        "H": H,
+        "merge_mode": merge_mode,
+        "opts": opts,
+        "lengths": lengths,
+        "dropout_masks": dropout_masks,
+        "params": params,
+        "layers": layers,
     }
     return out, final_state, cache
 

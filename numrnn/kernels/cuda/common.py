@@ -117,8 +117,19 @@ def _gemm_kernel(a, b, c, trans_a, trans_b, accumulate, bias1, n_bias1, bias2, n
         c[row, col] = acc
 
 
-def gemm(a, b, c, trans_a=False, trans_b=False, accumulate=False, bias1=None, bias2=None,
-         n_bias2=None, *, tile=DEFAULT_TILE):
+def gemm(
+    a,
+    b,
+    c,
+    trans_a=False,
+    trans_b=False,
+    accumulate=False,
+    bias1=None,
+    bias2=None,
+    n_bias2=None,
+    *,
+    tile=DEFAULT_TILE,
+):
     """Launch :func:`_gemm_kernel` on 2-D device arrays.
 
     Parameters
@@ -234,8 +245,9 @@ def input_projection(x, w_ih, b_ih, b_hh, n_bias2, gates, *, tile=DEFAULT_TILE):
     )  # fmt: skip
 
 
-def input_gradients(x, d_gates, w_ih, need_dx, dx, dw_ih, db, *, tile=DEFAULT_TILE,
-                    threads=DEFAULT_THREADS):
+def input_gradients(
+    x, d_gates, w_ih, need_dx, dx, dw_ih, db, *, tile=DEFAULT_TILE, threads=DEFAULT_THREADS
+):
     """After the backward loop: ``dW_ih = dA^T X``, ``db = sum dA``, ``dX = dA W_ih``."""
     T, B, I = x.shape
     a2 = d_gates.reshape(T * B, d_gates.shape[2])
