@@ -108,7 +108,7 @@ def kernel_cache_stats():
 
     hits = misses = 0
     compiled, cache_dir = [], None
-    for mod in ("common", "gemm", "rnn", "lstm", "gru"):
+    for mod in ("common", "gemm", "rnn", "lstm", "gru", "parallel"):
         m = importlib.import_module(f"numrnn.kernels.cpu.{mod}")
         for name, obj in vars(m).items():
             if not isinstance(obj, CPUDispatcher) or obj.__module__ != m.__name__:
