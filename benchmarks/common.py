@@ -12,6 +12,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,15 +89,24 @@ def theoretical_train_bytes(cell: str, cfg: Config, itemsize: int = 4) -> dict[s
     - ``activations``: what BPTT must keep per layer and direction over all T steps: the
       layer's input (T*B*I_l, for dW_ih) and its outputs h_t (T*B*H); for LSTM and GRU also
       the G gate activations (T*B*G*H) and one more H-wide value per step (LSTM c_t, GRU
-      the pre-reset candidate term). An Elman RNN recovers tanh' from h_t.
+      ``h W_hn^T + b_hn`` for the reset-after candidate). An Elman RNN recovers tanh' from
+      h_t. In a unidirectional stack (no dropout) layer l's input *is* layer l-1's output,
+      one array, counted once. A bidirectional layer's input is counted per direction (the
+      reverse direction keeps a reversed copy) and is the previous layer's concatenated
+      output, a copy of its directions' outputs: what this design keeps, more than the
+      mathematical minimum.
     - ``params``: parameters, their gradients and Adam's two moments (4 copies).
     - ``data``: the input batch x (B*T*I) and the target y (B).
+
+    Gradient buffers are not counted: the LSTM and GRU reuse their stored gates for the
+    pre-activation gradients; the Elman RNN has no such storage and needs up to T*B*H more.
     """
     G = GATES[cell]
     per_step = 0
-    for i in layer_input_sizes(cfg):
+    for layer, i in enumerate(layer_input_sizes(cfg)):
         extra = 0 if cell == "rnn" else (G + 1) * cfg.H
-        per_step += cfg.D * (i + cfg.H + extra)
+        kept_input = i if (layer == 0 or cfg.D == 2) else 0  # else: the previous output
+        per_step += cfg.D * (kept_input + cfg.H + extra)
     act = per_step * cfg.T * cfg.B * itemsize
     params = 4 * param_count(cell, cfg) * itemsize
     data = (cfg.B * cfg.T * cfg.I + cfg.B) * itemsize
@@ -134,6 +144,9 @@ def make_network(cell: str, cfg: Config, dtype="float32", seed: int = 0):
 class TrainingStep:
     """One numrnn training step: forward, linear head on the last output, MSE, BPTT, Adam.
 
+    As in PyTorch with an input that does not require grad, no gradient w.r.t. the input is
+    computed (``input_grad=False``).
+
     Everything a step needs is allocated here, so calling the instance is the timed work.
     ``forward()`` is the inference pass alone (``requires_grad=False``).
     """
@@ -154,14 +167,23 @@ class TrainingStep:
     def __call__(self) -> float:
         from numrnn.nn.losses import mse_loss
 
-        out, _ = self.net.forward(self.x)
+        out, state = self.net.forward(self.x)
         last = out[:, -1, :]
         pred = self.head.forward(last)
         self.loss, dpred = mse_loss(pred, self.y)
         d_last = self.head.backward(dpred)
-        d_out = np.zeros_like(out)
-        d_out[:, -1, :] = d_last
-        self.net.backward(d_out)
+        if self.cfg.D == 1:
+            # out[:, -1] is the top layer's h_n (all sequences are full length): its gradient
+            # goes in as d_state, as RNNRegressor does, without a (B, T, H) d_out of zeros.
+            h_n = state[0] if isinstance(state, tuple) else state
+            dh_n = np.zeros_like(h_n)
+            dh_n[-1] = d_last
+            d_state = (dh_n, np.zeros_like(h_n)) if isinstance(state, tuple) else dh_n
+            self.net.backward(None, d_state, input_grad=False)
+        else:  # the reverse direction's out[:, -1] is its first step, not its h_n
+            d_out = np.zeros_like(out)
+            d_out[:, -1, :] = d_last
+            self.net.backward(d_out, input_grad=False)
         grads = dict(self.net.grads)
         grads.update({"head." + k: v for k, v in self.head.grads.items()})
         self.opt.step(grads)
@@ -170,6 +192,27 @@ class TrainingStep:
     def forward(self):
         out, _ = self.net.forward(self.x, requires_grad=False)
         return self.head.forward(out[:, -1, :])
+
+
+def step_memory(step: TrainingStep) -> tuple[float, float]:
+    """(peak bytes NumPy allocates during one step, bytes held before it: params, Adam, data).
+
+    tracemalloc sees every NumPy allocation, and the arrays a kernel allocates inside
+    ``@njit`` too (Numba's NRT reports them to tracemalloc: checked with numba 0.68).
+    """
+    held = sum(a.nbytes for a in step.opt.params.values())  # parameters
+    held += sum(a.nbytes for a in step.opt._scratch.values())  # Adam's scratch
+    held += sum(a.nbytes for st in step.opt._state.values() for a in st.values())  # moments
+    held += step.x.nbytes + step.y.nbytes
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return float(peak - base), float(held)
 
 
 # -- timing helpers ---------------------------------------------------------------------------

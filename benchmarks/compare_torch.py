@@ -25,7 +25,6 @@ import os
 import platform
 import sys
 import time
-import tracemalloc
 
 import numpy as np
 
@@ -42,6 +41,7 @@ from common import (  # noqa: E402
     make_data,
     parse_list,
     sgemm_rates,
+    step_memory,
     theoretical_train_bytes,
     train_flops,
     wall_times,
@@ -87,27 +87,6 @@ class TorchStep:
 # -- measurements -----------------------------------------------------------------------------
 def median_ms(fn, repeat: int, max_seconds: float) -> float:
     return 1e3 * float(np.median(wall_times(fn, repeat, warmup=1, max_seconds=max_seconds)))
-
-
-def step_memory(step: TrainingStep) -> tuple[float, float]:
-    """(peak bytes NumPy allocates during one step, bytes held before it: params, Adam, data).
-
-    tracemalloc sees every NumPy allocation (Numba's own NRT allocations inside a kernel are
-    not traced; the CPU backend allocates its buffers with NumPy).
-    """
-    held = sum(a.nbytes for a in step.opt.params.values())  # parameters
-    held += sum(a.nbytes for a in step.opt._scratch.values())  # Adam's scratch
-    held += sum(a.nbytes for st in step.opt._state.values() for a in st.values())  # moments
-    held += step.x.nbytes + step.y.nbytes
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base, _ = tracemalloc.get_traced_memory()
-        step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return float(peak - base), float(held)
 
 
 def measure_gemm(cfgs: list[Config]) -> dict[str, float]:

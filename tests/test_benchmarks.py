@@ -71,6 +71,30 @@ def test_param_count_and_memory_match_the_network():
             assert need["params"] == 4 * 4 * param_count(cell, cfg)
 
 
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_training_step_peak_memory_is_bounded(cell):
+    """Issue #5: peak memory of a training step <= 1.3 x (activations BPTT keeps + params +
+    data). Memory is deterministic (tracemalloc), unlike time, so this can be a test.
+
+    The Elman RNN stores only x and h; its hoisted weight gradients need the pre-activation
+    gradients of all T steps at once, a (T, B, H) buffer the LSTM and GRU find in their
+    stored gates. It is held to 1.3 x (need + that buffer) until the backward hoists per
+    chunk of steps.
+    """
+    pytest.importorskip("numba")
+    from benchmarks.common import TrainingStep, step_memory
+
+    for name in ("small", "digits"):
+        cfg = CONFIGS[name]
+        step = TrainingStep(cell, cfg)
+        step()  # compile (or load) the kernels outside the measurement
+        peak, held = step_memory(step)
+        need = theoretical_train_bytes(cell, cfg)["total"]
+        if cell == "rnn":
+            need += cfg.T * cfg.B * cfg.H * 4
+        assert peak + held <= 1.3 * need, (name, cell, (peak + held) / need)
+
+
 def test_compare_torch_prints_the_table():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run(

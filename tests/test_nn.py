@@ -296,3 +296,50 @@ def test_inference_in_time_chunks_equals_full_forward(name, rng, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     with pytest.raises(RuntimeError, match="requires_grad=True"):
         net.backward(out)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_backward_buffer_reuse_matches_plain_backward(cell, bidirectional, monkeypatch):
+    """d_out=None equals zeros, input_grad=False keeps the weight gradients, the caller's
+    d_out is never modified, and the Elman RNN's chunked BPTT equals the one-chunk one."""
+    from numrnn import nn as N
+    from numrnn.backends.cpu import CPUBackend
+
+    cls = {"rnn": N.RNN, "lstm": N.LSTM, "gru": N.GRU}[cell]
+    net = cls(3, 5, 2, bidirectional=bidirectional, dtype="float64", random_state=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 9, 3))
+    lengths = np.array([9, 5, 1, 7])
+
+    def run(d_out, **kw):
+        out, state = net.forward(x, lengths=lengths)
+        h_n = state[0] if isinstance(state, tuple) else state
+        if d_out == "zeros":
+            d_out = np.zeros_like(out)
+        elif d_out == "rand":
+            d_out = np.random.default_rng(1).standard_normal(out.shape)
+        keep = None if d_out is None else d_out.copy()
+        rng.bit_generator.state = np.random.default_rng(5).bit_generator.state
+        dh = rng.standard_normal(h_n.shape)
+        d_state = (dh, np.zeros_like(h_n)) if isinstance(state, tuple) else dh
+        dx = net.backward(d_out, d_state, **kw)
+        if keep is not None:
+            np.testing.assert_array_equal(d_out, keep)
+        return dx, {k: v.copy() for k, v in net.grads.items()}
+
+    dx0, g0 = run("zeros")
+    dx1, g1 = run(None, input_grad=False)
+    assert dx1 is None
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], rtol=1e-12, atol=1e-12)
+    dx2, g2 = run("rand")
+    monkeypatch.setattr(CPUBackend, "rnn_chunk_min_bytes", 0)
+    monkeypatch.setattr(CPUBackend, "rnn_chunk_rows", 1)
+    monkeypatch.setattr(CPUBackend, "rnn_chunks", 4)
+    dx3, g3 = run("rand")
+    np.testing.assert_allclose(dx3, dx2, rtol=1e-12, atol=1e-12)
+    _, g4 = run(None, input_grad=False)  # the top RNN layer's BPTT goes in chunks here
+    for k in g2:
+        np.testing.assert_allclose(g3[k], g2[k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g4[k], g1[k], rtol=1e-12, atol=1e-12)

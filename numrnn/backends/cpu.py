@@ -69,6 +69,16 @@ class CPUBackend:
     def add(self, a, b):
         return a + b
 
+    def add_into(self, a, b):
+        """``a += b`` in place (``a`` is a buffer the caller owns); returns ``a``."""
+        a += b
+        return a
+
+    def add_reversed_into(self, a, x, lengths):
+        """``a += reverse_padded(x, lengths)`` in place, without the reversed copy."""
+        K.add_reverse_padded(x, lengths, a)
+        return a
+
     def reverse_padded(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         K.reverse_padded(x, lengths, out)
@@ -115,17 +125,43 @@ class CPUBackend:
             cache = LayerCache(x, h0, None, lengths, out)
         return out, h_n, c_n, cache
 
-    def layer_backward(self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options):
+    def layer_backward(
+        self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,
+        x_owned=False,
+    ):  # fmt: skip
         """BPTT through one layer and direction; returns ``(dx, grads, dh0, dc0)``.
 
-        ``grads`` has the keys of ``p``. The cache's gate buffer is consumed.
+        ``grads`` has the keys of ``p``. The cache's gate buffer is consumed. With
+        ``d_out_owned`` nothing but this call needs ``d_out`` afterwards, so its buffer is
+        reused: the Elman RNN's pre-activation gradients overwrite it, and the LSTM and GRU,
+        which read ``d_out`` only inside the time loop, write ``dx`` into it when the shapes
+        agree, or else into their cache's ``cells`` (LSTM c_t, GRU aux), which nothing reads
+        after the weight gradients. With ``x_owned`` the cached input is this
+        layer-direction's own copy (a reversed input, a merged or dropped-out output): the
+        hoisted ``dW_ih = dA^T X`` reads it before ``dX = dA W_ih`` is written, so ``dx``
+        goes into it. The returned ``dx`` may thus be one of those buffers. ``d_out=None``
+        means zeros.
         """
         x = cache.x
         T, B, I = x.shape
         H = cache.h0.shape[1]
         G = {"lstm": 4, "gru": 3}.get(cell, 1)
         threads = loop_threads(B, T * B * G * H * (I + H))
-        dx = np.empty_like(x) if need_dx else None
+        if cell == "rnn" and not d_out_owned:
+            return self._rnn_backward_chunked(cache, p, d_out, dh_n, need_dx, options, x_owned)
+        if d_out is None:  # one step of zeros: the LSTM and GRU kernels read it at every step
+            d_out = np.zeros((1, B, H), dtype=x.dtype)
+        if not need_dx:
+            dx = None
+        elif x_owned:
+            dx = x
+        elif d_out_owned and cell != "rnn" and d_out.shape == x.shape:
+            dx = d_out
+        elif cache.cells is not None and cache.cells.shape == x.shape:
+            # LSTM c_t and GRU aux are dead once the weight gradients are done, before dx
+            dx = cache.cells
+        else:
+            dx = np.empty_like(x)
         g = {k: np.empty_like(v) for k, v in p.items()}
         dh0 = np.empty_like(cache.h0)
         dc0 = None
@@ -153,14 +189,76 @@ class CPUBackend:
                 g["w_hh"], g["b_ih"], g["b_hh"],
             )  # fmt: skip
             run_row_ranges(K.gru_weight_gradient_rows, args, 3 * H, threads)
-        else:
-            relu = options["nonlinearity"] == "relu"
-            d_pre = np.empty_like(cache.out)
-            args = (gemm.packed(p["w_hh"]), cache.lengths, relu, cache.out, d_out, dh_n, d_pre, dh0)
-            run_row_ranges(K.rnn_backward_rows, args, B, threads)
-            args = (x, cache.h0, cache.out, d_pre, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-            run_row_ranges(K.rnn_weight_gradient_rows, args, H, threads)
+        else:  # d_out is ours: the pre-activation gradients overwrite it
+            d_pre = d_out
+            self._rnn_rows(cache, p, d_pre, dh_n, dh0, g, options, threads, 0, T)
         if need_dx:
-            d_gates = d_pre if cell == "rnn" else cache.gates
+            d_gates = d_out if cell == "rnn" else cache.gates
             run_row_ranges(K.input_gradient_rows, (d_gates, p["w_ih"], dx), T * B, threads)
         return dx, g, dh0, dc0
+
+    def _rnn_rows(self, cache, p, d_pre, dh_n, dh0, g, options, threads, t0, t1):
+        """Steps ``t0..t1`` of the Elman RNN's BPTT: ``d_pre`` (t1-t0, B, H) holds their
+        ``d_out`` on entry, ``dh_n`` the gradient w.r.t. ``h[t1-1]``; writes ``dh0`` (w.r.t.
+        ``h[t0-1]``, or h0) and the chunk's weight gradients into ``g``."""
+        relu = options["nonlinearity"] == "relu"
+        B, H = dh_n.shape
+        out = cache.out[t0:t1]
+        lens = cache.lengths
+        if t0 > 0 or t1 < cache.out.shape[0]:
+            lens = np.clip(cache.lengths - t0, 0, t1 - t0)
+        h0 = cache.h0 if t0 == 0 else cache.out[t0 - 1]
+        args = (gemm.packed(p["w_hh"]), lens, relu, out, d_pre, dh_n, dh0)
+        run_row_ranges(K.rnn_backward_rows, args, B, threads)
+        args = (cache.x[t0:t1], h0, out, d_pre, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
+        run_row_ranges(K.rnn_weight_gradient_rows, args, H, threads)
+
+    #: The Elman RNN's BPTT needs a buffer for the pre-activation gradients of the steps whose
+    #: weight gradients are computed together; the LSTM and GRU reuse their stored gates, the
+    #: RNN has none. When ``d_out`` is not a buffer it may overwrite and the (T, B, H) buffer
+    #: would exceed ``rnn_chunk_min_bytes``, the steps go in chunks of about
+    #: T / ``rnn_chunks`` (at least ``rnn_chunk_rows`` GEMM rows each), so the buffer is a
+    #: fraction of the stored activations. The chunks' weight gradients are summed, which
+    #: rounds differently from one GEMM over all steps (same mathematics). Below the
+    #: threshold one chunk.
+    rnn_chunks = 8
+    rnn_chunk_rows = 256
+    rnn_chunk_min_bytes = 2 * 1024**2
+
+    def _rnn_backward_chunked(self, cache, p, d_out, dh_n, need_dx, options, x_owned):
+        x = cache.x
+        dt = x.dtype
+        T, B, I = x.shape
+        H = cache.h0.shape[1]
+        threads = loop_threads(B, T * B * H * (I + H))
+        C = min(T, max(-(-T // self.rnn_chunks), -(-self.rnn_chunk_rows // B)))
+        if T * B * H * dt.itemsize <= self.rnn_chunk_min_bytes:
+            C = T
+        if not need_dx:
+            dx = None
+        else:  # each chunk reads its x before writing its dx
+            dx = x if x_owned else np.empty_like(x)
+        g = {k: np.empty_like(v) for k, v in p.items()}
+        gc = {k: np.empty_like(v) for k, v in p.items()} if C < T else g
+        d_pre = np.empty((C, B, H), dtype=dt)
+        dh = dh_n
+        dh0 = np.empty_like(cache.h0)
+        for t1 in range(T, 0, -C):
+            t0 = max(0, t1 - C)
+            dp = d_pre[: t1 - t0]
+            if d_out is None:
+                dp[:] = 0
+            else:
+                dp[:] = d_out[t0:t1]
+            self._rnn_rows(cache, p, dp, dh, dh0, gc, options, threads, t0, t1)
+            dh = dh0.copy() if t0 > 0 else dh0
+            if gc is not g:
+                for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
+                    if t1 == T:
+                        g[k][...] = gc[k]
+                    else:
+                        g[k] += gc[k]
+            if need_dx:
+                args = (dp, p["w_ih"], dx[t0:t1])
+                run_row_ranges(K.input_gradient_rows, args, (t1 - t0) * B, threads)
+        return dx, g, dh0, None

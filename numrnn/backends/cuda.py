@@ -22,6 +22,7 @@ from numrnn.kernels.cuda.common import (
     DEFAULT_TILE,
     HALF,
     _blocks,
+    zeros,
 )
 
 _ADD, _MUL, _MEAN, _HALVE = 0, 1, 2, 3
@@ -143,8 +144,9 @@ class CUDABackend:
         return {k: self.asarray(v, v.dtype) for k, v in p.items()}
 
     # -- element-wise -----------------------------------------------------------------
-    def _binary(self, a, b, op):
-        out = cuda.device_array(a.shape, dtype=a.dtype)
+    def _binary(self, a, b, op, out=None):
+        if out is None:
+            out = cuda.device_array(a.shape, dtype=a.dtype)
         n = a.size
         _binary_kernel[_blocks(n, self.threads), self.threads](
             a.reshape(n), b.reshape(n), out.reshape(n), op
@@ -156,6 +158,14 @@ class CUDABackend:
 
     def add(self, a, b):
         return self._binary(a, b, _ADD)
+
+    def add_into(self, a, b):
+        """``a += b`` in place (``a`` is a buffer the caller owns); returns ``a``."""
+        return self._binary(a, b, _ADD, out=a)
+
+    def add_reversed_into(self, a, x, lengths):
+        """``a += reverse_padded(x, lengths)`` in place."""
+        return self.add_into(a, self.reverse_padded(x, lengths))
 
     def merge(self, outs: list, mode: str):
         """Combine the directions' (T, B, H) outputs: concat, sum, mean or mul."""
@@ -236,13 +246,19 @@ class CUDABackend:
             cache = LayerCache(x, h0, None, lengths, out)
         return out, h_n, c_n, cache
 
-    def layer_backward(self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options):
+    def layer_backward(
+        self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,
+        x_owned=False,
+    ):  # fmt: skip
         """BPTT through one layer and direction; returns ``(dx, grads, dh0, dc0)``.
 
-        Everything returned is a device array (the network calls :meth:`to_host` on the
-        gradients). The cache's gate buffer is consumed.
+        ``d_out_owned`` and ``x_owned`` (the CPU backend reuses such buffers) are accepted
+        and ignored; ``d_out=None`` means zeros. Everything returned is a device array (the
+        network calls :meth:`to_host` on the gradients). The cache's gate buffer is consumed.
         """
         x, dt = cache.x, cache.x.dtype
+        if d_out is None:
+            d_out = zeros(cache.out.shape, dt, threads=self.threads)
         d = self._params(p)
         dx = cuda.device_array(x.shape, dtype=dt) if need_dx else cuda.device_array((1, 1, 1), dt)
         g = {k: cuda.device_array(v.shape, dtype=v.dtype) for k, v in p.items()}

@@ -679,7 +679,8 @@ class BaseRNN(BaseEstimator):
                     loss, dz, scale = 0.0, np.zeros_like(z), 0.0
                 dz = dz * dz.dtype.type(scale)
                 dfeat = head.backward(dz)
-                net.backward(np.zeros_like(out), self._d_state_last(dfeat, parts, h_n))
+                # the readout is the final state: no (B, T, H) zeros for d_out, no dX
+                net.backward(None, self._d_state_last(dfeat, parts, h_n), input_grad=False)
             else:
                 out, h_n = net.forward(xc, st, lengths=la, requires_grad=True)
                 z = head.forward(out)
@@ -690,7 +691,7 @@ class BaseRNN(BaseEstimator):
                 scale = wsum / norm_total
                 dz = dz * dz.dtype.type(scale)
                 dfeat = head.backward(dz)
-                net.backward(dfeat)
+                net.backward(dfeat, input_grad=False)
             state = _carry(state, h_n, idx, B)
             loss_sum += loss * scale
             if not np.isfinite(loss):

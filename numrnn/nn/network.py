@@ -296,9 +296,14 @@ class RecurrentNetwork:
         D = self.num_directions
         h_n = [None] * (self.num_layers * D)
         c_n = [None] * (self.num_layers * D)
-        caches, masks, dir_outs = [], [], []
+        caches, masks, dir_outs, x_owned = [], [], [], []
+        inp_owned = False  # layer 0's input: the caller's data, however converted
         for layer in range(self.num_layers):
             outs, layer_caches = [], []
+            # Whether each direction's cached input is its own copy, so that BPTT may write
+            # dx into it: the reverse direction's reversed input always is; the forward
+            # direction's is when it is a merged or dropped-out output, not the layer below's.
+            x_owned.append([inp_owned, True][:D])
             for d in range(D):
                 k = layer * D + d
                 xin = inp if d == 0 else be.reverse_padded(inp, lens_dev)
@@ -321,6 +326,7 @@ class RecurrentNetwork:
                 merged = be.multiply(merged, mask)
             caches.append(layer_caches)
             masks.append(mask)
+            inp_owned = D == 2 or mask is not None  # merge() and the mask make new arrays
             dir_outs.append(outs if (requires_grad and self.merge_mode == "mul") else None)
             inp = merged
         cache = (
@@ -328,6 +334,7 @@ class RecurrentNetwork:
                 "caches": caches,
                 "masks": masks,
                 "dir_outs": dir_outs,
+                "x_owned": x_owned,
                 "lengths": lens_dev,
                 "B": inp.shape[1],
                 "params": params,
@@ -340,19 +347,25 @@ class RecurrentNetwork:
     __call__ = forward
 
     # -- backward ---------------------------------------------------------------------
-    def backward(self, d_out, d_state=None):
+    def backward(self, d_out, d_state=None, *, input_grad: bool = True):
         """Backpropagate through time from the last :meth:`forward`.
 
         Parameters
         ----------
-        d_out : array (B, T, D_out)
+        d_out : array (B, T, D_out) or None
             Gradient of the loss w.r.t. ``out`` (entries at padded steps are ignored).
+            It is read, never modified. None means zero (the loss depends on the final
+            state only), without a (B, T, D_out) array of zeros.
         d_state : like the returned state, optional
             Gradient w.r.t. the final state (h_n, or (h_n, c_n)); zeros when None.
+        input_grad : bool, default=True
+            Compute the gradient w.r.t. the input. False (the input is data, as a PyTorch
+            tensor without ``requires_grad``) skips it and returns None: less work and one
+            (B, T, input_size) buffer less.
 
         Returns
         -------
-        dx : (B, T, input_size) gradient w.r.t. the input.
+        dx : (B, T, input_size) gradient w.r.t. the input, or None.
 
         Fills :attr:`grads` (same keys as :meth:`state_dict`) and :attr:`grad_state`, the
         gradient w.r.t. the initial state (dh0, or (dh0, dc0)), so truncated BPTT can carry
@@ -364,22 +377,29 @@ class RecurrentNetwork:
                 "can be backpropagated once. Call forward again before backward."
             )
         cache, self._cache = self._cache, None
+        # The previous gradients are replaced, not reused: let them go before the new ones
+        # are allocated, or both sets are alive at the peak.
+        self.grads, self.grad_state = OrderedDict(), None
         with blas_threads(self._blas_threads(cache["B"])):
-            return self._backward(cache, d_out, d_state)
+            return self._backward(cache, d_out, d_state, bool(input_grad))
 
-    def _backward(self, cache, d_out, d_state):
+    def _backward(self, cache, d_out, d_state, input_grad=True):
         be = self.backend
         B = cache["B"]
-        d_out = np.asarray(d_out)
         T = cache["caches"][0][0].x.shape[0]
-        if d_out.shape != (B, T, self.layer_output_size):
-            raise ValueError(
-                f"d_out must have the shape of forward's output {(B, T, self.layer_output_size)}, "
-                f"got {d_out.shape}."
-            )
-        d_tm = be.asarray(d_out.transpose(1, 0, 2), self.dtype)
+        d_user = d_tm = None
+        if d_out is not None:
+            d_user = np.asarray(d_out)
+            if d_user.shape != (B, T, self.layer_output_size):
+                raise ValueError(
+                    "d_out must have the shape of forward's output "
+                    f"{(B, T, self.layer_output_size)}, got {d_user.shape}."
+                )
+            d_tm = be.asarray(d_user.transpose(1, 0, 2), self.dtype)
         d_fin = self._check_state(d_state, B)
-        grads_pd, dh0, dc0, d_tm = self._backward_time_major(cache, d_tm, d_fin)
+        grads_pd, dh0, dc0, d_tm = self._backward_time_major(
+            cache, d_tm, d_fin, input_grad=input_grad, protected=d_user
+        )
         self.grads = self._named(
             [
                 [{k2: be.to_host(v) for k2, v in g.items()} for g in per_layer]
@@ -390,15 +410,21 @@ class RecurrentNetwork:
         self.grad_state = (
             (dH, np.stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
         )
-        return be.to_host(d_tm).transpose(1, 0, 2)
+        return None if d_tm is None else be.to_host(d_tm).transpose(1, 0, 2)
 
-    def _backward_time_major(self, cache, d_tm, d_fin):
-        """BPTT on backend arrays: ``d_tm`` (T, B, D_out) time-major, ``d_fin[0][k]`` (and
-        ``d_fin[1][k]``) the final-state gradients of layer-direction ``k``.
+    def _backward_time_major(self, cache, d_tm, d_fin, *, input_grad=True, protected=None):
+        """BPTT on backend arrays: ``d_tm`` (T, B, D_out) time-major, or None for zero;
+        ``d_fin[0][k]`` (and ``d_fin[1][k]``) the final-state gradients of layer-direction
+        ``k``. ``d_tm`` may be overwritten unless it shares memory with ``protected`` (the
+        caller's array); ``input_grad=False`` skips the layer-0 input gradient (dx None).
 
         Returns ``(grads, dh0, dc0, dx)``: per layer and direction gradient dicts, per
         layer-direction initial-state gradients and the time-major input gradient, all
         backend arrays (device arrays on the CUDA backend: nothing is copied to the host).
+
+        Memory: each layer's forward cache is released once its BPTT is done, and gradient
+        buffers this method allocated (never ``protected``) are handed to the backend to be
+        reused for the layer's own gradients.
         """
         be = self.backend
         lens = cache["lengths"]
@@ -408,29 +434,49 @@ class RecurrentNetwork:
         dh0 = [None] * (L * D)
         dc0 = [None] * (L * D)
         for layer in range(L - 1, -1, -1):
+            layer_caches = cache["caches"][layer]
+            cache["caches"][layer] = None  # released when this layer is done
             mask = cache["masks"][layer]
-            if mask is not None:
-                d_tm = be.multiply(d_tm, mask)
-            parts = be.split(d_tm, self.merge_mode, cache["dir_outs"][layer], D)
+            if d_tm is None:  # no gradient w.r.t. the top layer's output
+                parts = [None] * D
+            else:
+                if mask is not None:
+                    d_tm = be.multiply(d_tm, mask)
+                parts = be.split(d_tm, self.merge_mode, cache["dir_outs"][layer], D)
+            cache["dir_outs"][layer] = None
+            d_tm = None
+            need_dx = input_grad or layer > 0
             dx_total = None
             for d in range(D):
                 k = layer * D + d
-                dpart = parts[d] if d == 0 else be.reverse_padded(parts[d], lens)
+                if parts[d] is None:
+                    dpart, owned = None, False
+                elif d == 0:
+                    dpart = parts[0]
+                    owned = _may_overwrite(dpart, [protected] + parts[1:])
+                else:
+                    dpart, owned = be.reverse_padded(parts[d], lens), True
+                parts[d] = None
                 dhn = be.asarray(d_fin[0][k], self.dtype)
                 dcn = be.asarray(d_fin[1][k], self.dtype) if self.spec.has_cell_state else None
                 dx, g, dh, dc = be.layer_backward(
                     self.cell,
-                    cache["caches"][layer][d],
+                    layer_caches[d],
                     params[layer][d],
                     dpart,
                     dhn,
                     dcn,
-                    True,
+                    need_dx,
                     self.options,
+                    d_out_owned=owned,
+                    x_owned=cache["x_owned"][layer][d],
                 )
-                if d == 1:
-                    dx = be.reverse_padded(dx, lens)
-                dx_total = dx if dx_total is None else be.add(dx_total, dx)
+                layer_caches[d] = dpart = None
+                if d == 0 or dx is None:
+                    dx_total = dx
+                else:  # dx_total is ours (a fresh or reused buffer): add the reversed dx in
+                    dx_total = be.add_reversed_into(dx_total, dx, lens)
+                dx = None
                 grads_pd[layer][d] = g
                 dh0[k], dc0[k] = dh, dc
             d_tm = dx_total
@@ -443,6 +489,18 @@ class RecurrentNetwork:
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
             f"{extra}, dtype='{self.dtype.name}')"
         )
+
+
+def _may_overwrite(a, protected) -> bool:
+    """True when ``a`` shares no memory with the ``protected`` arrays (device arrays: is not one)."""
+    for p in protected:
+        if p is None:
+            continue
+        if a is p:
+            return False
+        if isinstance(a, np.ndarray) and isinstance(p, np.ndarray) and np.may_share_memory(a, p):
+            return False
+    return True
 
 
 def _to_numpy(value) -> np.ndarray:

@@ -7,7 +7,9 @@ Conventions shared by every kernel (and mirrored by :mod:`numrnn.kernels.cuda`):
 - ``lengths`` (B,) int64: steps ``t >= lengths[b]`` are padding. There the state is carried
   unchanged, the output is 0, and nothing flows back;
 - the caller passes every output and cache buffer; kernels allocate only per-call workspace;
-- backward overwrites the forward's gate cache with the gate gradients (it is read once).
+- backward overwrites the forward's gate cache with the gate gradients (it is read once);
+  a gradient buffer may be one the caller no longer needs (``dx`` may be the cached ``x``,
+  read only before ``dx`` is written).
 
 A layer call is three parts (see :class:`numrnn.backends.cpu.CPUBackend`): the weights
 packed once (:mod:`numrnn.kernels.cpu.gemm`); the time loop, ``*_forward_rows`` /
@@ -18,6 +20,7 @@ GEMMs, split by output rows the same way.
 """
 
 from numrnn.kernels.cpu.common import (
+    add_reverse_padded,
     input_gradient_rows,
     input_projection_rows,
     reverse_padded,
@@ -39,6 +42,7 @@ from numrnn.kernels.cpu.lstm import (
 from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
 
 __all__ = [
+    "add_reverse_padded",
     "gru_backward_rows",
     "gru_forward_rows",
     "gru_input_bias",

@@ -75,3 +75,18 @@ def reverse_padded(x, lengths, out):
             else:
                 for k in range(F):
                     out[t, b, k] = 0.0
+
+
+@kernel
+def add_reverse_padded(x, lengths, out):
+    """``out[t, b] += x[lengths[b]-1-t, b]`` on the valid steps (padding left unchanged).
+
+    :func:`reverse_padded` and an addition in one pass, without a reversed copy.
+    """
+    T, B, F = x.shape
+    for b in range(B):
+        n = lengths[b]
+        for t in range(n):
+            src = n - 1 - t
+            for k in range(F):
+                out[t, b, k] += x[src, b, k]

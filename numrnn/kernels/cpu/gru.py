@@ -45,11 +45,14 @@ def _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out):
 
 
 @kernel
-def _backward_row_reset_after(g, dr, ab, hprev, dob, dhb):
-    """One (t, b) row of the reset-after derivatives.
+def _backward_row_reset_after(g, ab, hprev, dob, dhb):
+    """One (t, b) row of the reset-after derivatives, in place.
 
-    On exit ``g`` holds the input-side gradients (dr, dz, dn), ``dr`` the recurrent-side
-    ones (dr, dz, dn*r), ``dhb`` the direct part ``dh_t * z`` of the gradient w.r.t. h_{t-1}.
+    On entry ``g`` holds the activated r, z, n and ``ab`` ``h W_hn^T + b_hn``. On exit ``g``
+    holds the recurrent-side pre-activation gradients (dr, dz, dn*r) and ``ab`` dn, the n
+    block of the input side (whose r and z blocks are the recurrent side's); ``dhb`` holds
+    the direct part ``dh_t * z`` of the gradient w.r.t. h_{t-1}. So BPTT needs no gradient
+    buffer beyond the forward's ``gates`` and ``aux``.
     """
     H = dhb.shape[0]
     for j in range(H):
@@ -57,18 +60,15 @@ def _backward_row_reset_after(g, dr, ab, hprev, dob, dhb):
     for j in range(H):
         z = g[H + j]
         n = g[2 * H + j]
-        dr[H + j] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
-        dr[2 * H + j] = dhb[j] * (1.0 - z) * (1.0 - n * n)
+        g[H + j] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
+        g[2 * H + j] = dhb[j] * (1.0 - z) * (1.0 - n * n)
+        dhb[j] *= z
     for j in range(H):
         r = g[j]
-        dr[j] = dr[2 * H + j] * ab[j] * r * (1.0 - r)
-    for j in range(H):
-        dhb[j] *= g[H + j]
-    for j in range(H):
-        g[2 * H + j] = dr[2 * H + j]
-        dr[2 * H + j] *= g[j]
-    for k in range(2 * H):
-        g[k] = dr[k]
+        dn = g[2 * H + j]
+        g[j] = dn * ab[j] * r * (1.0 - r)
+        ab[j] = dn
+        g[2 * H + j] = dn * r
 
 
 @kernel
@@ -171,13 +171,17 @@ def gru_backward_rows(
 ):  # fmt: skip
     """Exact BPTT through one GRU layer and direction, for batch rows ``b0..b1``.
 
-    ``w_a``, ``w_b`` come from :func:`gru_packed_weights` (``transpose=False``). ``d_rec``
-    receives the recurrent-side pre-activation gradients: (T, B, 3H) reset after, the n
-    block only (T, B, H), zero-initialised, reset before. ``gates`` gets the input side.
+    ``w_a``, ``w_b`` come from :func:`gru_packed_weights` (``transpose=False``). Reset
+    after, in place: ``gates`` gets the recurrent-side pre-activation gradients (dr, dz,
+    dn*r) and ``aux`` the input side's n block dn (``d_rec`` is unused); reset before,
+    ``gates`` gets the input side and ``d_rec`` (T, B, H), zero-initialised, the recurrent
+    side's n block. ``d_out`` is (T, B, H), or (1, B, H) of zeros standing for a zero
+    gradient at every step (no (T, B, H) array of zeros).
     """
     T = out.shape[0]
     H = h0.shape[1]
     n = b1 - b0
+    ts = 1 if d_out.shape[0] == T else 0  # 0: read step 0 of a (1, B, H) zero d_out
     dh = dh_n[b0:b1].copy()
     dh_rec = np.empty((n, padded_width(H, h0)), dtype=h0.dtype)
     if reset_after:
@@ -187,12 +191,12 @@ def gru_backward_rows(
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
                     _backward_row_reset_after(
-                        gates[t, b], d_rec[t, b], aux[t, b], hprev, d_out[t, b], dh[i]
+                        gates[t, b], aux[t, b], hprev, d_out[t * ts, b], dh[i]
                     )
                 else:
                     gates[t, b, :] = 0.0
-                    d_rec[t, b, :] = 0.0
-            packed_matmul(d_rec[t, b0:b1], w_a, dh_rec)
+                    aux[t, b, :] = 0.0
+            packed_matmul(gates[t, b0:b1], w_a, dh_rec)
             for i in range(n):
                 if t < lengths[b0 + i]:
                     for j in range(H):
@@ -206,7 +210,7 @@ def gru_backward_rows(
                 g = gates[t, b]
                 if t < lengths[b]:
                     hprev = out[t - 1, b] if t > 0 else h0[b]
-                    dob = d_out[t, b]
+                    dob = d_out[t * ts, b]
                     dhb = dh[i]
                     dnb = d_rec[t, b]
                     for j in range(H):
@@ -251,20 +255,32 @@ def gru_weight_gradient_rows(
 ):  # fmt: skip
     """Gate rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases.
 
-    ``gates`` holds the input-side pre-activation gradients, ``d_rec`` the recurrent side
-    (see :func:`gru_backward_rows`).
+    Reads what :func:`gru_backward_rows` left. Reset after, ``gates`` holds the recurrent
+    side: the recurrent gradients are taken from it first, then its n columns (within
+    ``g0..g1``) get the input side's dn from ``aux``, and the input gradients follow; on
+    return ``gates`` holds the input side for :func:`input_gradient_rows`. Reset before,
+    ``gates`` holds the input side and ``d_rec`` the recurrent n block.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
-    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
     if reset_after:
-        recurrent_weight_gradient_rows(h0, out, d_rec, dw_hh, g0, g1)
+        recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
         db_hh[g0:g1] = 0
         for t in range(T):
             for b in range(B):
                 for j in range(g0, g1):
-                    db_hh[j] += d_rec[t, b, j]
+                    db_hh[j] += gates[t, b, j]
+        if g1 > 2 * H:  # the input side: dn replaces dn*r in the n block
+            n0 = max(g0, 2 * H)
+            for t in range(T):
+                for b in range(B):
+                    g = gates[t, b]
+                    ab = aux[t, b]
+                    for j in range(n0, g1):
+                        g[j] = ab[j - 2 * H]
+        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
     else:
+        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
         # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
         if g0 < 2 * H:
             recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, min(g1, 2 * H))
@@ -279,8 +295,9 @@ def gru_weight_gradient_rows(
 
 @kernel
 def gru_recurrent_gradient_buffer(out, reset_after):
-    """``d_rec`` for :func:`gru_backward_rows`: (T, B, 3H), or zeros (T, B, H) reset before."""
+    """``d_rec`` for :func:`gru_backward_rows`: zeros (T, B, H) reset before; reset after,
+    which works in place, an empty placeholder."""
     T, B, H = out.shape
     if reset_after:
-        return np.empty((T, B, 3 * H), dtype=out.dtype)
+        return np.empty((0, B, 3 * H), dtype=out.dtype)
     return np.zeros((T, B, H), dtype=out.dtype)

@@ -137,12 +137,14 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
 
     Reads the forward's ``cells`` and ``gates``; ``gates`` is overwritten with the
     pre-activation gradients (what :func:`lstm_weight_gradient_rows` then reduces). ``d_out``
-    (T, B, H) is the loss gradient w.r.t. the outputs, ``dh_n``/``dc_n`` w.r.t. the final
-    state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed`` is
-    ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
+    (T, B, H) is the loss gradient w.r.t. the outputs (or (1, B, H) of zeros standing for a
+    zero gradient at every step: no (T, B, H) array of zeros), ``dh_n``/``dc_n`` w.r.t. the
+    final state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed``
+    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
     """
     T = gates.shape[0]
     H = c0.shape[1]
+    ts = 1 if d_out.shape[0] == T else 0  # 0: read step 0 of a (1, B, H) zero d_out
     dh = dh_n[b0:b1].copy()
     dc = dc_n[b0:b1].copy()
     dh_rec = np.empty((b1 - b0, padded_width(H, c0)), dtype=c0.dtype)
@@ -151,7 +153,7 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
             b = b0 + i
             if t < lengths[b]:
                 cprev = cells[t - 1, b] if t > 0 else c0[b]
-                _backward_row(gates[t, b], cells[t, b], cprev, d_out[t, b], dh[i], dc[i],
+                _backward_row(gates[t, b], cells[t, b], cprev, d_out[t * ts, b], dh[i], dc[i],
                               w_peep[0], w_peep[1], w_peep[2])  # fmt: skip
             else:
                 gates[t, b, :] = 0.0

@@ -58,11 +58,13 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
 
 
 @kernel
-def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_out, dh_n, d_pre, dh0, b0, b1):
+def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1):
     """Exact BPTT through one RNN layer and direction, for batch rows ``b0..b1``.
 
-    ``w_hh_packed`` is ``W_hh`` packed by :func:`~numrnn.kernels.cpu.gemm.packed`. Writes
-    the pre-activation gradients ``d_pre`` (T, B, H) (0 on padding) and ``dh0`` rows.
+    ``w_hh_packed`` is ``W_hh`` packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
+    ``d_pre`` (T, B, H) holds the loss gradient w.r.t. ``out`` on entry and is overwritten
+    with the pre-activation gradients (0 on padding), so the caller can hand over the
+    ``d_out`` buffer itself when nothing else needs it. Writes the ``dh0`` rows.
     """
     T = out.shape[0]
     H = out.shape[2]
@@ -75,14 +77,13 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_out, dh_n, d_pre, dh0, 
             da = d_pre[t, b]
             if t < lengths[b]:
                 ob = out[t, b]
-                dob = d_out[t, b]
                 dhb = dh[i]
                 if relu:
                     for j in range(H):
-                        da[j] = (dob[j] + dhb[j]) if ob[j] > 0.0 else 0.0
+                        da[j] = (da[j] + dhb[j]) if ob[j] > 0.0 else 0.0
                 else:
                     for j in range(H):
-                        da[j] = (dob[j] + dhb[j]) * (1.0 - ob[j] * ob[j])
+                        da[j] = (da[j] + dhb[j]) * (1.0 - ob[j] * ob[j])
             else:
                 da[:] = 0.0
         packed_matmul(d_pre[t, b0:b1], w_hh_packed, dh_rec)
