@@ -97,23 +97,34 @@ def _check_int_param(name, value, minimum, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        _fail(name, f"an integer >= {minimum}" + (" or None" if allow_none else ""), value,
-              f"Pass a whole number such as {max(minimum, 1)}.")
+        _fail(
+            name,
+            f"an integer >= {minimum}" + (" or None" if allow_none else ""),
+            value,
+            f"Pass a whole number such as {max(minimum, 1)}.",
+        )
     if value < minimum:
-        _fail(name, f"an integer >= {minimum}" + (" or None" if allow_none else ""), value,
-              f"Pass a whole number such as {max(minimum, 1)}.")
+        _fail(
+            name,
+            f"an integer >= {minimum}" + (" or None" if allow_none else ""),
+            value,
+            f"Pass a whole number such as {max(minimum, 1)}.",
+        )
     return int(value)
 
 
-def _check_real_param(name, value, low, high=np.inf, *, low_open=False, high_open=False,
-                      allow_none=False):
+def _check_real_param(
+    name, value, low, high=np.inf, *, low_open=False, high_open=False, allow_none=False
+):
     if value is None and allow_none:
         return None
     lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
     expected = f"a real number in {lb}{low}, {high}{hb}" + (" or None" if allow_none else "")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         _fail(name, expected, value, "Pass a number in that range.")
-    bad = (value <= low if low_open else value < low) or (value >= high if high_open else value > high)
+    bad = (value <= low if low_open else value < low) or (
+        value >= high if high_open else value > high
+    )
     if bad or np.isnan(value):
         _fail(name, expected, value, "Pass a number in that range.")
     return float(value)
@@ -121,8 +132,12 @@ def _check_real_param(name, value, low, high=np.inf, *, low_open=False, high_ope
 
 def _check_choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
-        _fail(name, f"one of {tuple(allowed)}", value,
-              f"Pass one of {', '.join(repr(a) for a in allowed)}.")
+        _fail(
+            name,
+            f"one of {tuple(allowed)}",
+            value,
+            f"Pass one of {', '.join(repr(a) for a in allowed)}.",
+        )
     return value
 
 
@@ -250,11 +265,17 @@ class BaseRNN(BaseEstimator):
         _check_choice("solver", self.solver, ("adam", "sgd"))
         _check_real_param("alpha", self.alpha, 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            if isinstance(self.batch_size, (bool, np.bool_)) or not isinstance(
-                self.batch_size, numbers.Integral
-            ) or self.batch_size < 1:
-                _fail("batch_size", "'auto' or an integer >= 1", self.batch_size,
-                      "Pass e.g. batch_size=32, or 'auto' for min(200, n_samples).")
+            if (
+                isinstance(self.batch_size, (bool, np.bool_))
+                or not isinstance(self.batch_size, numbers.Integral)
+                or self.batch_size < 1
+            ):
+                _fail(
+                    "batch_size",
+                    "'auto' or an integer >= 1",
+                    self.batch_size,
+                    "Pass e.g. batch_size=32, or 'auto' for min(200, n_samples).",
+                )
         _check_real_param("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
         _check_int_param("max_iter", self.max_iter, 1)
         _check_bool("shuffle", self.shuffle)
@@ -263,8 +284,9 @@ class BaseRNN(BaseEstimator):
         _check_real_param("momentum", self.momentum, 0.0, 1.0)
         _check_bool("nesterovs_momentum", self.nesterovs_momentum)
         _check_bool("early_stopping", self.early_stopping)
-        _check_real_param("validation_fraction", self.validation_fraction, 0.0, 1.0,
-                          low_open=True, high_open=True)
+        _check_real_param(
+            "validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True
+        )
         _check_real_param("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
         _check_real_param("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
         _check_real_param("epsilon", self.epsilon, 0.0, low_open=True)
@@ -272,8 +294,12 @@ class BaseRNN(BaseEstimator):
         try:
             check_dtype(self.dtype)
         except ValueError:
-            _fail("dtype", "'float32' or 'float64'", self.dtype,
-                  "Use 'float32' for speed or 'float64' for precision.")
+            _fail(
+                "dtype",
+                "'float32' or 'float64'",
+                self.dtype,
+                "Use 'float32' for speed or 'float64' for precision.",
+            )
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             _fail("verbose", "a bool or an int", self.verbose, "Pass verbose=True to print losses.")
@@ -386,9 +412,18 @@ class BaseRNN(BaseEstimator):
     # -- model construction -------------------------------------------------------------
     def _arch(self):
         return (
-            self.cell, self.hidden_size, self.num_layers, bool(self.bidirectional),
-            self.merge_mode, self.nonlinearity, bool(self.peephole), bool(self.reset_after),
-            self.output, check_dtype(self.dtype).name, self._n_step_features, self.n_outputs_,
+            self.cell,
+            self.hidden_size,
+            self.num_layers,
+            bool(self.bidirectional),
+            self.merge_mode,
+            self.nonlinearity,
+            bool(self.peephole),
+            bool(self.reset_after),
+            self.output,
+            check_dtype(self.dtype).name,
+            self._n_step_features,
+            self.n_outputs_,
         )
 
     def _build(self, rng):
@@ -412,7 +447,9 @@ class BaseRNN(BaseEstimator):
             kwargs["reset_after"] = bool(self.reset_after)
         self.network_ = _CELLS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
         self.head_ = Linear(
-            self.network_.layer_output_size, self.n_outputs_, dtype=check_dtype(self.dtype),
+            self.network_.layer_output_size,
+            self.n_outputs_,
+            dtype=check_dtype(self.dtype),
             rng=gen,
         )
         self._fitted_arch = self._arch()
@@ -426,10 +463,18 @@ class BaseRNN(BaseEstimator):
     def _make_optimizer(self):
         params = self._all_params()
         if self.solver == "adam":
-            return Adam(params, lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                        eps=self.epsilon)
-        return SGD(params, lr=self.learning_rate_init, momentum=self.momentum,
-                   nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+            return Adam(
+                params,
+                lr=self.learning_rate_init,
+                betas=(self.beta_1, self.beta_2),
+                eps=self.epsilon,
+            )
+        return SGD(
+            params,
+            lr=self.learning_rate_init,
+            momentum=self.momentum,
+            nesterov=bool(self.nesterovs_momentum and self.momentum > 0),
+        )
 
     def _snapshot(self):
         dev = getattr(self, "_dev", None)
@@ -445,8 +490,7 @@ class BaseRNN(BaseEstimator):
         self.network_.load_state_dict(snap["network"])
         self.head_.load_state_dict(snap["head"])
 
-    _PROGRESS = ("n_iter_", "t_", "best_loss_", "best_validation_score_",
-                 "_no_improvement_count")
+    _PROGRESS = ("n_iter_", "t_", "best_loss_", "best_validation_score_", "_no_improvement_count")
     _CURVES = ("loss_curve_", "validation_loss_curve_", "validation_scores_")
 
     def _save_progress(self):
@@ -555,8 +599,9 @@ class BaseRNN(BaseEstimator):
             st = None
             if state is not None:
                 st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
-            _, h_n = net.forward(xb[idx, t0 : t0 + int(la.max())], st, lengths=la,
-                                 requires_grad=False)
+            _, h_n = net.forward(
+                xb[idx, t0 : t0 + int(la.max())], st, lengths=la, requires_grad=False
+            )
             state = _carry(state, h_n, idx, B)
         return state
 
@@ -662,7 +707,7 @@ class BaseRNN(BaseEstimator):
             if state is not None:
                 st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
             if self.output == "last":
-                ends = (lb[idx] <= s + k)
+                ends = lb[idx] <= s + k
                 if not ends.any():
                     _, h_n = net.forward(xc, st, lengths=la, requires_grad=False)
                     state = _carry(state, h_n, idx, B)
@@ -895,8 +940,12 @@ class BaseRNN(BaseEstimator):
                 warnings.warn(
                     f"Training interrupted by user (KeyboardInterrupt) during epoch "
                     f"{self.n_iter_ + 1}; the model keeps the weights of epoch {self.n_iter_}"
-                    + (" (then those with the best validation score)" if early and best is not None
-                       else "") + ". Call fit again with warm_start=True to continue.",
+                    + (
+                        " (then those with the best validation score)"
+                        if early and best is not None
+                        else ""
+                    )
+                    + ". Call fit again with warm_start=True to continue.",
                     UserWarning,
                     stacklevel=5,
                 )
