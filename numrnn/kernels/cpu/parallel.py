@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from numrnn._jit import KERNEL_OPTIONS
+from numrnn._jit import KERNEL_OPTIONS, cached
 from numrnn.kernels.cpu.common import input_gradient_rows, input_projection_rows
 from numrnn.kernels.cpu.gru import gru_backward_rows, gru_forward_rows, gru_weight_gradient_rows
 from numrnn.kernels.cpu.lstm import (
@@ -27,7 +27,10 @@ from numrnn.kernels.cpu.lstm import (
 )
 from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
 
-PARALLEL = njit(parallel=True, **KERNEL_OPTIONS)
+
+def PARALLEL(function):  # noqa: N802 - reads as the decorator it is
+    """A cached ``parallel=True`` driver, invalidated with the kernels it inlines."""
+    return cached(njit(parallel=True, **KERNEL_OPTIONS)(function))
 
 
 @PARALLEL
