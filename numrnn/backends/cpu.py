@@ -84,8 +84,12 @@ class CPUBackend:
         K.reverse_padded(x, lengths, out)
         return out
 
-    def layer_forward(self, cell, x, p, h0, c0, lengths, options):
-        """Forward one layer and direction; returns ``(out, h_n, c_n, cache)``."""
+    def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
+        """Forward one layer and direction; returns ``(out, h_n, c_n, cache)``.
+
+        Without ``requires_grad`` the LSTM keeps one step of gates and cells, not all T
+        (the cache is then unusable for BPTT, and the caller drops it).
+        """
         T, B, _ = x.shape
         H = h0.shape[1]
         dt = x.dtype
@@ -93,8 +97,9 @@ class CPUBackend:
         h_n = np.empty((B, H), dtype=dt)
         c_n = None
         if cell == "lstm":
-            gates = np.empty((T, B, 4 * H), dtype=dt)
-            cells = np.empty((T, B, H), dtype=dt)
+            steps = T if requires_grad else 1
+            gates = np.empty((steps, B, 4 * H), dtype=dt)
+            cells = np.empty((steps, B, H), dtype=dt)
             c_n = np.empty((B, H), dtype=dt)
             threads = loop_threads(B, T * B * 4 * H * (x.shape[2] + H))
             args = (
@@ -172,7 +177,10 @@ class CPUBackend:
                 cache.gates, d_out, dh_n, dc_n, dh0, dc0,
             )  # fmt: skip
             run_row_ranges(K.lstm_backward_rows, args, B, threads)
-            K.peephole_gradients(cache.c0, cache.cells, cache.gates, g["w_peep"])
+            if options.get("peephole", False):
+                K.peephole_gradients(cache.c0, cache.cells, cache.gates, g["w_peep"])
+            else:  # w_peep is fixed at zero: no T*B*3H pass for a gradient nobody reads
+                g["w_peep"][:] = 0.0
             args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
             run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
         elif cell == "gru":

@@ -212,8 +212,11 @@ class CUDABackend:
         return out
 
     # -- layers -----------------------------------------------------------------------
-    def layer_forward(self, cell, x, p, h0, c0, lengths, options):
-        """Forward one layer and direction; returns ``(out, h_n, c_n, cache)`` on the device."""
+    def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
+        """Forward one layer and direction; returns ``(out, h_n, c_n, cache)`` on the device.
+
+        ``requires_grad`` is accepted for the CPU backend's sake; the device keeps all steps.
+        """
         T, B, _ = x.shape
         H = h0.shape[1]
         dt = x.dtype

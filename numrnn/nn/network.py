@@ -310,7 +310,14 @@ class RecurrentNetwork:
                 h0 = be.asarray(init[0][k], self.dtype)
                 c0 = be.asarray(init[1][k], self.dtype) if self.spec.has_cell_state else None
                 out, hn, cn, cache = be.layer_forward(
-                    self.cell, xin, params[layer][d], h0, c0, lens_dev, self.options
+                    self.cell,
+                    xin,
+                    params[layer][d],
+                    h0,
+                    c0,
+                    lens_dev,
+                    self.options,
+                    requires_grad=requires_grad,
                 )
                 if d == 1:
                     out = be.reverse_padded(out, lens_dev)

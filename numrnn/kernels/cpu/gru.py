@@ -18,6 +18,7 @@ from numrnn.kernels.cpu.common import (
     input_weight_gradient_rows,
     recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
 
 
@@ -34,12 +35,14 @@ def _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out):
     for k in range(2 * H):
         gates[t, b, k] = sigmoid(gates[t, b, k] + hproj[i, k])
     for j in range(H):
-        aux[t, b, j] = hproj[i, 2 * H + j] + b_hn[j]
+        aux[t, b, j] = hproj[i, _u(2 * H + j)] + b_hn[j]
     for j in range(H):
-        gates[t, b, 2 * H + j] = tanh(gates[t, b, 2 * H + j] + gates[t, b, j] * aux[t, b, j])
+        gates[t, b, _u(2 * H + j)] = tanh(
+            gates[t, b, _u(2 * H + j)] + gates[t, b, j] * aux[t, b, j]
+        )
     for j in range(H):
-        n = gates[t, b, 2 * H + j]
-        h[i, j] = n + gates[t, b, H + j] * (h[i, j] - n)
+        n = gates[t, b, _u(2 * H + j)]
+        h[i, j] = n + gates[t, b, _u(H + j)] * (h[i, j] - n)
     for j in range(H):
         out[t, b, j] = h[i, j]
 
@@ -58,17 +61,17 @@ def _backward_row_reset_after(g, ab, hprev, dob, dhb):
     for j in range(H):
         dhb[j] += dob[j]
     for j in range(H):
-        z = g[H + j]
-        n = g[2 * H + j]
-        g[H + j] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
-        g[2 * H + j] = dhb[j] * (1.0 - z) * (1.0 - n * n)
+        z = g[_u(H + j)]
+        n = g[_u(2 * H + j)]
+        g[_u(H + j)] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
+        g[_u(2 * H + j)] = dhb[j] * (1.0 - z) * (1.0 - n * n)
         dhb[j] *= z
     for j in range(H):
         r = g[j]
-        dn = g[2 * H + j]
+        dn = g[_u(2 * H + j)]
         g[j] = dn * ab[j] * r * (1.0 - r)
         ab[j] = dn
-        g[2 * H + j] = dn * r
+        g[_u(2 * H + j)] = dn * r
 
 
 @kernel
@@ -139,7 +142,7 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
                     for j in range(H):
                         r = sigmoid(g[j] + hp[j])
                         g[j] = r
-                        g[H + j] = sigmoid(g[H + j] + hp[H + j])
+                        g[_u(H + j)] = sigmoid(g[_u(H + j)] + hp[_u(H + j)])
                         rb[j] = r * hb[j]
             packed_matmul(rh, w_b, hn)
             for i in range(n):
@@ -152,10 +155,10 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
                     rb = rh[i]
                     hnb = hn[i]
                     for j in range(H):
-                        z = g[H + j]
-                        nn = tanh(g[2 * H + j] + hnb[j])
+                        z = g[_u(H + j)]
+                        nn = tanh(g[_u(2 * H + j)] + hnb[j])
                         v = (1.0 - z) * nn + z * hb[j]
-                        g[2 * H + j] = nn
+                        g[_u(2 * H + j)] = nn
                         ab[j] = rb[j]
                         hb[j] = v
                         ob[j] = v
@@ -214,12 +217,12 @@ def gru_backward_rows(
                     dhb = dh[i]
                     dnb = d_rec[t, b]
                     for j in range(H):
-                        z = g[H + j]
-                        nn = g[2 * H + j]
+                        z = g[_u(H + j)]
+                        nn = g[_u(2 * H + j)]
                         dht = dob[j] + dhb[j]
                         dan = dht * (1.0 - z) * (1.0 - nn * nn)
-                        g[H + j] = dht * (hprev[j] - nn) * z * (1.0 - z)
-                        g[2 * H + j] = dan
+                        g[_u(H + j)] = dht * (hprev[j] - nn) * z * (1.0 - z)
+                        g[_u(2 * H + j)] = dan
                         dnb[j] = dan
                         dhb[j] = dht * z
             packed_matmul(d_rec[t, b0:b1], w_b, d_rh)
@@ -237,7 +240,7 @@ def gru_backward_rows(
                         g[j] = dar
                         dhb[j] += drh[j] * r
                         drz[j] = dar
-                        drz[H + j] = g[H + j]
+                        drz[_u(H + j)] = g[_u(H + j)]
                 else:
                     g[:] = 0.0
                     drz[:] = 0.0

@@ -16,40 +16,8 @@ from numrnn.kernels.cpu.common import (
     input_weight_gradient_rows,
     recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
-
-
-@kernel
-def _forward_row(hproj, i, bias, gates, t, b, c, xh, I, out, cells, w_peep):
-    """The gate math of batch row ``b`` (row ``i`` of this call's workspace) at step ``t``.
-
-    Short loops over few arrays each: one fused loop over a dozen arrays defeats LLVM's
-    runtime alias checks and runs scalar (6x slower, measured). Arrays are indexed, not
-    sliced: a slice per row costs reference counting, ~40 ns a row (28% of the small
-    LSTM's forward, measured). ``hproj[i]`` holds ``[x_t h_{t-1}] @ [W_ih W_hh]^T``
-    (clobbered); the new h goes to ``xh[i, I:]`` and ``out``, c to ``c[i]`` and ``cells``.
-    """
-    H = c.shape[1]
-    for k in range(4 * H):
-        hproj[i, k] += bias[k]
-    for j in range(H):
-        hproj[i, j] += w_peep[0, j] * c[i, j]
-    for j in range(H):
-        hproj[i, H + j] += w_peep[1, j] * c[i, j]
-    for k in range(2 * H):
-        gates[t, b, k] = sigmoid(hproj[i, k])
-    for j in range(H):
-        gates[t, b, 2 * H + j] = tanh(hproj[i, 2 * H + j])
-    for j in range(H):
-        c[i, j] = gates[t, b, H + j] * c[i, j] + gates[t, b, j] * gates[t, b, 2 * H + j]
-    for j in range(H):
-        gates[t, b, 3 * H + j] = sigmoid(hproj[i, 3 * H + j] + w_peep[2, j] * c[i, j])
-    for j in range(H):
-        xh[i, I + j] = gates[t, b, 3 * H + j] * tanh(c[i, j])
-    for j in range(H):
-        out[t, b, j] = xh[i, I + j]
-    for j in range(H):
-        cells[t, b, j] = c[i, j]
 
 
 @kernel
@@ -66,68 +34,104 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
     w_peep : (3, H) peephole weights (w_ci, w_cf, w_co); zeros for a plain LSTM
     h0, c0 : (B, H) initial state; lengths : (B,) int64 valid steps per sequence
     out : (T, B, H) written with h_t (0 on padding)
-    cells : (T, B, H) written with c_t (carried on padding), kept for BPTT
-    gates : (T, B, 4H) written with the activated gates i, f, g, o, kept for BPTT
+    cells : (T, B, H) written with c_t (carried on padding), kept for BPTT; or (1, B, H),
+        overwritten at every step, for inference
+    gates : (T, B, 4H) written with the activated gates i, f, g, o, kept for BPTT; or
+        (1, B, 4H) for inference: a step's gates stay in cache instead of streaming
+        T*B*4H numbers to memory
     h_n, c_n : (B, H) written with the state after each sequence's last valid step
     b0, b1 : the batch rows this call runs
+
+    Notes
+    -----
+    The gate math runs as one short loop nest per operation over all of this call's rows,
+    each nest touching few arrays: a single fused loop over a dozen arrays defeats LLVM's
+    runtime alias checks and runs scalar (6x slower), and a per-row helper (or a view per
+    row) costs ~50-100 ns of fixed overhead a row, more than the row's arithmetic at small
+    H (small LSTM forward 320 -> 170 us, measured). Padded steps keep the state, write
+    no gates (the backward zeroes them) and output 0.
     """
     T = x.shape[0]
     I = x.shape[2]
     H = h0.shape[1]
     n = b1 - b0
-    xh = np.empty((n, I + H), dtype=x.dtype)
+    xh = np.empty((n, I + H), dtype=x.dtype)  # [x_t h_{t-1}] of each row
+    c = np.empty((n, H), dtype=x.dtype)
     for i in range(n):
         for j in range(H):
-            xh[i, I + j] = h0[b0 + i, j]
-    c = c0[b0:b1].copy()
-    hproj = np.empty((n, padded_width(4 * H, x)), dtype=x.dtype)
+            xh[i, _u(I + j)] = h0[b0 + i, j]
+            c[i, j] = c0[b0 + i, j]
+    a = np.empty((n, padded_width(4 * H, x)), dtype=x.dtype)  # pre-activations (clobbered)
+    keep = gates.shape[0] == T
     for t in range(T):
+        ts = t if keep else 0
         for i in range(n):
             for k in range(I):
                 xh[i, k] = x[t, b0 + i, k]
-        packed_matmul(xh, w_packed, hproj)
+        packed_matmul(xh, w_packed, a)
+        for i in range(n):
+            if t < lengths[b0 + i]:
+                for k in range(4 * H):
+                    a[i, k] += bias[k]
+                for j in range(H):
+                    a[i, j] += w_peep[0, j] * c[i, j]
+                    a[i, _u(H + j)] += w_peep[1, j] * c[i, j]
         for i in range(n):
             b = b0 + i
             if t < lengths[b]:
-                _forward_row(hproj, i, bias, gates, t, b, c, xh, I, out, cells, w_peep)
+                for k in range(2 * H):
+                    gates[ts, b, k] = sigmoid(a[i, k])
+                for j in range(H):
+                    gates[ts, b, _u(2 * H + j)] = tanh(a[i, _u(2 * H + j)])
+        for i in range(n):
+            b = b0 + i
+            if t < lengths[b]:
+                for j in range(H):
+                    c[i, j] = (
+                        gates[ts, b, _u(H + j)] * c[i, j]
+                        + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
+                    )
+                for j in range(H):
+                    gates[ts, b, _u(3 * H + j)] = sigmoid(
+                        a[i, _u(3 * H + j)] + w_peep[2, j] * c[i, j]
+                    )
+        for i in range(n):
+            b = b0 + i
+            if t < lengths[b]:
+                for j in range(H):
+                    xh[i, _u(I + j)] = gates[ts, b, _u(3 * H + j)] * tanh(c[i, j])
+                for j in range(H):
+                    out[t, b, j] = xh[i, _u(I + j)]
             else:
                 for j in range(H):
                     out[t, b, j] = 0.0
-                    cells[t, b, j] = c[i, j]
+            for j in range(H):
+                cells[ts, b, j] = c[i, j]
     for i in range(n):
         for j in range(H):
-            h_n[b0 + i, j] = xh[i, I + j]
+            h_n[b0 + i, j] = xh[i, _u(I + j)]
             c_n[b0 + i, j] = c[i, j]
 
 
 @kernel
-def _backward_row(g, ct, cp, dob, dhb, dcb, wci, wcf, wco):
-    """One (t, b) row of the gate derivatives, in place (short loops, see ``_forward_row``).
+def _input_forget_cell(gates, dc, c_prev, lengths, t, b0, n):
+    """Gradients of the i, f, g pre-activations at step ``t``; ``dc`` on to c_{t-1}.
 
-    On entry ``g`` holds the activated gates, ``dhb``/``dcb`` the gradient w.r.t. h_t/c_t
-    from step t+1. On exit ``g`` holds the pre-activation gradients, ``dcb`` the gradient
-    w.r.t. c_{t-1}; ``dhb`` is clobbered (the caller overwrites it with dA W_hh).
+    ``c_prev`` (B, H) is c_{t-1} of every row: ``cells[t-1]``, or ``c0`` at ``t = 0``.
     """
-    H = ct.shape[0]
-    for j in range(H):
-        dhb[j] += dob[j]
-    for j in range(H):
-        tc = tanh(ct[j])
-        o = g[3 * H + j]
-        dao = dhb[j] * tc * o * (1.0 - o)
-        dcb[j] += dhb[j] * o * (1.0 - tc * tc) + dao * wco[j]
-        g[3 * H + j] = dao
-    for j in range(H):
-        i = g[j]
-        f = g[H + j]
-        gg = g[2 * H + j]
-        dct = dcb[j]
-        g[j] = dct * gg * i * (1.0 - i)
-        g[H + j] = dct * cp[j] * f * (1.0 - f)
-        g[2 * H + j] = dct * i * (1.0 - gg * gg)
-        dcb[j] = dct * f
-    for j in range(H):
-        dcb[j] += g[j] * wci[j] + g[H + j] * wcf[j]
+    H = dc.shape[1]
+    for i in range(n):
+        b = b0 + i
+        if t < lengths[b]:
+            for j in range(H):
+                ig = gates[t, b, j]
+                f = gates[t, b, _u(H + j)]
+                gg = gates[t, b, _u(2 * H + j)]
+                dct = dc[i, j]
+                gates[t, b, j] = dct * gg * ig * (1.0 - ig)
+                gates[t, b, _u(H + j)] = dct * c_prev[b, j] * f * (1.0 - f)
+                gates[t, b, _u(2 * H + j)] = dct * ig * (1.0 - gg * gg)
+                dc[i, j] = dct * f
 
 
 @kernel
@@ -140,50 +144,79 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
     (T, B, H) is the loss gradient w.r.t. the outputs (or (1, B, H) of zeros standing for a
     zero gradient at every step: no (T, B, H) array of zeros), ``dh_n``/``dc_n`` w.r.t. the
     final state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed``
-    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
+    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`. Loop nests over
+    all rows per operation, as in :func:`lstm_forward_rows`; padded steps get zero gate
+    gradients and pass the state gradients through unchanged.
     """
     T = gates.shape[0]
     H = c0.shape[1]
+    n = b1 - b0
     ts = 1 if d_out.shape[0] == T else 0  # 0: read step 0 of a (1, B, H) zero d_out
-    dh = dh_n[b0:b1].copy()
-    dc = dc_n[b0:b1].copy()
-    dh_rec = np.empty((b1 - b0, padded_width(H, c0)), dtype=c0.dtype)
+    dh = np.empty((n, H), dtype=c0.dtype)  # gradient w.r.t. h_t, then dA W_hh
+    dc = np.empty((n, H), dtype=c0.dtype)  # gradient w.r.t. c_t, then c_{t-1}
+    for i in range(n):
+        for j in range(H):
+            dh[i, j] = dh_n[b0 + i, j]
+            dc[i, j] = dc_n[b0 + i, j]
+    dh_rec = np.empty((n, padded_width(H, c0)), dtype=c0.dtype)
     for t in range(T - 1, -1, -1):
-        for i in range(b1 - b0):
+        for i in range(n):
             b = b0 + i
             if t < lengths[b]:
-                cprev = cells[t - 1, b] if t > 0 else c0[b]
-                _backward_row(gates[t, b], cells[t, b], cprev, d_out[t * ts, b], dh[i], dc[i],
-                              w_peep[0], w_peep[1], w_peep[2])  # fmt: skip
+                for j in range(H):
+                    dh[i, j] += d_out[t * ts, b, j]
+                for j in range(H):
+                    tc = tanh(cells[t, b, j])
+                    o = gates[t, b, _u(3 * H + j)]
+                    dao = dh[i, j] * tc * o * (1.0 - o)
+                    dc[i, j] += dh[i, j] * o * (1.0 - tc * tc) + dao * w_peep[2, j]
+                    gates[t, b, _u(3 * H + j)] = dao
             else:
-                gates[t, b, :] = 0.0
+                for k in range(4 * H):
+                    gates[t, b, k] = 0.0
+        if t > 0:
+            _input_forget_cell(gates, dc, cells[t - 1], lengths, t, b0, n)
+        else:
+            _input_forget_cell(gates, dc, c0, lengths, t, b0, n)
+        for i in range(n):
+            b = b0 + i
+            if t < lengths[b]:
+                for j in range(H):
+                    dc[i, j] += (
+                        gates[t, b, j] * w_peep[0, j] + gates[t, b, _u(H + j)] * w_peep[1, j]
+                    )
         packed_matmul(gates[t, b0:b1], w_hh_packed, dh_rec)
-        for i in range(b1 - b0):
-            # Padded steps pass the state gradient through unchanged.
+        for i in range(n):
             if t < lengths[b0 + i]:
-                dh[i] = dh_rec[i, :H]
-    dh0[b0:b1] = dh
-    dc0[b0:b1] = dc
+                for j in range(H):
+                    dh[i, j] = dh_rec[i, j]
+    for i in range(n):
+        for j in range(H):
+            dh0[b0 + i, j] = dh[i, j]
+            dc0[b0 + i, j] = dc[i, j]
 
 
 @kernel
 def peephole_gradients(c0, cells, d_gates, dw_peep):
     """``dw_ci = sum dA_i c_{t-1}``, ``dw_cf = sum dA_f c_{t-1}``, ``dw_co = sum dA_o c_t``.
 
-    Padded steps have zero gate gradients, so they add nothing.
+    Padded steps have zero gate gradients, so they add nothing. Indexed, not sliced (three
+    views per (t, b) row cost more than its FMAs).
     """
     T, B, H = cells.shape
     dw_peep[:] = 0.0
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            cp = cells[t - 1, b] if t > 0 else c0[b]
-            ct = cells[t, b]
-            g = d_gates[t, b]
+            if t > 0:
+                for j in range(H):
+                    dw_peep[0, j] += d_gates[t, b, j] * cells[t - 1, b, j]
+                    dw_peep[1, j] += d_gates[t, b, _u(H + j)] * cells[t - 1, b, j]
+            else:
+                for j in range(H):
+                    dw_peep[0, j] += d_gates[t, b, j] * c0[b, j]
+                    dw_peep[1, j] += d_gates[t, b, _u(H + j)] * c0[b, j]
             for j in range(H):
-                dw_peep[0, j] += g[j] * cp[j]
-                dw_peep[1, j] += g[H + j] * cp[j]
-            for j in range(H):
-                dw_peep[2, j] += g[3 * H + j] * ct[j]
+                dw_peep[2, j] += d_gates[t, b, _u(3 * H + j)] * cells[t, b, j]
 
 
 @kernel

@@ -10,6 +10,7 @@ from numrnn.kernels.cpu.common import (
     input_weight_gradient_rows,
     recurrent_weight_gradient_rows,
 )
+from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
 
@@ -29,7 +30,7 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
     xh = np.empty((n, I + H), dtype=x.dtype)
     for i in range(n):
         for j in range(H):
-            xh[i, I + j] = h0[b0 + i, j]
+            xh[i, _u(I + j)] = h0[b0 + i, j]
     hproj = np.empty((n, padded_width(H, x)), dtype=x.dtype)
     for t in range(T):
         for i in range(n):
@@ -48,13 +49,13 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
                     for j in range(H):
                         out[t, b, j] = tanh(hproj[i, j] + bias[j])
                 for j in range(H):
-                    xh[i, I + j] = out[t, b, j]
+                    xh[i, _u(I + j)] = out[t, b, j]
             else:
                 for j in range(H):
                     out[t, b, j] = 0.0
     for i in range(n):
         for j in range(H):
-            h_n[b0 + i, j] = xh[i, I + j]
+            h_n[b0 + i, j] = xh[i, _u(I + j)]
 
 
 @kernel
@@ -69,29 +70,36 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1)
     T = out.shape[0]
     H = out.shape[2]
     n = b1 - b0
-    dh = dh_n[b0:b1].copy()
+    dh = np.empty((n, H), dtype=out.dtype)
+    for i in range(n):
+        for j in range(H):
+            dh[i, j] = dh_n[b0 + i, j]
     dh_rec = np.empty((n, padded_width(H, out)), dtype=out.dtype)
     for t in range(T - 1, -1, -1):
+        # Indexed, not sliced: three views per row cost more than a small row's math.
         for i in range(n):
             b = b0 + i
-            da = d_pre[t, b]
             if t < lengths[b]:
-                ob = out[t, b]
-                dhb = dh[i]
                 if relu:
                     for j in range(H):
-                        da[j] = (da[j] + dhb[j]) if ob[j] > 0.0 else 0.0
+                        d = d_pre[t, b, j] + dh[i, j]
+                        d_pre[t, b, j] = d if out[t, b, j] > 0.0 else 0.0
                 else:
                     for j in range(H):
-                        da[j] = (da[j] + dhb[j]) * (1.0 - ob[j] * ob[j])
+                        o = out[t, b, j]
+                        d_pre[t, b, j] = (d_pre[t, b, j] + dh[i, j]) * (1.0 - o * o)
             else:
-                da[:] = 0.0
+                for j in range(H):
+                    d_pre[t, b, j] = 0.0
         packed_matmul(d_pre[t, b0:b1], w_hh_packed, dh_rec)
         for i in range(n):
             # Padded steps pass the state gradient through unchanged.
             if t < lengths[b0 + i]:
-                dh[i] = dh_rec[i, :H]
-    dh0[b0:b1] = dh
+                for j in range(H):
+                    dh[i, j] = dh_rec[i, j]
+    for i in range(n):
+        for j in range(H):
+            dh0[b0 + i, j] = dh[i, j]
 
 
 @kernel
