@@ -531,14 +531,50 @@ def test_optimizer_validation():
         opt.step({"x": np.zeros(4)})
 
 
-def test_step_allocates_no_new_state():
-    params = {"w": np.ones((50, 50), np.float32)}
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_step_allocates_no_new_state(contiguous):
+    # Contiguous parameters take the compiled update (no scratch at all), strided ones the
+    # NumPy update (its scratch buffers allocated once).
+    w = np.ones((50, 50), np.float32) if contiguous else np.ones((50, 100), np.float32)[:, ::2]
+    params = {"w": w}
     opt = Adam(params, weight_decay=0.1)
     g = {"w": np.full((50, 50), 0.5, np.float32)}
     opt.step(g)
     ids = {id(a) for bufs in opt._state.values() for a in bufs.values()}
-    scratch = id(opt._scratch["w"]), id(opt._scratch2["w"])
+    scratch2 = opt._scratch2
+    scratch = id(opt._scratch["w"]), None if scratch2 is None else id(scratch2["w"])
+    assert (scratch2 is None) == contiguous
     opt.step(g)
     assert ids == {id(a) for bufs in opt._state.values() for a in bufs.values()}
-    assert scratch == (id(opt._scratch["w"]), id(opt._scratch2["w"]))
+    assert opt._scratch2 is scratch2
+    assert scratch == (id(opt._scratch["w"]), None if scratch2 is None else id(scratch2["w"]))
     assert g["w"][0, 0] == 0.5  # the caller's gradients are not modified
+    assert np.all(w < 1.0)  # the update reached the parameter
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_kernel_matches_numpy_update_bitwise(dtype, weight_decay):
+    """Contiguous parameters take the compiled Adam update, strided views the NumPy one:
+    the same IEEE operations in the same order, so the same bits."""
+    rng = np.random.default_rng(3)
+    shapes = {"w": (7, 5), "b": (5,), "s": (1,)}
+    base = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    flat = {k: v.copy() for k, v in base.items()}
+    # Every other element of a twice-as-large buffer: same values, not contiguous.
+    holders = {k: np.zeros(v.size * 2, dtype=dtype) for k, v in base.items()}
+    strided = {}
+    for k, v in base.items():
+        holders[k][::2] = v.ravel()
+        strided[k] = holders[k][::2].reshape(v.shape)
+    assert not any(a.flags.c_contiguous for a in strided.values() if a.size > 1)
+    a = Adam(flat, lr=0.05, weight_decay=weight_decay)
+    b = Adam(strided, lr=0.05, weight_decay=weight_decay)
+    for _ in range(5):
+        grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+        a.step(grads)
+        b.step(grads)
+    for k in shapes:
+        np.testing.assert_array_equal(flat[k], strided[k])
+        np.testing.assert_array_equal(a._state["exp_avg_sq"][k], b._state["exp_avg_sq"][k])
+        assert not np.array_equal(flat[k], base[k])  # the update did something

@@ -22,6 +22,14 @@ from .._validation import check_float
 __all__ = ["SGD", "Adam"]
 
 
+def _flat_same_dtype(*arrays: np.ndarray) -> bool:
+    """All C-contiguous NumPy arrays of one dtype: ``reshape(-1)`` views, one kernel."""
+    dtype = arrays[0].dtype
+    return dtype in (np.float32, np.float64) and all(
+        type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays
+    )
+
+
 class _Optimizer:
     """Shared bookkeeping: the parameter dict, the step count and scratch buffers."""
 
@@ -261,6 +269,17 @@ class Adam(_Optimizer):
         exp_avg, exp_avg_sq = self._state["exp_avg"], self._state["exp_avg_sq"]
         for name, p in self.params.items():
             g = grads[name]
+            m, v = exp_avg[name], exp_avg_sq[name]
+            if _flat_same_dtype(p, g, m, v):
+                from numrnn.kernels.cpu.optim import adam_update  # numba on first use only
+
+                dt = p.dtype.type
+                adam_update(
+                    p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(wd),
+                    dt(1.0 - beta1), dt(beta2), dt(1.0 - beta2), dt(bias_correction2_sqrt),
+                    dt(eps), dt(step_size),
+                )  # fmt: skip
+                continue
             s = self._scratch[name]
             dt = p.dtype.type
             if wd != 0.0:  # d = g + wd * p, kept in a second scratch
