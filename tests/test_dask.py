@@ -148,7 +148,8 @@ def test_gridsearch_and_cross_val_under_dask_backend(client):
 def test_worker_killed_mid_run(client):
     """SIGKILL a worker while it fits; the scheduler re-runs its tasks on the other one."""
     ys = _series(8, length=120)
-    params = dict(PARAMS, max_iter=25)
+    # Long enough (~70 ms a series, measured) that the killer finds a task under way.
+    params = dict(PARAMS, max_iter=200)
     pids = client.run(os.getpid)
     killed = {}
 
@@ -157,7 +158,7 @@ def test_worker_killed_mid_run(client):
         while time.monotonic() < deadline:
             busy = [a for a, ks in client.processing().items() if ks and a in pids]
             if busy:
-                time.sleep(0.05)  # let the task get under way
+                time.sleep(0.005)  # let the task get under way
                 keys = list(client.processing().get(busy[0], ()))
                 if keys:
                     killed[busy[0]] = keys
