@@ -194,3 +194,26 @@ def test_every_row_kernel_the_backend_splits_has_a_parallel_driver():
     used = {name for name in K.__all__ if f"run_row_ranges(K.{name}" in source}
     assert used
     assert {getattr(K, name) for name in used} <= set(parallel.DRIVERS)
+
+
+def test_kernel_cache_keyed_by_every_kernel_source(tmp_path, monkeypatch):
+    """A change in any CPU kernel module invalidates every cached kernel and driver: Numba's
+    own key (the function's file) misses a change in an inlined callee."""
+    import shutil
+
+    import numrnn._jit as jit
+    from numrnn.kernels import cpu as K
+    from numrnn.kernels.cpu import parallel
+
+    for dispatcher in [K.lstm_forward_rows, K.gru_backward_rows, *parallel.DRIVERS.values()]:
+        assert isinstance(dispatcher._cache, jit.KernelCache)
+    stamp = jit.kernel_sources_stamp()
+    assert stamp == jit.kernel_sources_stamp()  # read once per process
+    shutil.copytree(jit._PACKAGE / "kernels" / "cpu", tmp_path / "kernels" / "cpu")
+    monkeypatch.setattr(jit, "_PACKAGE", tmp_path)
+    monkeypatch.setattr(jit, "_stamp", None)
+    assert jit.kernel_sources_stamp() == stamp  # same sources, same stamp
+    gemm_copy = tmp_path / "kernels" / "cpu" / "gemm.py"
+    gemm_copy.write_text(gemm_copy.read_text() + "\n# edited\n")
+    monkeypatch.setattr(jit, "_stamp", None)
+    assert jit.kernel_sources_stamp() != stamp

@@ -11,7 +11,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import (
     check_dtype,
     check_float,
@@ -235,28 +234,22 @@ class RecurrentNetwork:
         xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
         B, T = xp.shape[0], xp.shape[1]
         init = self._check_state(state, B)
-        with blas_threads(self._blas_threads(B)):
-            if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
-                return self._forward_chunked(xp, lens, init)
-            be = self.backend
-            out, h_n, c_n, cache = self._forward_time_major(
-                be.asarray(xp.transpose(1, 0, 2), self.dtype),
-                be.asarray(lens, np.int64),
-                init,
-                requires_grad,
-            )
+        # No BLAS thread limit around the layers: the CPU kernels do not call BLAS.
+        if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
+            return self._forward_chunked(xp, lens, init)
+        be = self.backend
+        out, h_n, c_n, cache = self._forward_time_major(
+            be.asarray(xp.transpose(1, 0, 2), self.dtype),
+            be.asarray(lens, np.int64),
+            init,
+            requires_grad,
+        )
         self._cache = cache
         return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n)
 
     #: Steps per chunk when a unidirectional network runs without gradients: memory for
     #: gates and workspace stays bounded however long the sequence.
     inference_chunk = 1024
-
-    def _blas_threads(self, batch: int) -> int | None:
-        if self.backend.name != "cpu":
-            return None
-        G = self.spec.num_gates
-        return recurrent_blas_threads(batch, G * self.hidden_size, self.hidden_size)
 
     def _result(self, out, h_n, c_n):
         """``(out, h_n)`` or ``(out, (h_n, c_n))`` with the states stacked on the host."""
@@ -387,8 +380,7 @@ class RecurrentNetwork:
         # The previous gradients are replaced, not reused: let them go before the new ones
         # are allocated, or both sets are alive at the peak.
         self.grads, self.grad_state = OrderedDict(), None
-        with blas_threads(self._blas_threads(cache["B"])):
-            return self._backward(cache, d_out, d_state, bool(input_grad))
+        return self._backward(cache, d_out, d_state, bool(input_grad))
 
     def _backward(self, cache, d_out, d_state, input_grad=True):
         be = self.backend
