@@ -228,13 +228,15 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     P = (N + NR - 1) // NR
     a_rs = a.strides[0] // a.itemsize
     a_cs = a.strides[1] // a.itemsize
-    bp = np.empty((P, KC, NR), dtype=a.dtype)
+    # Sized for this K when it is under one block: a tiny model's whole step needs less
+    # memory than a KC-row panel block (32-64 KB).
+    bp = np.empty((P, min(KC, K), NR), dtype=a.dtype)
     # A transposed view whose k are a page or more apart (dA^T of the large LSTM/GRU) is
     # copied MC x KC at a time into MR-row micro-panels: read straight, a 256-k
     # micro-kernel call would miss the TLB at every k (measured 120 -> 160 GFLOP/s for the
     # large LSTM's dW_hh). Closer k are cheaper to read in place than to copy.
     pack_a = a_cs * a.itemsize >= 4096
-    ap = np.empty(((MC + MR - 1) // MR if pack_a else 1, KC, MR), dtype=a.dtype)
+    ap = np.empty(((MC + MR - 1) // MR, KC, MR) if pack_a else (1, 1, MR), dtype=a.dtype)
     edge = np.empty((MR, NR), dtype=a.dtype)
     if K == 0 and not accumulate:
         c[r0:r1] = 0.0
