@@ -85,11 +85,19 @@ LOOP_THREADS_BELOW = 1 << 21
 _local = threading.local()
 
 
+_affinity: int | None = None
+
+
 def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """CPUs this process may run on, read once (a system call per layer call showed up in
+    a small model's step); a forked child reads it again."""
+    global _affinity
+    if _affinity is None:
+        try:
+            _affinity = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            _affinity = os.cpu_count() or 1
+    return _affinity
 
 
 def max_loop_threads() -> int:
@@ -155,9 +163,10 @@ _dispatch_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    global _forked, _dispatch_lock
+    global _forked, _dispatch_lock, _affinity
     _forked = True
     _dispatch_lock = threading.Lock()
+    _affinity = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -28,6 +28,14 @@ _KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 _TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+def _stack(arrays: list) -> np.ndarray:
+    """``np.stack`` of per-layer state arrays; one array (a single layer and direction,
+    a new array of this call) becomes a view with a leading axis instead of a copy."""
+    if len(arrays) == 1:
+        return arrays[0][np.newaxis]
+    return np.stack(arrays)
+
+
 class RecurrentNetwork:
     """Base class of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
@@ -253,9 +261,9 @@ class RecurrentNetwork:
 
     def _result(self, out, h_n, c_n):
         """``(out, h_n)`` or ``(out, (h_n, c_n))`` with the states stacked on the host."""
-        hN = np.stack([self.backend.to_host(h) for h in h_n])
+        hN = _stack([self.backend.to_host(h) for h in h_n])
         if self.spec.has_cell_state:
-            return out, (hN, np.stack([self.backend.to_host(c) for c in c_n]))
+            return out, (hN, _stack([self.backend.to_host(c) for c in c_n]))
         return out, hN
 
     def _forward_chunked(self, xp, lens, init):
@@ -405,9 +413,9 @@ class RecurrentNetwork:
                 for per_layer in grads_pd
             ]
         )
-        dH = np.stack([be.to_host(a) for a in dh0])
+        dH = _stack([be.to_host(a) for a in dh0])
         self.grad_state = (
-            (dH, np.stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
+            (dH, _stack([be.to_host(a) for a in dc0])) if self.spec.has_cell_state else dH
         )
         return None if d_tm is None else be.to_host(d_tm).transpose(1, 0, 2)
 

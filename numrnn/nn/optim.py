@@ -267,6 +267,7 @@ class Adam(_Optimizer):
         step_size = lr / (1.0 - beta1**self.t)
         bias_correction2_sqrt = (1.0 - beta2**self.t) ** 0.5
         exp_avg, exp_avg_sq = self._state["exp_avg"], self._state["exp_avg_sq"]
+        scalars = {}  # per dtype, cast once per step as the NumPy path casts them
         for name, p in self.params.items():
             g = grads[name]
             m, v = exp_avg[name], exp_avg_sq[name]
@@ -274,11 +275,14 @@ class Adam(_Optimizer):
                 from numrnn.kernels.cpu.optim import adam_update  # numba on first use only
 
                 dt = p.dtype.type
-                adam_update(
-                    p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(wd),
-                    dt(1.0 - beta1), dt(beta2), dt(1.0 - beta2), dt(bias_correction2_sqrt),
-                    dt(eps), dt(step_size),
-                )  # fmt: skip
+                if dt not in scalars:
+                    scalars[dt] = tuple(
+                        dt(c)
+                        for c in (wd, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt,
+                                  eps, step_size)
+                    )  # fmt: skip
+                adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                            *scalars[dt])  # fmt: skip
                 continue
             s = self._scratch[name]
             dt = p.dtype.type
