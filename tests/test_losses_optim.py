@@ -578,3 +578,20 @@ def test_adam_kernel_matches_numpy_update_bitwise(dtype, weight_decay):
         np.testing.assert_array_equal(flat[k], strided[k])
         np.testing.assert_array_equal(a._state["exp_avg_sq"][k], b._state["exp_avg_sq"][k])
         assert not np.array_equal(flat[k], base[k])  # the update did something
+
+
+def test_adam_copies_update_their_own_parameters():
+    """A pickled or deep-copied Adam updates the copy's parameters, not detached views."""
+    import copy
+    import pickle
+
+    params = {"w": np.ones((3, 4), np.float32), "b": np.zeros(4, np.float32)}
+    opt = Adam(params, lr=0.1)
+    g = {"w": np.ones((3, 4), np.float32), "b": np.ones(4, np.float32)}
+    opt.step(g)
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        before = {k: v.copy() for k, v in clone.params.items()}
+        clone.step(g)
+        for k in params:
+            assert not np.array_equal(clone.params[k], before[k])
+            assert clone.params[k] is not params[k]

@@ -59,6 +59,13 @@ class _Optimizer:
             b: {n: np.zeros_like(p) for n, p in self.params.items()} for b in self._buffers
         }
 
+    def __getstate__(self) -> dict:
+        # Flat views made for the compiled update (Adam's _groups) would unpickle or deep-copy
+        # as copies, detached from the parameters: rebuilt on the next step instead.
+        state = self.__dict__.copy()
+        state.pop("_groups", None)
+        return state
+
     def _second_scratch(self) -> dict[str, np.ndarray]:
         if self._scratch2 is None:  # allocated once, on first use
             self._scratch2 = {n: np.empty_like(p) for n, p in self.params.items()}
@@ -258,6 +265,27 @@ class Adam(_Optimizer):
         self.weight_decay = check_float("weight_decay", weight_decay, 0.0, np.inf)
         super().__init__(params)
 
+    def _flat_groups(self) -> list:
+        """``(names, params, exp_avgs, exp_avg_sqs)`` per dtype, as tuples of flat views, for
+        the parameters that are C-contiguous float32/float64 (made once: the arrays are
+        updated in place, never replaced)."""
+        if getattr(self, "_groups", None) is None:
+            by_dtype: dict = {}
+            for name, p in self.params.items():
+                m, v = self._state["exp_avg"][name], self._state["exp_avg_sq"][name]
+                if _flat_same_dtype(p, m, v):
+                    by_dtype.setdefault(p.dtype, []).append(name)
+            self._groups = [
+                (
+                    tuple(names),
+                    tuple(self.params[n].reshape(-1) for n in names),
+                    tuple(self._state["exp_avg"][n].reshape(-1) for n in names),
+                    tuple(self._state["exp_avg_sq"][n].reshape(-1) for n in names),
+                )
+                for names in by_dtype.values()
+            ]
+        return self._groups
+
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from its gradient ``grads[name]``."""
         self._check_grads(grads)
@@ -267,23 +295,24 @@ class Adam(_Optimizer):
         step_size = lr / (1.0 - beta1**self.t)
         bias_correction2_sqrt = (1.0 - beta2**self.t) ** 0.5
         exp_avg, exp_avg_sq = self._state["exp_avg"], self._state["exp_avg_sq"]
-        scalars = {}  # per dtype, cast once per step as the NumPy path casts them
-        for name, p in self.params.items():
-            g = grads[name]
-            m, v = exp_avg[name], exp_avg_sq[name]
-            if _flat_same_dtype(p, g, m, v):
-                from numrnn.kernels.cpu.optim import adam_update  # numba on first use only
+        compiled = set()
+        for names, ps, ms, vs in self._flat_groups():
+            gs = tuple(grads[n] for n in names)
+            dtype = ps[0].dtype
+            if not _flat_same_dtype(*gs) or gs[0].dtype != dtype:
+                continue  # these take the NumPy update below
+            from numrnn.kernels.cpu.optim import adam_update  # numba on first use only
 
-                dt = p.dtype.type
-                if dt not in scalars:
-                    scalars[dt] = tuple(
-                        dt(c)
-                        for c in (wd, 1.0 - beta1, beta2, 1.0 - beta2, bias_correction2_sqrt,
-                                  eps, step_size)
-                    )  # fmt: skip
-                adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                            *scalars[dt])  # fmt: skip
+            dt = dtype.type  # the scalars cast as the NumPy path casts them
+            adam_update(
+                ps, tuple(g.reshape(-1) for g in gs), ms, vs, dt(wd), dt(1.0 - beta1),
+                dt(beta2), dt(1.0 - beta2), dt(bias_correction2_sqrt), dt(eps), dt(step_size),
+            )  # fmt: skip
+            compiled.update(names)
+        for name, p in self.params.items():
+            if name in compiled:
                 continue
+            g = grads[name]
             s = self._scratch[name]
             dt = p.dtype.type
             if wd != 0.0:  # d = g + wd * p, kept in a second scratch

@@ -63,38 +63,65 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
             c[i, j] = c0[b0 + i, j]
     a = np.empty((n, padded_width(4 * H, x)), dtype=x.dtype)  # pre-activations (clobbered)
     keep = gates.shape[0] == T
+    plain = True  # no peepholes: w_peep is all zeros
+    for g in range(3):
+        for j in range(H):
+            if w_peep[g, j] != 0.0:
+                plain = False
+    scale = np.full(4 * H, 0.5, dtype=x.dtype)  # σ for i, f, o; tanh for g
+    shift = np.full(4 * H, 0.5, dtype=x.dtype)
+    for j in range(H):
+        scale[2 * H + j] = 1.0
+        shift[2 * H + j] = 0.0
     for t in range(T):
         ts = t if keep else 0
         for i in range(n):
             for k in range(I):
                 xh[i, k] = x[t, b0 + i, k]
         packed_matmul(xh, w_packed, a)
-        for i in range(n):
-            if t < lengths[b0 + i]:
-                for k in range(4 * H):
-                    a[i, k] += bias[k]
-                for j in range(H):
-                    a[i, j] += w_peep[0, j] * c[i, j]
-                    a[i, _u(H + j)] += w_peep[1, j] * c[i, j]
-        for i in range(n):
-            b = b0 + i
-            if t < lengths[b]:
-                for k in range(2 * H):
-                    gates[ts, b, k] = sigmoid(a[i, k])
-                for j in range(H):
-                    gates[ts, b, _u(2 * H + j)] = tanh(a[i, _u(2 * H + j)])
-        for i in range(n):
-            b = b0 + i
-            if t < lengths[b]:
-                for j in range(H):
-                    c[i, j] = (
-                        gates[ts, b, _u(H + j)] * c[i, j]
-                        + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
-                    )
-                for j in range(H):
-                    gates[ts, b, _u(3 * H + j)] = sigmoid(
-                        a[i, _u(3 * H + j)] + w_peep[2, j] * c[i, j]
-                    )
+        if plain:
+            # No peepholes: all four gates in one pass over 4H, σ(x) = ½ tanh(½x) + ½ and
+            # tanh(x) = 1 tanh(1 x) + 0 (the same operations as sigmoid()/tanh()).
+            for i in range(n):
+                b = b0 + i
+                if t < lengths[b]:
+                    for k in range(4 * H):
+                        gates[ts, b, k] = scale[k] * tanh(scale[k] * (a[i, k] + bias[k])) + shift[k]
+            for i in range(n):
+                b = b0 + i
+                if t < lengths[b]:
+                    for j in range(H):
+                        c[i, j] = (
+                            gates[ts, b, _u(H + j)] * c[i, j]
+                            + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
+                        )
+        else:
+            for i in range(n):
+                if t < lengths[b0 + i]:
+                    for k in range(4 * H):
+                        a[i, k] += bias[k]
+                    for j in range(H):
+                        a[i, j] += w_peep[0, j] * c[i, j]
+                        a[i, _u(H + j)] += w_peep[1, j] * c[i, j]
+            for i in range(n):
+                b = b0 + i
+                if t < lengths[b]:
+                    for k in range(2 * H):
+                        gates[ts, b, k] = sigmoid(a[i, k])
+                    for j in range(H):
+                        gates[ts, b, _u(2 * H + j)] = tanh(a[i, _u(2 * H + j)])
+            for i in range(n):
+                b = b0 + i
+                if t < lengths[b]:
+                    for j in range(H):
+                        c[i, j] = (
+                            gates[ts, b, _u(H + j)] * c[i, j]
+                            + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
+                        )
+                    for j in range(H):
+                        gates[ts, b, _u(3 * H + j)] = sigmoid(
+                            a[i, _u(3 * H + j)] + w_peep[2, j] * c[i, j]
+                        )
         for i in range(n):
             b = b0 + i
             if t < lengths[b]:

@@ -14,16 +14,23 @@ from numrnn._jit import exact_kernel
 
 
 @exact_kernel
-def adam_update(p, g, m, v, weight_decay, one_minus_beta1, beta2, one_minus_beta2,
+def adam_update(ps, gs, ms, vs, weight_decay, one_minus_beta1, beta2, one_minus_beta2,
                 bias_correction2_sqrt, eps, step_size):  # fmt: skip
-    """One Adam step on flat arrays, in place: ``p``, ``m`` (exp_avg), ``v`` (exp_avg_sq).
+    """One Adam step, in place, on every parameter of a group: tuples of flat arrays ``ps``
+    (parameters), ``gs`` (gradients), ``ms`` (exp_avg), ``vs`` (exp_avg_sq).
 
-    The scalars carry the parameters' dtype, as the NumPy version casts them.
+    One call for all parameters: a call per parameter cost ~3 us of dispatch each. The
+    scalars carry the parameters' dtype, as the NumPy version casts them.
     """
-    for k in range(p.shape[0]):
-        d = g[k]
-        if weight_decay != 0.0:
-            d = p[k] * weight_decay + g[k]
-        m[k] += (d - m[k]) * one_minus_beta1
-        v[k] = v[k] * beta2 + d * d * one_minus_beta2
-        p[k] -= m[k] / (np.sqrt(v[k]) / bias_correction2_sqrt + eps) * step_size
+    for q in range(len(ps)):
+        p = ps[q]
+        g = gs[q]
+        m = ms[q]
+        v = vs[q]
+        for k in range(p.shape[0]):
+            d = g[k]
+            if weight_decay != 0.0:
+                d = p[k] * weight_decay + g[k]
+            m[k] += (d - m[k]) * one_minus_beta1
+            v[k] = v[k] * beta2 + d * d * one_minus_beta2
+            p[k] -= m[k] / (np.sqrt(v[k]) / bias_correction2_sqrt + eps) * step_size
