@@ -87,14 +87,6 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
                 if t < lengths[b]:
                     for k in range(4 * H):
                         gates[ts, b, k] = scale[k] * tanh(scale[k] * (a[i, k] + bias[k])) + shift[k]
-            for i in range(n):
-                b = b0 + i
-                if t < lengths[b]:
-                    for j in range(H):
-                        c[i, j] = (
-                            gates[ts, b, _u(H + j)] * c[i, j]
-                            + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
-                        )
         else:
             for i in range(n):
                 if t < lengths[b0 + i]:
@@ -110,14 +102,18 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
                         gates[ts, b, k] = sigmoid(a[i, k])
                     for j in range(H):
                         gates[ts, b, _u(2 * H + j)] = tanh(a[i, _u(2 * H + j)])
+        for i in range(n):
+            b = b0 + i
+            if t < lengths[b]:
+                for j in range(H):
+                    c[i, j] = (
+                        gates[ts, b, _u(H + j)] * c[i, j]
+                        + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
+                    )
+        if not plain:  # the output gate's peephole reads the new c_t
             for i in range(n):
                 b = b0 + i
                 if t < lengths[b]:
-                    for j in range(H):
-                        c[i, j] = (
-                            gates[ts, b, _u(H + j)] * c[i, j]
-                            + gates[ts, b, j] * gates[ts, b, _u(2 * H + j)]
-                        )
                     for j in range(H):
                         gates[ts, b, _u(3 * H + j)] = sigmoid(
                             a[i, _u(3 * H + j)] + w_peep[2, j] * c[i, j]
