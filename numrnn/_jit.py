@@ -49,12 +49,15 @@ def kernel_sources_stamp() -> str:
     global _stamp
     if _stamp is None:
         digest = hashlib.sha256()
-        for path in [
-            Path(__file__).resolve(),
-            *sorted((_PACKAGE / "kernels" / "cpu").glob("*.py")),
-        ]:
+        paths = [Path(__file__).resolve(), *sorted((_PACKAGE / "kernels" / "cpu").glob("*.py"))]
+        for path in paths:
             digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:  # pragma: no cover - sources not on disk (a zipped install)
+                from numrnn import __version__
+
+                digest.update(__version__.encode())
         _stamp = digest.hexdigest()
     return _stamp
 
