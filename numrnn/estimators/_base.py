@@ -70,13 +70,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import check_dtype, check_sequences
 from numrnn.cells import CELLS
+from numrnn.estimators._progress import Progress
 from numrnn.nn.clip import clip_grad_norm, clip_grad_value
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import GRU, LSTM, RNN
 from numrnn.nn.optim import SGD, Adam
+from numrnn.nn.schedules import SCHEDULES, LearningRateSchedule
+from numrnn.nn.segments import fold_segments, resolve_segment_length
 
 _CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 _PREDICT_BATCH = 1024
+#: ``batch_size='auto'`` is ``min(AUTO_BATCH_SIZE, n_samples)``: see the estimators' docstring.
+AUTO_BATCH_SIZE = 32
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -188,6 +193,7 @@ class BaseRNN(BaseEstimator):
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=0.001,
         max_iter=200,
         shuffle=True,
@@ -203,6 +209,7 @@ class BaseRNN(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        segment_length="auto",
         dtype="float32",
         device="auto",
     ):
@@ -222,6 +229,7 @@ class BaseRNN(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.shuffle = shuffle
@@ -237,6 +245,7 @@ class BaseRNN(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.segment_length = segment_length
         self.dtype = dtype
         self.device = device
 
@@ -276,6 +285,7 @@ class BaseRNN(BaseEstimator):
                     self.batch_size,
                     "Pass e.g. batch_size=32, or 'auto' for min(200, n_samples).",
                 )
+        _check_choice("learning_rate", self.learning_rate, SCHEDULES)
         _check_real_param("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
         _check_int_param("max_iter", self.max_iter, 1)
         _check_bool("shuffle", self.shuffle)
@@ -291,6 +301,13 @@ class BaseRNN(BaseEstimator):
         _check_real_param("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
         _check_real_param("epsilon", self.epsilon, 0.0, low_open=True)
         _check_int_param("n_iter_no_change", self.n_iter_no_change, 1)
+        resolve_segment_length(self.segment_length, 1)
+        if self.output == "sequence" and self.segment_length not in (None, "auto", 1):
+            raise ValueError(
+                f"segment_length must be None or 'auto' when output='sequence', got "
+                f"segment_length={self.segment_length!r}: a segment has one output, not one per "
+                "step. Set segment_length=None, or output='last'."
+            )
         try:
             check_dtype(self.dtype)
         except ValueError:
@@ -316,7 +333,9 @@ class BaseRNN(BaseEstimator):
         * 3-D X (n_samples, n_timesteps, n_features) and ragged lists: ``n_features_in_`` is
           the number of features per step; sequences may have any length.
 
-        Trailing all-NaN steps are padding in both.
+        Trailing all-NaN steps are padding in both. With segments (``segment_length_ > 1``,
+        fixed by the first fit) the returned array and lengths are the folded ones
+        (:func:`numrnn.nn.segments.fold_segments`).
         """
         if X is None:
             raise ValueError(
@@ -380,6 +399,13 @@ class BaseRNN(BaseEstimator):
             self._n_step_features = int(Xp.shape[2])
             if self._fit_ndim == 3:
                 self.n_features_in_ = self._n_step_features
+            # fixed by the first fit, like the number of features: later X is folded alike
+            self.segment_length_ = (
+                1
+                if self.output == "sequence"
+                else resolve_segment_length(self.segment_length, int(lengths.max()))
+            )
+        Xp, lengths = fold_segments(Xp, lengths, getattr(self, "segment_length_", 1))
         return Xp, lengths, ragged
 
     def _validate_sample_weight(self, sample_weight, n):
@@ -445,7 +471,8 @@ class BaseRNN(BaseEstimator):
             kwargs["peephole"] = bool(self.peephole)
         else:
             kwargs["reset_after"] = bool(self.reset_after)
-        self.network_ = _CELLS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
+        input_size = self._n_step_features * getattr(self, "segment_length_", 1)
+        self.network_ = _CELLS[self.cell](input_size, self.hidden_size, **kwargs)
         self.head_ = Linear(
             self.network_.layer_output_size,
             self.n_outputs_,
@@ -639,7 +666,7 @@ class BaseRNN(BaseEstimator):
 
     def _batch_size(self, n):
         if isinstance(self.batch_size, str):
-            return min(200, n)
+            return min(AUTO_BATCH_SIZE, n)
         if self.batch_size > n:
             warnings.warn(
                 f"batch_size={self.batch_size} is larger than the number of samples ({n}); "
@@ -845,125 +872,171 @@ class BaseRNN(BaseEstimator):
         n_tr = tr.shape[0]
         bs = self._batch_size(n_tr)
         epochs = 1 if incremental else self.max_iter
-        if self.network_.backend.name == "cuda":
-            # device='cuda': data, parameters and optimizer state go to the GPU once and
-            # stay there until the end of this call (numrnn.estimators._device).
-            from numrnn.estimators._device import DeviceFit
-
-            self._dev = DeviceFit(self, Xp, lengths, Y, sw, tr, va, epochs)
+        if reuse:
+            self._head_to_training_units()
         try:
+            if self.network_.backend.name == "cuda":
+                # device='cuda': data, parameters and optimizer state go to the GPU once and
+                # stay there until the end of this call (numrnn.estimators._device).
+                from numrnn.estimators._device import DeviceFit
+
+                self._dev = DeviceFit(self, Xp, lengths, Y, sw, tr, va, epochs)
             self._epochs(Xp, lengths, Y, sw, tr, va, bs, epochs, early, reuse, incremental,
                          params)  # fmt: skip
         finally:
             dev = self.__dict__.pop("_dev", None)
             if dev is not None:
                 dev.finish()
+            self._head_to_user_units()
         self.head_._x = None  # drop the cached batch so the fitted model pickles small
 
+    def _head_to_training_units(self):
+        """Before a warm start: the head back in the units it is trained in (regressor)."""
+
+    def _head_to_user_units(self):
+        """After training: the head in the units ``predict`` returns (regressor)."""
+
     def _epochs(self, Xp, lengths, Y, sw, tr, va, bs, epochs, early, reuse, incremental, params):
-        """The epoch loop of :meth:`_fit_loop` (on the device when ``self._dev`` is set)."""
+        """The epoch loop of :meth:`_fit_loop` (on the device when ``self._dev`` is set).
+
+        The monitored loss is the validation loss with ``early_stopping``, the training loss
+        otherwise. It drives the stopping rule (no improvement by ``tol`` for more than
+        ``n_iter_no_change`` epochs), the 'adaptive' schedule (which lowers the rate there
+        instead of stopping, until its floor) and the weights kept at the end: those of the
+        epoch with the lowest monitored loss of this call (``best_epoch_``), as Keras'
+        ``restore_best_weights``. ``partial_fit`` runs one epoch at ``learning_rate_init``
+        and keeps its weights.
+        """
         dev = getattr(self, "_dev", None)
         n_tr = tr.shape[0]
-        best = None
+        best, best_monitored = None, np.inf
+        schedule = LearningRateSchedule(
+            "constant" if incremental else self.learning_rate, self.learning_rate_init, epochs
+        )
+        self._optimizer.lr = schedule.lr
         self.network_.train()
         converged = False
         # Weights, optimizer, RNG and bookkeeping after the last finished epoch of this call:
         # a KeyboardInterrupt or a non-finite loss falls back to them.
         last_good = self._save_progress() if reuse else None
         interrupted = False
-        for _ in range(epochs):
-            try:
-                t0 = time.perf_counter()
-                order = self._rng.permutation(tr) if self.shuffle else tr
-                order_dev = None if dev is None else dev.epoch_order(order)
-                total, wsum = 0.0, 0.0
-                for s in range(0, n_tr, bs):
-                    bi = order[s : s + bs]
-                    wb = None if sw is None else sw[bi]
-                    if dev is not None:
-                        ls, ws = dev.train_batch(order_dev[s : s + bs], lengths[bi], wb)
-                    else:
-                        ls, ws = self._train_batch(
-                            self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
-                        )
-                    total += ls * ws
-                    wsum += ws
-                self.n_iter_ += 1
-                self.t_ += n_tr
-                loss = total / wsum + (dev.penalty() if dev is not None else self._penalty(params))
-                if not np.isfinite(loss):
-                    raise NonFiniteLossError("loss")
-                self.loss_curve_.append(loss)
-                msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
-                if early:
-                    vsw = None if sw is None else sw[va]
-                    # device: the validation predictions, computed once and copied back
-                    zv = None if dev is None else dev.predict(dev.va, lengths[va])
-                    vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw, z=zv)
-                    self.validation_loss_curve_.append(vloss)
-                    score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw, z=zv)
-                    self.validation_scores_.append(score)
-                    msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
-                    if score > self.best_validation_score_:
-                        best = self._snapshot()
-                    if score < self.best_validation_score_ + self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if score > self.best_validation_score_:
-                        self.best_validation_score_ = score
-                else:
-                    if loss > self.best_loss_ - self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if loss < self.best_loss_:
-                        self.best_loss_ = loss
-                if self.verbose:
-                    print(f"{msg} ({time.perf_counter() - t0:.2f}s)")
-                if incremental:
-                    break
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early else "Training loss"
-                    if self.verbose:
-                        print(
-                            f"{what} did not improve more than tol={self.tol} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
-                        )
-                    converged = True
-                    break
-            except KeyboardInterrupt:
-                if last_good is None:
-                    raise  # no epoch of this call finished: _fit restores the previous model
-                self._restore_progress(last_good)
-                interrupted = True
-                warnings.warn(
-                    f"Training interrupted by user (KeyboardInterrupt) during epoch "
-                    f"{self.n_iter_ + 1}; the model keeps the weights of epoch {self.n_iter_}"
-                    + (
-                        " (then those with the best validation score)"
-                        if early and best is not None
-                        else ""
+        progress = None if incremental else Progress(int(self.verbose), epochs, early)
+        first_epoch = self.n_iter_
+        try:
+            for _ in range(epochs):
+                try:
+                    t0 = time.perf_counter()
+                    order = self._rng.permutation(tr) if self.shuffle else tr
+                    order_dev = None if dev is None else dev.epoch_order(order)
+                    total, wsum = 0.0, 0.0
+                    for s in range(0, n_tr, bs):
+                        bi = order[s : s + bs]
+                        wb = None if sw is None else sw[bi]
+                        if dev is not None:
+                            ls, ws = dev.train_batch(order_dev[s : s + bs], lengths[bi], wb)
+                        else:
+                            ls, ws = self._train_batch(
+                                self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
+                            )
+                        total += ls * ws
+                        wsum += ws
+                    self.n_iter_ += 1
+                    self.t_ += n_tr
+                    loss = total / wsum + (
+                        dev.penalty() if dev is not None else self._penalty(params)
                     )
-                    + ". Call fit again with warm_start=True to continue.",
-                    UserWarning,
-                    stacklevel=5,
-                )
-                break
-            except NonFiniteLossError as exc:
-                if last_good is not None:
-                    self._restore_progress(last_good)
-                    if early and best is not None:
-                        self._restore(best)
-                        exc.kept = f"those of epoch {self.n_iter_} with the best validation score"
+                    if not np.isfinite(loss):
+                        raise NonFiniteLossError("loss")
+                    self.loss_curve_.append(loss)
+                    msg = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                    vloss = None
+                    if early:
+                        vsw = None if sw is None else sw[va]
+                        # device: the validation predictions, computed once and copied back
+                        zv = None if dev is None else dev.predict(dev.va, lengths[va])
+                        vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw, z=zv)
+                        self.validation_loss_curve_.append(vloss)
+                        score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw, z=zv)
+                        self.validation_scores_.append(score)
+                        msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
+                        self.best_validation_score_ = max(self.best_validation_score_, score)
+                        monitored = vloss
                     else:
-                        exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
-                    exc.kept_epoch = self.n_iter_
-                exc.epoch = self.n_iter_ + 1
-                raise
-            last_good = self._save_progress()
-        if early and best is not None:
+                        monitored = loss
+                        self.best_loss_ = min(self.best_loss_, loss)
+                    if monitored > best_monitored - self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    if monitored < best_monitored and not incremental:
+                        best_monitored = monitored
+                        best = self._snapshot()
+                        self.best_epoch_ = self.n_iter_
+                    if progress is not None:
+                        progress.update(msg, loss, vloss, time.perf_counter() - t0)
+                    elif self.verbose:
+                        print(f"{msg} ({time.perf_counter() - t0:.2f}s)")
+                    if incremental:
+                        break
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        self._no_improvement_count = 0
+                        if schedule.on_plateau():
+                            what = "Validation loss" if early else "Training loss"
+                            progress.note(
+                                f"{what} did not improve more than tol={self.tol} for "
+                                f"{self.n_iter_no_change} consecutive epochs"
+                                + (
+                                    " at the lowest learning rate"
+                                    if self.learning_rate == "adaptive"
+                                    else ""
+                                )
+                                + ". Stopping."
+                            )
+                            converged = True
+                            break
+                    self._optimizer.lr = schedule.after_epoch(self.n_iter_ - first_epoch)
+                except KeyboardInterrupt:
+                    if last_good is None:
+                        raise  # no epoch of this call finished: _fit restores the previous model
+                    self._restore_progress(last_good)
+                    interrupted = True
+                    warnings.warn(
+                        f"Training interrupted by user (KeyboardInterrupt) during epoch "
+                        f"{self.n_iter_ + 1}; the model keeps the weights of epoch "
+                        f"{self.n_iter_}"
+                        + (
+                            f" (then those of epoch {self.best_epoch_}, with the best "
+                            + ("validation loss)" if early else "training loss)")
+                            if best is not None
+                            else ""
+                        )
+                        + ". Call fit again with warm_start=True to continue.",
+                        UserWarning,
+                        stacklevel=5,
+                    )
+                    break
+                except NonFiniteLossError as exc:
+                    if last_good is not None:
+                        self._restore_progress(last_good)
+                        if best is not None:
+                            self._restore(best)
+                            exc.kept = f"those of epoch {self.best_epoch_} with the best " + (
+                                "validation loss" if early else "training loss"
+                            )
+                            exc.kept_epoch = self.best_epoch_
+                        else:
+                            exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
+                            exc.kept_epoch = self.n_iter_
+                    exc.epoch = self.n_iter_ + 1
+                    raise
+                last_good = self._save_progress()
+        finally:
+            if progress is not None:
+                progress.close()
+        if best is not None:
             self._restore(best)
+        elif incremental:
+            self.best_epoch_ = self.n_iter_
         if not incremental and not converged and not interrupted:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
+from numrnn.estimators._base import BaseRNN, _check_bool, _pad_sequence_targets
 from numrnn.nn.losses import mse_loss
 
 
@@ -94,6 +96,59 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     n_outputs_ : int
     """
 
+    def __init__(self, cell="lstm", hidden_size=64, *, scale_y=True, **params):
+        super().__init__(cell, hidden_size, **params)
+        self.scale_y = scale_y
+
+    def _validate_hyperparameters(self):
+        super()._validate_hyperparameters()
+        _check_bool("scale_y", self.scale_y)
+
+    def _scale_targets(self, Y, valid, *, incremental):
+        """Standardise ``Y`` with the first fit's ``y_mean_`` / ``y_scale_`` (scale_y)."""
+        reuse = hasattr(self, "network_") and (incremental or self.warm_start)
+        if not reuse:
+            # a fresh fit decides; a warm start keeps the units its head was trained in
+            for name in ("y_mean_", "y_scale_", "_head_training_units"):
+                self.__dict__.pop(name, None)
+            if self.scale_y:
+                std = valid.std(axis=0)
+                self.y_mean_ = valid.mean(axis=0)
+                self.y_scale_ = np.where(std > 0, std, 1.0)
+        if not hasattr(self, "y_mean_"):
+            return Y
+        return (Y - self.y_mean_) / self.y_scale_
+
+    def _head_to_user_units(self):
+        # the head is linear: predicting y_mean_ + y_scale_ * z is the same as a head with
+        # weight y_scale_ * W and bias y_scale_ * b + y_mean_, so predict, generate, plots
+        # and saved files all see one head in the user's units
+        if not hasattr(self, "y_mean_"):
+            return
+        w, b = self.head_.weight, self.head_.bias
+        self._head_training_units = (w.copy(), b.copy())
+        s = self.y_scale_
+        w[...] = s[:, None] * w.astype(np.float64)
+        b[...] = s * b.astype(np.float64) + self.y_mean_
+
+    def _head_to_training_units(self):
+        if not hasattr(self, "y_mean_"):
+            return
+        w, b = self.head_.weight, self.head_.bias
+        kept = getattr(self, "_head_training_units", None)
+        if kept is not None:
+            # unchanged since the last fit: continue from the exact trained values
+            kw, kb = kept
+            s = self.y_scale_
+            same = np.array_equal(w, (s[:, None] * kw.astype(np.float64)).astype(w.dtype))
+            if same and np.array_equal(
+                b, (s * kb.astype(np.float64) + self.y_mean_).astype(b.dtype)
+            ):
+                w[...], b[...] = kw, kb
+                return
+        w[...] = w.astype(np.float64) / self.y_scale_[:, None]
+        b[...] = (b.astype(np.float64) - self.y_mean_) / self.y_scale_
+
     def _prepare_y(self, y, Xp, lengths, *, incremental, classes):
         n, T = Xp.shape[:2]
         if self.output == "sequence":
@@ -109,6 +164,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
             if Y.ndim == 2:
                 Y = Y[:, :, None]
             Y = np.where(np.isfinite(Y), Y, 0.0)
+            Y = self._scale_targets(Y, Y[self._seq_mask(lengths, T)], incremental=incremental)
         else:
             if y is None:
                 raise ValueError(
@@ -133,6 +189,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
             self._y_ndim = Y.ndim
             if Y.ndim == 1:
                 Y = Y[:, None]
+            Y = self._scale_targets(Y, Y, incremental=incremental)
         self.n_outputs_ = int(Y.shape[-1])
         return Y
 
@@ -213,3 +270,14 @@ def _check_finite_y(Y):
             f"y must be finite, got NaN or infinity in {int(bad.sum())} target value(s) "
             f"(first at sample {i}: {Y[i]!r}). Drop those samples or impute their targets."
         )
+
+
+def _with_scale_y(init):
+    """``__init__``'s signature as scikit-learn reads it: BaseRNN's parameters + scale_y."""
+    base = list(inspect.signature(BaseRNN.__init__).parameters.values())
+    extra = inspect.Parameter("scale_y", inspect.Parameter.KEYWORD_ONLY, default=True)
+    init.__signature__ = inspect.Signature(base + [extra])
+    return init
+
+
+RNNRegressor.__init__ = _with_scale_y(RNNRegressor.__init__)

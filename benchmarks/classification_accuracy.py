@@ -1,0 +1,271 @@
+"""Accuracy of RNNClassifier against 1-NN DTW and MiniRocket on UCR/UEA sets aeon ships.
+
+One run prints, per data set, the test accuracy (mean ± std over the seeds) and the fit time
+(wall seconds, and CPU seconds of this process, both mean over seeds) of
+
+* ``default``: ``RNNClassifier(random_state=seed)``, nothing else set;
+* every other recipe named with ``--recipes`` (see :data:`RECIPES`; ``tuned`` is the
+  recipe DESIGN §8 measured best by hand, the others are the candidates the defaults were
+  chosen from);
+* 1-NN DTW (``aeon.classification.distance_based.KNeighborsTimeSeriesClassifier``, full
+  window) and MiniRocket (``aeon.classification.convolution_based.MiniRocketClassifier``),
+  the classical yardsticks, from the optional ``bench`` extra (skipped when aeon is absent).
+
+Every set is read from the files inside the installed aeon package (nothing is downloaded)
+and standardised per channel with the training split's mean and standard deviation. Ragged
+sets (JapaneseVowels, PickupGestureWiimoteZ) go to numrnn as ragged lists; the yardsticks
+that need equal lengths get them zero-padded at the end (zero is the standardised mean).
+Compilation is excluded: every method is fitted once on a tiny problem first.
+
+Usage::
+
+    python benchmarks/classification_accuracy.py            # all sets, seeds 0-2
+    python benchmarks/classification_accuracy.py --quick    # 4 small sets, seed 0
+    python benchmarks/classification_accuracy.py --sets GunPoint,ArrowHead --seeds 0 \\
+        --recipes default,constant --no-baselines
+    python benchmarks/classification_accuracy.py --synthetic   # no aeon needed (CI smoke)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# The classification sets aeon ships (aeon/datasets/data): univariate and multivariate, two
+# ragged, train sizes 20-270, lengths 7-1460. UnitTest is aeon's 20/22-sample cut of Chinatown.
+SETS = (
+    "ItalyPowerDemand",
+    "UnitTest",
+    "JapaneseVowels",
+    "BasicMotions",
+    "Covid3Month_disc",
+    "GunPoint",
+    "ArrowHead",
+    "PickupGestureWiimoteZ",
+    "OSULeaf",
+    "ACSF1",
+)
+QUICK_SETS = ("ItalyPowerDemand", "BasicMotions", "GunPoint", "ArrowHead")
+
+#: Recipes compared with the default (keyword arguments of RNNClassifier).
+RECIPES: dict[str, dict] = {
+    "default": {},
+    # DESIGN §8's best hand recipe: segments of ~25 steps, plateau schedule, restore-best,
+    # clip 1, small batches, a wider network and more epochs.
+    "tuned": dict(hidden_size=128, clip_norm=1.0, batch_size=16, max_iter=300),
+    # the defaults before issue #14 (full batch, no segments, constant rate, no clipping)
+    "old": dict(segment_length=None, learning_rate="constant", batch_size=200, clip_norm=None),
+    "constant": dict(learning_rate="constant"),
+    "cosine": dict(learning_rate="cosine"),
+    "noseg": dict(segment_length=None),
+    "bs16": dict(batch_size=16),
+    "bs200": dict(batch_size=200),
+    "clip1": dict(clip_norm=1.0),
+    "noclip": dict(clip_norm=None),
+    "h32": dict(hidden_size=32),
+    "h128": dict(hidden_size=128),
+    "lr3e-3": dict(learning_rate_init=3e-3),
+    "gru": dict(cell="gru"),
+    "mean": dict(readout="mean"),
+    "max": dict(readout="max"),
+    "last": dict(readout="last"),
+}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _to_steps(x) -> np.ndarray:
+    """aeon's (channels, length) -> numrnn's (length, channels), float64."""
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float64).T)
+
+
+def load_set(name: str):
+    """(train list, y_train, test list, y_test) with channels standardised on train."""
+    from aeon.datasets import load_classification
+
+    data = []
+    for split in ("train", "test"):
+        X, y = load_classification(name, split=split)
+        data.append(([_to_steps(x) for x in X], np.asarray(y)))
+    (Xtr, ytr), (Xte, yte) = data
+    allsteps = np.concatenate(Xtr, axis=0)
+    mu, sd = allsteps.mean(axis=0), allsteps.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    Xtr = [(x - mu) / sd for x in Xtr]
+    Xte = [(x - mu) / sd for x in Xte]
+    return Xtr, ytr, Xte, yte
+
+
+def synthetic_set(seed: int = 0, n: int = 40, T: int = 60):
+    """Two classes told apart by a bump's position: a stand-in when aeon is absent."""
+    rng = np.random.default_rng(seed)
+
+    def make(m):
+        y = rng.integers(0, 2, m)
+        X = rng.normal(0, 0.3, (m, T, 1))
+        for i, c in enumerate(y):
+            at = 10 if c == 0 else T - 20
+            X[i, at : at + 10, 0] += 2.0
+        return list(X), y
+
+    Xtr, ytr = make(n)
+    Xte, yte = make(n)
+    return Xtr, ytr, Xte, yte
+
+
+def as_array(X: list, T: int | None = None) -> np.ndarray:
+    """(n, T, F), zero-padded at the end when ragged."""
+    T = T or max(x.shape[0] for x in X)
+    out = np.zeros((len(X), T, X[0].shape[1]))
+    for i, x in enumerate(X):
+        out[i, : x.shape[0]] = x[:T]
+    return out
+
+
+def _numrnn_input(X: list):
+    return X if len({x.shape for x in X}) > 1 else np.stack(X)
+
+
+def run_rnn(params: dict, Xtr, ytr, Xte, yte, seed: int):
+    from sklearn.exceptions import ConvergenceWarning
+
+    from numrnn import RNNClassifier
+
+    est = RNNClassifier(random_state=seed, **params)
+    t0, c0 = time.perf_counter(), _cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(_numrnn_input(Xtr), ytr)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    acc = float(np.mean(est.predict(_numrnn_input(Xte)) == yte))
+    return acc, wall, cpu
+
+
+def run_baseline(kind: str, Xtr, ytr, Xte, yte, seed: int):
+    if kind == "dtw":
+        from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+        est = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw")
+    else:
+        from aeon.classification.convolution_based import MiniRocketClassifier
+
+        est = MiniRocketClassifier(random_state=seed, n_jobs=1)
+    T = max(x.shape[0] for x in Xtr + Xte)
+    # aeon wants (n, channels, length)
+    A, B = as_array(Xtr, T).transpose(0, 2, 1), as_array(Xte, T).transpose(0, 2, 1)
+    t0, c0 = time.perf_counter(), _cpu()
+    est.fit(A, ytr)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    acc = float(np.mean(est.predict(B) == yte))
+    return acc, wall, cpu
+
+
+def _warm_up(recipes: dict, baselines: tuple) -> None:
+    """Compile every kernel once on a tiny problem, outside the timings."""
+    Xtr, ytr, Xte, yte = synthetic_set(0, n=8, T=30)
+    for params in recipes.values():
+        run_rnn({**params, "max_iter": 2}, Xtr, ytr, Xte, yte, 0)
+    for kind in baselines:
+        run_baseline(kind, Xtr, ytr, Xte, yte, 0)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--recipes", default="default,tuned", help=f"from {sorted(RECIPES)}")
+    ap.add_argument("--quick", action="store_true", help=f"sets {QUICK_SETS}, seed 0")
+    ap.add_argument("--no-baselines", action="store_true", help="skip 1-NN DTW and MiniRocket")
+    ap.add_argument("--max-iter", type=int, default=None, help="override every recipe's epochs")
+    ap.add_argument(
+        "--synthetic", action="store_true", help="one synthetic set, no aeon (smoke test)"
+    )
+    args = ap.parse_args(argv)
+    sets = list(QUICK_SETS) if args.quick else [s for s in args.sets.split(",") if s]
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",") if s]
+    names = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in names if r not in RECIPES]
+    if unknown:
+        ap.error(f"unknown recipes {unknown}; choose from {sorted(RECIPES)}")
+    recipes = {r: dict(RECIPES[r]) for r in names}
+    if args.max_iter is not None:
+        for p in recipes.values():
+            p["max_iter"] = args.max_iter
+    baselines: tuple = ()
+    if args.synthetic:
+        sets = ["synthetic"]
+    elif not args.no_baselines:
+        try:
+            import aeon  # noqa: F401
+
+            baselines = ("dtw", "minirocket")
+        except ImportError:
+            print("aeon is not installed (pip install numrnn[bench]): no yardsticks, no sets.")
+            return {}
+    elif not args.synthetic:
+        try:
+            import aeon  # noqa: F401
+        except ImportError:
+            print("aeon is not installed (pip install numrnn[bench]): the sets come with it.")
+            return {}
+    _warm_up(recipes, baselines)
+    methods = list(recipes) + list(baselines)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+        f"seeds {seeds}; accuracy mean ± std over seeds; fit seconds wall / CPU (mean)"
+    )
+    head = f"{'set (n, T, F)':<34}" + "".join(f"{m:>22}" for m in methods)
+    print(head)
+    print("-" * len(head))
+    results: dict = {}
+    for name in sets:
+        if name == "synthetic":
+            Xtr, ytr, Xte, yte = synthetic_set(0)
+        else:
+            Xtr, ytr, Xte, yte = load_set(name)
+        lens = [x.shape[0] for x in Xtr]
+        T = f"{min(lens)}-{max(lens)}" if min(lens) != max(lens) else str(lens[0])
+        label = f"{name} ({len(Xtr)}, {T}, {Xtr[0].shape[1]})"
+        row = {}
+        for m in methods:
+            runs = []
+            for seed in seeds if m != "dtw" else seeds[:1]:  # 1-NN DTW has no randomness
+                if m in recipes:
+                    runs.append(run_rnn(recipes[m], Xtr, ytr, Xte, yte, seed))
+                else:
+                    runs.append(run_baseline(m, Xtr, ytr, Xte, yte, seed))
+            a = np.array(runs)
+            row[m] = (a[:, 0].mean(), a[:, 0].std(), a[:, 1].mean(), a[:, 2].mean())
+        results[name] = row
+        cells = "".join(
+            f"{f'{v[0]:.3f}±{v[1]:.3f} {v[2]:.0f}/{v[3]:.0f}s':>22}" for v in row.values()
+        )
+        print(f"{label:<34}{cells}", flush=True)
+    print("-" * len(head))
+    mean = {m: np.mean([results[s][m][0] for s in results]) for m in methods}
+    print(f"{'mean accuracy':<34}" + "".join(f"{mean[m]:>22.3f}" for m in methods))
+    for r in recipes:
+        for b in baselines:
+            wins = sum(results[s][r][0] >= results[s][b][0] for s in results)
+            print(f"{r} >= {b}: {wins} of {len(results)} sets")
+    if recipes:
+        worst = max(max(results[s][r][2] for s in results) for r in recipes)
+        print(f"slowest numrnn fit: {worst:.1f} s wall (load average {os.getloadavg()[0]:.1f})")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The training recipe (issue #14): schedules, best weights, segments, progress, y scaling."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from numrnn import RNNClassifier, RNNRegressor
+from numrnn.nn.schedules import MIN_LR_RATIO, PLATEAU_FACTOR, LearningRateSchedule
+from numrnn.nn.segments import AUTO_STEPS, auto_segment_length, fold_segments
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+TINY = dict(cell="gru", hidden_size=4, random_state=0)
+
+
+def _data(n=40, T=12, F=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, T, F))
+    y = X[:, :, 0].mean(axis=1) + 0.5 * X[:, -1, -1]
+    return X, y
+
+
+# -- schedules ---------------------------------------------------------------------------
+def test_schedules_adaptive_divides_on_plateau_and_cosine_anneals():
+    s = LearningRateSchedule("adaptive", 1e-2, 100)
+    assert s.after_epoch(1) == 1e-2  # no plateau: unchanged
+    divisions = 0
+    while not s.on_plateau():
+        divisions += 1
+    assert divisions == 5 and s.lr == pytest.approx(1e-2 / PLATEAU_FACTOR**5)
+    assert s.lr <= 1e-2 * MIN_LR_RATIO
+    c = LearningRateSchedule("cosine", 1.0, 10)
+    assert [round(c.after_epoch(e), 6) for e in (0, 5, 10, 20)] == [1.0, 0.5, 0.0, 0.0]
+    assert c.on_plateau() and LearningRateSchedule("constant", 1.0, 5).on_plateau()
+
+
+def test_adaptive_rate_drops_on_a_plateau_instead_of_stopping():
+    X, y = _data()
+    # tol=10: no epoch ever improves, so every n_iter_no_change + 1 = 2 epochs is a plateau
+    kw = dict(TINY, max_iter=100, tol=10.0, n_iter_no_change=1, learning_rate_init=0.01)
+    const = RNNRegressor(learning_rate="constant", **kw).fit(X, y)
+    assert const.n_iter_ == 3 and const._optimizer.lr == 0.01
+    adap = RNNRegressor(learning_rate="adaptive", **kw).fit(X, y)
+    # divided after epochs 3, 5, 7, 9, 11; the plateau after epoch 13 is at the floor: stop
+    assert adap.n_iter_ == 13
+    assert adap._optimizer.lr == pytest.approx(0.01 / PLATEAU_FACTOR**5)
+    cos = RNNRegressor(learning_rate="cosine", **dict(kw, tol=0.0, max_iter=4)).fit(X, y)
+    assert cos._optimizer.lr == pytest.approx(0.0, abs=1e-12)
+
+
+# -- best weights ------------------------------------------------------------------------
+def test_fit_whose_last_epochs_diverge_keeps_the_best_epoch():
+    X, y = _data()
+    kw = dict(TINY, solver="sgd", learning_rate="constant", learning_rate_init=0.8,
+              momentum=0.9, n_iter_no_change=1000, dtype="float64", scale_y=False)  # fmt: skip
+    est = RNNRegressor(max_iter=25, **kw).fit(X, y)
+    curve = np.array(est.loss_curve_)
+    best = int(np.argmin(curve)) + 1
+    assert est.best_epoch_ == best < est.n_iter_ and curve[-1] > curve.min()  # diverged late
+    ref = RNNRegressor(max_iter=best, **kw).fit(X, y)  # the same run, stopped at the best
+    np.testing.assert_array_equal(est.predict(X), ref.predict(X))
+
+
+def test_early_stopping_keeps_the_lowest_validation_loss():
+    X, y = _data(n=60)
+    est = RNNRegressor(
+        early_stopping=True, n_iter_no_change=3, learning_rate_init=0.05, max_iter=30, **TINY
+    ).fit(X, y)
+    assert est.best_epoch_ == int(np.argmin(est.validation_loss_curve_)) + 1
+
+
+# -- segments ----------------------------------------------------------------------------
+def test_fold_segments_is_step_major_and_zeroes_past_the_end():
+    X = np.arange(2 * 5 * 2, dtype=float).reshape(2, 5, 2) + 1
+    S, L = fold_segments(X, np.array([5, 3]), 2)
+    assert S.shape == (2, 3, 4) and L.tolist() == [3, 2]
+    np.testing.assert_array_equal(S[0, 0], X[0, :2].ravel())
+    np.testing.assert_array_equal(S[0, 2], [X[0, 4, 0], X[0, 4, 1], 0, 0])
+    np.testing.assert_array_equal(S[1, 1], [X[1, 2, 0], X[1, 2, 1], 0, 0])
+    assert auto_segment_length(150) == 6 and auto_segment_length(AUTO_STEPS) == 1
+
+
+def test_segments_never_leak_padding():
+    rng = np.random.default_rng(0)
+    lens = [13, 7, 10, 5, 11, 9] * 4
+    seqs = [rng.normal(size=(L, 2)) for L in lens]
+    y = np.array([s[:, 0].sum() > 0 for s in seqs])
+    est = RNNClassifier(segment_length=4, max_iter=3, **TINY).fit(seqs, y)
+    assert est.segment_length_ == 4 and est.network_.input_size == 8
+    batch = est.predict_proba(seqs)
+    padded = np.full((len(seqs), 16, 2), np.nan)
+    for i, s in enumerate(seqs):
+        padded[i, : len(s)] = s
+    np.testing.assert_array_equal(est.predict_proba(padded), batch)
+    for i in (1, 3):  # each sequence alone, its final segment partial
+        np.testing.assert_array_equal(est.predict_proba(seqs[i][None])[0], batch[i])
+    auto = RNNClassifier(max_iter=1, **TINY).fit(np.stack([s[:5] for s in seqs]), y)
+    assert auto.segment_length_ == 1  # 5 steps: nothing to fold
+    with pytest.raises(ValueError, match="segment_length must be None or 'auto'"):
+        RNNRegressor(output="sequence", segment_length=3).fit(seqs, [s[:, 0] for s in seqs])
+
+
+# -- progress ----------------------------------------------------------------------------
+def test_verbose_1_draws_one_progress_line_and_2_prints_each_epoch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # the plain fallback
+    X, y = _data()
+    RNNRegressor(max_iter=3, verbose=1, early_stopping=True, **TINY).fit(X, y)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    last = out.err.split("\r")[-1]
+    assert "epoch 3/3" in last and "loss=" in last and "val_loss=" in last and "ETA" in last
+    RNNRegressor(max_iter=3, verbose=2, **TINY).fit(X, y)
+    assert capsys.readouterr().out.count("Iteration") == 3
+
+
+def test_verbose_1_uses_tqdm_when_installed(capsys):
+    pytest.importorskip("tqdm")
+    X, y = _data()
+    RNNRegressor(max_iter=3, verbose=1, **TINY).fit(X, y)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err
+
+
+# -- y scaling ---------------------------------------------------------------------------
+def test_regressor_scales_y_and_undoes_it_on_predict(tmp_path):
+    from numrnn.io import load, save
+
+    X, y = _data(n=60)
+    kw = dict(TINY, max_iter=40, learning_rate_init=0.01, dtype="float64")
+    base = RNNRegressor(**kw).fit(X, y)
+    shifted = RNNRegressor(**kw).fit(X, 200 + 30 * y)
+    assert shifted.y_mean_ == pytest.approx(200 + 30 * y.mean())
+    # trained on the same standardised targets: the same model up to the affine map
+    np.testing.assert_allclose(shifted.predict(X), 200 + 30 * base.predict(X), rtol=1e-6)
+    assert shifted.score(X, 200 + 30 * y) > 0.5
+    unscaled = RNNRegressor(scale_y=False, **kw).fit(X, 200 + 30 * y)
+    assert unscaled.score(X, 200 + 30 * y) < shifted.score(X, 200 + 30 * y)
+    path = tmp_path / "m.npz"
+    save(shifted, path)
+    np.testing.assert_array_equal(load(path).predict(X), shifted.predict(X))
+    # a warm start trains on from the exact standardised head, not a re-derived one
+    w, b = shifted.head_.weight.copy(), shifted.head_.bias.copy()
+    shifted._head_to_training_units()
+    np.testing.assert_array_equal(shifted.head_.weight, shifted._head_training_units[0])
+    shifted._head_to_user_units()
+    np.testing.assert_array_equal(shifted.head_.weight, w)
+    np.testing.assert_array_equal(shifted.head_.bias, b)
