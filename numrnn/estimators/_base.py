@@ -600,37 +600,40 @@ class BaseRNN(BaseEstimator):
             if state is not None:
                 st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
             _, h_n = net.forward(
-                xb[idx, t0 : t0 + int(la.max())], st, lengths=la, requires_grad=False
-            )
+                xb[idx, t0 : t0 + int(la.max())], st, lengths=la, requires_grad=False,
+                training=False,
+            )  # fmt: skip
             state = _carry(state, h_n, idx, B)
         return state
 
     def _forward_predict(self, Xp, lengths):
-        """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'."""
+        """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
+
+        Thread-safe: inference is an argument of each forward (``training=False``,
+        ``requires_grad=False``), nothing of the network or head is written.
+        """
         net, head = self.network_, self.head_
-        net.eval()
         outs = []
-        try:
-            with self._blas_threads():
-                for s in range(0, Xp.shape[0], _PREDICT_BATCH):
-                    xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
-                    Tb = int(lb.max())
-                    if self.output == "last" and net.num_directions == 1:
-                        h_n = self._final_state_chunked(xb, lb)
-                        feat, _ = self._readout_last(h_n)
-                        outs.append(feat @ head.weight.T + head.bias)
-                        continue
-                    out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
-                    if self.output == "last":
-                        feat, _ = self._readout_last(h_n)
-                        outs.append(feat @ head.weight.T + head.bias)
-                    else:
-                        z = out @ head.weight.T + head.bias
-                        full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
-                        full[:, :Tb] = z
-                        outs.append(full)
-        finally:
-            net.train()
+        with self._blas_threads():
+            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+                xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
+                Tb = int(lb.max())
+                if self.output == "last" and net.num_directions == 1:
+                    h_n = self._final_state_chunked(xb, lb)
+                    feat, _ = self._readout_last(h_n)
+                    outs.append(feat @ head.weight.T + head.bias)
+                    continue
+                out, h_n = net.forward(
+                    xb[:, :Tb], lengths=lb, requires_grad=False, training=False
+                )
+                if self.output == "last":
+                    feat, _ = self._readout_last(h_n)
+                    outs.append(feat @ head.weight.T + head.bias)
+                else:
+                    z = out @ head.weight.T + head.bias
+                    full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
+                    full[:, :Tb] = z
+                    outs.append(full)
         return np.concatenate(outs, axis=0)
 
     # -- training -----------------------------------------------------------------------
