@@ -599,18 +599,15 @@ class BaseRNN(BaseEstimator):
             st = None
             if state is not None:
                 st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
-            _, h_n = net.forward(
-                xb[idx, t0 : t0 + int(la.max())], st, lengths=la, requires_grad=False,
-                training=False,
-            )  # fmt: skip
+            _, h_n = net._inference(xb[idx, t0 : t0 + int(la.max())], st, lengths=la)
             state = _carry(state, h_n, idx, B)
         return state
 
     def _forward_predict(self, Xp, lengths):
         """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
 
-        Thread-safe: inference is an argument of each forward (``training=False``,
-        ``requires_grad=False``), nothing of the network or head is written.
+        Thread-safe: the network runs through ``_inference`` (no dropout, no gradients),
+        which writes nothing of the network; nothing of the head is written either.
         """
         net, head = self.network_, self.head_
         outs = []
@@ -623,9 +620,7 @@ class BaseRNN(BaseEstimator):
                     feat, _ = self._readout_last(h_n)
                     outs.append(feat @ head.weight.T + head.bias)
                     continue
-                out, h_n = net.forward(
-                    xb[:, :Tb], lengths=lb, requires_grad=False, training=False
-                )
+                out, h_n = net._inference(xb[:, :Tb], lengths=lb)
                 if self.output == "last":
                     feat, _ = self._readout_last(h_n)
                     outs.append(feat @ head.weight.T + head.bias)

@@ -220,9 +220,7 @@ class RecurrentNetwork:
             out.append(np.ascontiguousarray(a, dtype=self.dtype))
         return out
 
-    def forward(
-        self, x, state=None, *, lengths=None, requires_grad: bool = True, training=None
-    ):
+    def forward(self, x, state=None, *, lengths=None, requires_grad: bool = True, training=None):
         """Run the network.
 
         Parameters
@@ -234,9 +232,8 @@ class RecurrentNetwork:
         lengths : array (B,) of int, optional
             Valid steps per sequence of a padded ``x``.
         requires_grad : bool, default=True
-            Keep what :meth:`backward` needs. False saves memory for inference and leaves
-            the network untouched (the cache of an earlier ``requires_grad=True`` forward is
-            kept for :meth:`backward`), so such calls may run in several threads at once.
+            Keep what :meth:`backward` needs. False saves memory for inference (and a later
+            :meth:`backward` then raises: it would not match this forward).
         training : bool or None, default=None
             Dropout on (True) or off (False) for this call; None follows :attr:`training`
             (set by :meth:`train`/:meth:`eval`). Inference code passes ``training=False``
@@ -247,13 +244,24 @@ class RecurrentNetwork:
         out : (B, T, D_out) outputs of the last layer (0 on padded steps)
         state : h_n, or (h_n, c_n) for the LSTM, each (L*D, B, H)
         """
+        result, self._cache = self._run(x, state, lengths, requires_grad, training)
+        return result
+
+    def _inference(self, x, state=None, *, lengths=None):
+        """``forward(x, state, lengths=lengths, requires_grad=False, training=False)`` that
+        writes nothing of the network (not even the backward cache): estimators' predict
+        calls it, so several threads may predict with one model at once."""
+        return self._run(x, state, lengths, False, False)[0]
+
+    def _run(self, x, state, lengths, requires_grad, training):
+        """:meth:`forward`'s work; returns ``(result, cache)`` and writes nothing."""
         xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
         B, T = xp.shape[0], xp.shape[1]
         init = self._check_state(state, B)
         training = self.training if training is None else bool(training)
         # No BLAS thread limit around the layers: the CPU kernels do not call BLAS.
         if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
-            return self._forward_chunked(xp, lens, init, training)
+            return self._forward_chunked(xp, lens, init, training), None
         be = self.backend
         out, h_n, c_n, cache = self._forward_time_major(
             be.asarray(xp.transpose(1, 0, 2), self.dtype),
@@ -262,9 +270,7 @@ class RecurrentNetwork:
             requires_grad,
             training=training,
         )
-        if requires_grad:
-            self._cache = cache
-        return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n)
+        return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n), cache
 
     #: Steps per chunk when a unidirectional network runs without gradients: memory for
     #: gates and workspace stays bounded however long the sequence.
