@@ -196,13 +196,13 @@ def test_npy_member_claiming_huge_shape_is_refused(model_file, tmp_path):
 
 def test_zip_bomb_is_refused_in_bounded_memory(model_file, tmp_path):
     bomb = tmp_path / "bomb.npz"
-    payload = b"\0" * (400 << 20)  # 400 MB of zeros: ~400 KB deflated
-    hdr = np.lib.format.header_data_from_array_1_0(np.zeros((100 << 20,), np.float32))
+    payload = b"\0" * (256 << 20)  # 256 MB of zeros: ~260 KB deflated
+    hdr = np.lib.format.header_data_from_array_1_0(np.zeros((64 << 20,), np.float32))
     head = _io.BytesIO()
     np.lib.format.write_array_header_1_0(head, hdr)
     listed = _edit_header(
         model_file, tmp_path / "listed.npz",
-        lambda h: h["arrays"].update({"attr/extra": [[100 << 20], "<f4"]}),
+        lambda h: h["arrays"].update({"attr/extra": [[64 << 20], "<f4"]}),
     )  # fmt: skip
     with zipfile.ZipFile(listed) as zin, zipfile.ZipFile(bomb, "w") as zout:
         for info in zin.infolist():
@@ -214,7 +214,7 @@ def test_zip_bomb_is_refused_in_bounded_memory(model_file, tmp_path):
         "from numrnn.io import load, FileFormatError\n"
         f"try:\n    load({str(bomb)!r})\nexcept FileFormatError as e:\n    print('REFUSED', e)\n"
     )
-    r = _run_limited(code, mem_mb=1000)
+    r = _run_limited(code, mem_mb=600)  # numrnn imported: ~400 MB of address space
     assert "REFUSED" in r.stdout and "compressed" in r.stdout, r.stdout + r.stderr[-2000:]
 
 
