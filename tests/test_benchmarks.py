@@ -133,3 +133,15 @@ def test_startup_subprocess_reports_times():
     r = startup_in_subprocess("rnn", None)
     assert set(r) == {"import", "first", "second", "maxrss_kib"}
     assert r["import"] > 0 and r["first"] > 0 and r["second"] > 0 and r["maxrss_kib"] > 0
+
+
+def test_classification_accuracy_smallest_mode(capsys):
+    # the synthetic set needs no aeon; the real sets and yardsticks are the bench extra's
+    from benchmarks.classification_accuracy import RECIPES, main
+
+    res = main(["--synthetic", "--recipes", "default,old", "--seeds", "0", "--max-iter", "3"])
+    out = capsys.readouterr().out
+    assert set(res["synthetic"]) == {"default", "old"} and "mean accuracy" in out
+    acc, std, wall, cpu, epochs = res["synthetic"]["default"]
+    assert 0.0 <= acc <= 1.0 and std == 0.0 and epochs == 3 and wall > 0
+    assert RECIPES["default"] == {}  # the default column is RNNClassifier() as a user types it

@@ -141,7 +141,7 @@ def test_regressor_scales_y_and_undoes_it_on_predict(tmp_path):
     # a warm start trains on from the exact standardised head, not a re-derived one
     w, b = shifted.head_.weight.copy(), shifted.head_.bias.copy()
     shifted._head_to_training_units()
-    np.testing.assert_array_equal(shifted.head_.weight, shifted._head_training_units[0])
+    np.testing.assert_array_equal(shifted.head_.weight, shifted._head_weight_trained)
     shifted._head_to_user_units()
     np.testing.assert_array_equal(shifted.head_.weight, w)
     np.testing.assert_array_equal(shifted.head_.bias, b)

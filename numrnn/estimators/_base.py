@@ -182,7 +182,7 @@ class BaseRNN(BaseEstimator):
         output="last",
         readout="last",
         bptt_steps=None,
-        clip_norm=None,
+        clip_norm=1.0,
         clip_value=None,
         solver="adam",
         alpha=0.0001,
@@ -705,7 +705,9 @@ class BaseRNN(BaseEstimator):
             Xp, lengths, _ = self._validate_X(X, reset=not reuse)
             n = Xp.shape[0]
             sw = self._validate_sample_weight(sample_weight, n)
-            Y = self._prepare_y(y, Xp, lengths, incremental=incremental, classes=classes)
+            Y = self._prepare_y(
+                y, Xp, lengths, incremental=incremental, classes=classes, sample_weight=sw
+            )
             with self._blas_threads():
                 self._fit_loop(Xp, lengths, Y, sw, incremental)
         except BaseException as exc:
@@ -981,7 +983,7 @@ class BaseRNN(BaseEstimator):
         Held around the head's NumPy matmuls too: both BLAS pools spin after each call and
         starve each other otherwise (DESIGN §4).
         """
-        batch = 200 if self.batch_size == "auto" else int(self.batch_size)
+        batch = AUTO_BATCH_SIZE if self.batch_size == "auto" else int(self.batch_size)
         gate_size = CELLS[self.cell].num_gates * self.hidden_size
         return blas_threads(recurrent_blas_threads(batch, gate_size, self.hidden_size))
 

@@ -66,7 +66,7 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
             )
         self.n_outputs_ = int(self.classes_.shape[0])
 
-    def _prepare_y(self, y, Xp, lengths, *, incremental, classes):
+    def _prepare_y(self, y, Xp, lengths, *, incremental, classes, sample_weight=None):
         n, T = Xp.shape[:2]
         if self.output == "sequence":
             Y = _pad_sequence_targets(y, lengths, T, numeric=False)
