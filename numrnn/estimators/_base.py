@@ -720,6 +720,8 @@ class BaseRNN(BaseEstimator):
                     scale = wsum / norm_total
                 else:
                     loss, dz, scale = 0.0, np.zeros_like(z), 0.0
+                if not np.isfinite(loss):  # before backward: a NaN gradient is no state error
+                    raise NonFiniteLossError("loss")
                 dz = dz * dz.dtype.type(scale)
                 dfeat = head.backward(dz)
                 # the readout is the final state: no (B, T, H) zeros for d_out, no dX
@@ -731,14 +733,14 @@ class BaseRNN(BaseEstimator):
                 wa = w_all[idx]
                 wsum = float((wa * la).sum())
                 loss, dz = self._loss(z, yb[idx, s : s + Tc], mask, wa)
+                if not np.isfinite(loss):
+                    raise NonFiniteLossError("loss")
                 scale = wsum / norm_total
                 dz = dz * dz.dtype.type(scale)
                 dfeat = head.backward(dz)
                 net.backward(dfeat, input_grad=False)
             state = _carry(state, h_n, idx, B)
             loss_sum += loss * scale
-            if not np.isfinite(loss):
-                raise NonFiniteLossError("loss")
             grads = OrderedDict(net.grads)
             grads["head.weight"] = head.grads["weight"]
             grads["head.bias"] = head.grads["bias"]
@@ -870,6 +872,7 @@ class BaseRNN(BaseEstimator):
         last_good = self._save_progress() if reuse else None
         interrupted = False
         for _ in range(epochs):
+            epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
             try:
                 t0 = time.perf_counter()
                 order = self._rng.permutation(tr) if self.shuffle else tr
@@ -957,7 +960,7 @@ class BaseRNN(BaseEstimator):
                     else:
                         exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
                     exc.kept_epoch = self.n_iter_
-                exc.epoch = self.n_iter_ + 1
+                exc.epoch = epoch
                 raise
             last_good = self._save_progress()
         if early and best is not None:
