@@ -262,7 +262,46 @@ def check_params(obj, names) -> None:
         check_param(name, getattr(obj, name))
 
 
+def check_real_input(name: str, value) -> None:
+    """Refuse what a cast to float would change silently: complex numbers (imaginary parts
+    dropped), masked arrays with masked entries (mask ignored) and datetime64/timedelta64
+    (turned into raw integer counts). ``value`` is an array, a DataFrame/Series or a list
+    of arrays; other values pass (the caller's own checks explain them)."""
+    if isinstance(value, (list, tuple)):
+        for k, v in enumerate(value):
+            if hasattr(v, "dtype") or hasattr(v, "dtypes"):
+                check_real_input(f"{name}[{k}]", v)
+        return
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise ValueError(
+            f"{name} is a masked array with masked entries; numrnn does not read masks (the "
+            "values underneath would be used). Fill them first, e.g. X.filled(np.nan) to mark "
+            "trailing padding, or drop the masked samples."
+        )
+    dtypes = getattr(value, "dtypes", None)  # DataFrame: one per column
+    if dtypes is not None and not hasattr(dtypes, "kind"):
+        kinds = {getattr(d, "kind", "O") for d in dtypes}
+        dts = list(dtypes)
+    else:
+        dt = getattr(value, "dtype", None)
+        kinds = {getattr(dt, "kind", "O")}
+        dts = [dt]
+    if "c" in kinds:
+        raise TypeError(
+            f"{name} must hold real numbers, got complex values (dtype "
+            f"{next(d for d in dts if getattr(d, 'kind', '') == 'c')}). Pass the real and "
+            "imaginary parts as separate features."
+        )
+    if kinds & {"m", "M"}:
+        raise TypeError(
+            f"{name} holds dates or durations ({next(d for d in dts if d.kind in 'mM')}); "
+            "numrnn does not turn them into numbers silently. Convert them to numeric "
+            "features first (e.g. elapsed days as floats)."
+        )
+
+
 def _as_float_array(name: str, value) -> np.ndarray:
+    check_real_input(name, value)
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged nested lists and the like
@@ -270,6 +309,7 @@ def _as_float_array(name: str, value) -> np.ndarray:
             f"{name} must be numeric array-like, got {type(value).__name__} that NumPy "
             f"cannot turn into an array ({exc}). Pass a NumPy array or a list of 2-D arrays."
         ) from None
+    check_real_input(name, arr)  # nested lists of complex numbers
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(np.float64)

@@ -689,6 +689,7 @@ class BaseRNN(BaseEstimator):
         last_good = self._save_progress() if reuse else None
         interrupted = False
         for _ in range(epochs):
+            epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
             try:
                 t0 = time.perf_counter()
                 order = self._rng.permutation(tr) if self.shuffle else tr
@@ -772,7 +773,7 @@ class BaseRNN(BaseEstimator):
                     else:
                         exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
                     exc.kept_epoch = self.n_iter_
-                exc.epoch = self.n_iter_ + 1
+                exc.epoch = epoch
                 raise
             last_good = self._save_progress()
         if early and best is not None:
