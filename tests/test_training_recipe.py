@@ -145,3 +145,13 @@ def test_regressor_scales_y_and_undoes_it_on_predict(tmp_path):
     shifted._head_to_user_units()
     np.testing.assert_array_equal(shifted.head_.weight, w)
     np.testing.assert_array_equal(shifted.head_.bias, b)
+
+
+def test_y_scaling_weighs_like_repetition():
+    X, y = _data(n=20)
+    w = np.arange(20) % 3  # 0, 1, 2: dropped, once, twice
+    kw = dict(TINY, max_iter=1)
+    a = RNNRegressor(**kw).fit(X, 50 + 10 * y, sample_weight=w)
+    b = RNNRegressor(**kw).fit(X.repeat(w, axis=0), (50 + 10 * y).repeat(w))
+    np.testing.assert_allclose(a.y_mean_, b.y_mean_, rtol=1e-13)
+    np.testing.assert_allclose(a.y_scale_, b.y_scale_, rtol=1e-13)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 
+from numrnn._validation import SCHEDULES, check_param
+
 __all__ = ["SCHEDULES", "PLATEAU_FACTOR", "MIN_LR_RATIO", "LearningRateSchedule"]
 
-SCHEDULES = ("constant", "adaptive", "cosine")
 #: Divisor of the rate on a plateau: scikit-learn MLP's ``'adaptive'`` value.
 PLATEAU_FACTOR = 5.0
 #: ``'adaptive'`` stops on a plateau once the rate is at or below this fraction of
@@ -46,12 +47,7 @@ class LearningRateSchedule:
     """
 
     def __init__(self, kind: str, lr_init: float, max_iter: int, lr: float | None = None):
-        if kind not in SCHEDULES:
-            raise ValueError(
-                f"learning_rate must be one of {SCHEDULES}, got {kind!r}. "
-                f"Pass one of {', '.join(repr(s) for s in SCHEDULES)}."
-            )
-        self.kind = kind
+        self.kind = check_param("learning_rate", kind)
         self.lr_init = float(lr_init)
         self.max_iter = int(max_iter)
         self.lr = self.lr_init if lr is None else float(lr)

@@ -14,9 +14,9 @@ batch (no padding leaks into the prediction).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from numrnn._validation import check_param
 
 __all__ = ["AUTO_STEPS", "auto_segment_length", "fold_segments", "resolve_segment_length"]
 
@@ -32,25 +32,12 @@ def auto_segment_length(n_timesteps: int, target_steps: int = AUTO_STEPS) -> int
 
 def resolve_segment_length(segment_length, n_timesteps: int) -> int:
     """``segment_length`` (None, an int >= 1 or 'auto') as an int for this data."""
+    segment_length = check_param("segment_length", segment_length)
     if segment_length is None:
         return 1
-    if isinstance(segment_length, str):
-        if segment_length != "auto":
-            raise ValueError(
-                f"segment_length must be None, an integer >= 1 or 'auto', got "
-                f"{segment_length!r}. Pass e.g. segment_length='auto'."
-            )
+    if segment_length == "auto":
         return auto_segment_length(n_timesteps)
-    if (
-        isinstance(segment_length, (bool, np.bool_))
-        or not isinstance(segment_length, numbers.Integral)
-        or segment_length < 1
-    ):
-        raise ValueError(
-            f"segment_length must be None, an integer >= 1 or 'auto', got {segment_length!r}. "
-            "Pass e.g. segment_length=4, or None for one input step per time step."
-        )
-    return int(segment_length)
+    return segment_length
 
 
 def fold_segments(X: np.ndarray, lengths: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
