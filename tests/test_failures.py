@@ -88,7 +88,7 @@ def test_divergence_keeps_last_finished_epoch(data, monkeypatch):
         _fit(m, X, y)
     msg = str(err.value)
     assert "non-finite loss in epoch 3" in msg
-    assert "learning_rate_init=0.001" in msg and "clip_norm=None" in msg
+    assert "learning_rate_init=0.001" in msg and "clip_norm=1.0" in msg
     assert "epoch 2" in msg and "last good weights" in msg
     assert "Lower learning_rate_init" in msg and "clip_norm" in msg
     assert err.value.kept_epoch == 2
