@@ -7,6 +7,8 @@ time-major (T, B, F) and C-contiguous.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -88,6 +90,14 @@ class RecurrentNetwork:
         check_option("merge_mode", merge_mode, MERGE_MODES)
         self.merge_mode = merge_mode
         self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(  # PyTorch's warning: dropout acts between layers only
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={self.dropout} "
+                f"and num_layers={self.num_layers}",
+                UserWarning,
+                stacklevel=3,
+            )
         self.dtype = check_dtype(dtype)
         self.options = dict(_options or {})
         self.spec = CELLS[self.cell]
@@ -615,6 +625,17 @@ class LSTM(RecurrentNetwork):
         self, input_size, hidden_size, num_layers=1, *, peephole=False, forget_bias=None, **kwargs
     ):
         self.peephole = bool(peephole)
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+                raise TypeError(
+                    f"forget_bias must be a finite real number or None, got {forget_bias!r}. "
+                    "Pass e.g. forget_bias=1.0."
+                )
+            if not np.isfinite(forget_bias):
+                raise ValueError(
+                    f"forget_bias must be a finite real number or None, got {forget_bias!r}. "
+                    "Pass e.g. forget_bias=1.0."
+                )
         super().__init__(
             input_size,
             hidden_size,
