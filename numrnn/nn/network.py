@@ -7,26 +7,18 @@ time-major (T, B, F) and C-contiguous.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 
-from numrnn._validation import (
-    check_dtype,
-    check_float,
-    check_int,
-    check_option,
-    check_sequences,
-)
+from numrnn._validation import MERGE_MODES, check_param, check_sequences
 from numrnn.backends import get_backend
 from numrnn.cells import CELLS, init_direction_params
 from numrnn.cells.lstm import PEEPHOLE_NAMES
-from numrnn.cells.rnn import NONLINEARITIES
 
-MERGE_MODES = ("concat", "sum", "mean", "mul")
+__all__ = ["GRU", "LSTM", "MERGE_MODES", "RNN", "RecurrentNetwork"]
 _KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 _TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -81,15 +73,12 @@ class RecurrentNetwork:
         device: str = "cpu",
         _options: dict | None = None,
     ):
-        self.input_size = check_int("input_size", input_size, 1)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.num_layers = check_int("num_layers", num_layers, 1)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise TypeError(f"bidirectional must be True or False, got {bidirectional!r}.")
-        self.bidirectional = bool(bidirectional)
-        check_option("merge_mode", merge_mode, MERGE_MODES)
-        self.merge_mode = merge_mode
-        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
+        self.input_size = check_param("input_size", input_size)
+        self.hidden_size = check_param("hidden_size", hidden_size)
+        self.num_layers = check_param("num_layers", num_layers)
+        self.bidirectional = check_param("bidirectional", bidirectional)
+        self.merge_mode = check_param("merge_mode", merge_mode)
+        self.dropout = check_param("dropout", dropout)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(  # PyTorch's warning: dropout acts between layers only
                 "dropout option adds dropout after all but last recurrent layer, so non-zero "
@@ -98,7 +87,8 @@ class RecurrentNetwork:
                 UserWarning,
                 stacklevel=3,
             )
-        self.dtype = check_dtype(dtype)
+        self.dtype = check_param("dtype", dtype)
+        orthogonal = check_param("orthogonal", orthogonal)
         self.options = dict(_options or {})
         self.spec = CELLS[self.cell]
         self.training = True
@@ -598,8 +588,7 @@ class RNN(RecurrentNetwork):
     cell = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **kwargs):
-        check_option("nonlinearity", nonlinearity, NONLINEARITIES)
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_param("nonlinearity", nonlinearity)
         super().__init__(
             input_size, hidden_size, num_layers, _options={"nonlinearity": nonlinearity}, **kwargs
         )
@@ -624,18 +613,8 @@ class LSTM(RecurrentNetwork):
     def __init__(
         self, input_size, hidden_size, num_layers=1, *, peephole=False, forget_bias=None, **kwargs
     ):
-        self.peephole = bool(peephole)
-        if forget_bias is not None:
-            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
-                raise TypeError(
-                    f"forget_bias must be a finite real number or None, got {forget_bias!r}. "
-                    "Pass e.g. forget_bias=1.0."
-                )
-            if not np.isfinite(forget_bias):
-                raise ValueError(
-                    f"forget_bias must be a finite real number or None, got {forget_bias!r}. "
-                    "Pass e.g. forget_bias=1.0."
-                )
+        self.peephole = check_param("peephole", peephole)
+        forget_bias = check_param("forget_bias", forget_bias)
         super().__init__(
             input_size,
             hidden_size,
@@ -660,7 +639,7 @@ class GRU(RecurrentNetwork):
     cell = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **kwargs):
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_param("reset_after", reset_after)
         super().__init__(
             input_size,
             hidden_size,
