@@ -599,38 +599,36 @@ class BaseRNN(BaseEstimator):
             st = None
             if state is not None:
                 st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
-            _, h_n = net.forward(
-                xb[idx, t0 : t0 + int(la.max())], st, lengths=la, requires_grad=False
-            )
+            _, h_n = net._inference(xb[idx, t0 : t0 + int(la.max())], st, lengths=la)
             state = _carry(state, h_n, idx, B)
         return state
 
     def _forward_predict(self, Xp, lengths):
-        """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'."""
+        """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
+
+        Thread-safe: the network runs through ``_inference`` (no dropout, no gradients),
+        which writes nothing of the network; nothing of the head is written either.
+        """
         net, head = self.network_, self.head_
-        net.eval()
         outs = []
-        try:
-            with self._blas_threads():
-                for s in range(0, Xp.shape[0], _PREDICT_BATCH):
-                    xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
-                    Tb = int(lb.max())
-                    if self.output == "last" and net.num_directions == 1:
-                        h_n = self._final_state_chunked(xb, lb)
-                        feat, _ = self._readout_last(h_n)
-                        outs.append(feat @ head.weight.T + head.bias)
-                        continue
-                    out, h_n = net.forward(xb[:, :Tb], lengths=lb, requires_grad=False)
-                    if self.output == "last":
-                        feat, _ = self._readout_last(h_n)
-                        outs.append(feat @ head.weight.T + head.bias)
-                    else:
-                        z = out @ head.weight.T + head.bias
-                        full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
-                        full[:, :Tb] = z
-                        outs.append(full)
-        finally:
-            net.train()
+        with self._blas_threads():
+            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+                xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
+                Tb = int(lb.max())
+                if self.output == "last" and net.num_directions == 1:
+                    h_n = self._final_state_chunked(xb, lb)
+                    feat, _ = self._readout_last(h_n)
+                    outs.append(feat @ head.weight.T + head.bias)
+                    continue
+                out, h_n = net._inference(xb[:, :Tb], lengths=lb)
+                if self.output == "last":
+                    feat, _ = self._readout_last(h_n)
+                    outs.append(feat @ head.weight.T + head.bias)
+                else:
+                    z = out @ head.weight.T + head.bias
+                    full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
+                    full[:, :Tb] = z
+                    outs.append(full)
         return np.concatenate(outs, axis=0)
 
     # -- training -----------------------------------------------------------------------

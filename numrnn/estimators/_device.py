@@ -470,26 +470,22 @@ class DeviceFit:
         """Head outputs of samples ``rows`` (a device index array), copied to the host:
         (n, K) for 'last', (n, T, K) for 'sequence' (zeros at padded steps)."""
         net = self.net
-        net.eval()
         outs = []
-        try:
-            for s in range(0, rows.shape[0], _PREDICT_BATCH):
-                idx = rows[s : s + _PREDICT_BATCH]
-                lb = lengths_h[s : s + _PREDICT_BATCH]
-                B, Tb = lb.shape[0], int(lb.max())
-                x, lcd = self._gather(idx, 0, Tb, Tb)
-                out, h_n, _, _ = net._forward_time_major(
-                    x, lcd, self._init_state(B), False, self.dparams
-                )
-                if self.seq:
-                    z = self._head_forward(out.reshape(Tb * B, out.shape[2]))
-                    zt = z.copy_to_host().reshape(Tb, B, -1).transpose(1, 0, 2)
-                    full = np.zeros((B, self.T, zt.shape[2]), dtype=zt.dtype)
-                    full[:, :Tb] = zt
-                    outs.append(full)
-                else:
-                    feat, _ = self._readout(h_n)
-                    outs.append(self._head_forward(feat).copy_to_host())
-        finally:
-            net.train()
+        for s in range(0, rows.shape[0], _PREDICT_BATCH):
+            idx = rows[s : s + _PREDICT_BATCH]
+            lb = lengths_h[s : s + _PREDICT_BATCH]
+            B, Tb = lb.shape[0], int(lb.max())
+            x, lcd = self._gather(idx, 0, Tb, Tb)
+            out, h_n, _, _ = net._forward_time_major(
+                x, lcd, self._init_state(B), False, self.dparams, training=False
+            )
+            if self.seq:
+                z = self._head_forward(out.reshape(Tb * B, out.shape[2]))
+                zt = z.copy_to_host().reshape(Tb, B, -1).transpose(1, 0, 2)
+                full = np.zeros((B, self.T, zt.shape[2]), dtype=zt.dtype)
+                full[:, :Tb] = zt
+                outs.append(full)
+            else:
+                feat, _ = self._readout(h_n)
+                outs.append(self._head_forward(feat).copy_to_host())
         return np.concatenate(outs, axis=0)
