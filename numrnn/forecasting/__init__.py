@@ -16,6 +16,7 @@
 
 from numrnn.forecasting._forecaster import (
     RNNForecaster,
+    SeriesFitError,
     cross_val_forecast,
     fit_many_series,
     generate,
@@ -24,6 +25,7 @@ from numrnn.forecasting._forecaster import (
 
 __all__ = [
     "RNNForecaster",
+    "SeriesFitError",
     "cross_val_forecast",
     "fit_many_series",
     "generate",

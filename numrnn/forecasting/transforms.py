@@ -98,7 +98,7 @@ def normalize(transform, season_length) -> tuple:
                 raise ValueError(f"the Box-Cox lambda must be a finite number, got {lam!r}.")
             steps.append(("boxcox", float(lam)))
         elif s in ("diff", "seasonal_diff"):
-            if s == "seasonal_diff" and (season_length is None or season_length < 2):
+            if s == "seasonal_diff" and season_length is not None and season_length < 2:
                 raise ValueError(
                     "transform 'seasonal_diff' needs season_length >= 2, got "
                     f"season_length={season_length!r}. Pass season_length (e.g. 12 for monthly "
@@ -185,7 +185,6 @@ def kpss_statistic(y: np.ndarray) -> float:
 
 def _decompose(y, m):
     """Classical additive decomposition: (trend, seasonal, remainder) on the valid middle."""
-    n = y.size
     if m % 2 == 0:
         w = np.r_[0.5, np.ones(m - 1), 0.5] / m
     else:
@@ -237,7 +236,10 @@ def choose(y: np.ndarray, m) -> tuple:
         if slope >= LOG_SLOPE_THRESHOLD and ratio >= 1.5:
             steps.append("log")
             y = np.log(y)
-    if m > 1 and seasonal_strength(y / max(np.max(np.abs(y)), 1e-300), m) >= SEASONAL_STRENGTH_THRESHOLD:
+    if (
+        m > 1
+        and seasonal_strength(y / max(np.max(np.abs(y)), 1e-300), m) >= SEASONAL_STRENGTH_THRESHOLD
+    ):
         steps.append("seasonal_diff")
         y = y[m:] - y[:-m]
     elif y.size >= 8 and kpss_statistic(y / max(np.max(np.abs(y)), 1e-300)) > KPSS_CRITICAL_5:
