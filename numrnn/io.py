@@ -4,7 +4,10 @@ The file is a NumPy ``.npz`` archive: every array under its own name, plus one
 entry ``__numrnn__`` holding a JSON header (a unicode string) with
 
 * ``format`` (``"numrnn"``), ``format_version`` and the writing ``numrnn_version``;
-* ``kind`` (``"estimator"`` or ``"network"``) and ``class`` (``RNNRegressor``, ``LSTM``, ...);
+* ``kind`` (``"estimator"``, ``"network"`` or ``"forecaster"``) and ``class``
+  (``RNNRegressor``, ``LSTM``, ``RNNForecaster``, ...); a forecaster holds its parameters,
+  its fitted transforms and scaling, the end of its pandas index, and one estimator entry per
+  network (arrays under ``models/<i>/``);
 * the estimator's ``get_params()``, its fitted attributes (``classes_``, ``n_features_in_``,
   ``loss_curve_``, ...), the network's configuration, the optimizer's step count and the
   random generators' states, so that ``partial_fit`` after ``load`` continues exactly;
@@ -395,7 +398,7 @@ def save(model, path):
 
     Parameters
     ----------
-    model : RNNRegressor, RNNClassifier (fitted or not), or numrnn.nn.RNN / LSTM / GRU
+    model : RNNRegressor, RNNClassifier, RNNForecaster (fitted or not), or numrnn.nn.RNN / LSTM / GRU
     path : str, os.PathLike or a binary file object
         Written as given (no extension is added); replaced atomically, keeping an existing
         file's mode (a new file gets the umask's) and writing through a symlink.
@@ -427,8 +430,8 @@ def save(model, path):
         header.update(_forecaster_header(model, arrays))
     else:
         raise TypeError(
-            f"model must be an RNNRegressor, RNNClassifier, RNNForecaster or a numrnn.nn "
-            "network, got "
+            f"model must be an RNNRegressor, RNNClassifier or a numrnn.nn network (or an "
+            "RNNForecaster), got "
             f"{type(model).__name__}. Use pickle or joblib for other objects."
         )
     header["arrays"] = {k: [list(a.shape), a.dtype.str] for k, a in arrays.items()}
