@@ -72,7 +72,7 @@ def test_season_from_pandas_frequency():
         assert tf.season_from_index(pd.date_range("2000-01-01", periods=10, freq=freq)) == m
     assert tf.season_from_index(pd.RangeIndex(10)) is None
     y = pd.Series(_seasonal_trend(72), index=pd.date_range("2000-01-01", periods=72, freq="MS"))
-    f = RNNForecaster(**TINY).fit(y)
+    f = RNNForecaster(transform="auto", **TINY).fit(y)
     assert f.season_length_ == 12 and f.transform_ == ("log", "seasonal_diff")
 
 
