@@ -11,8 +11,9 @@ import pytest
 from sklearn.base import clone
 
 from numrnn.estimators import RNNRegressor
-from numrnn.forecasting import RNNForecaster, SeriesFitError, fit_many_series
+from numrnn.forecasting import RNNForecaster
 from numrnn.forecasting import transforms as tf
+from numrnn.parallel import SeriesFitError, fit_many_series
 
 TINY = dict(hidden_size=8, max_iter=15, random_state=0)
 

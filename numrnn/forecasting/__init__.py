@@ -10,24 +10,32 @@
   :class:`sklearn.model_selection.TimeSeriesSplit`.
 * :func:`generate` runs a fitted network from a seed value, feeding each output back as the
   next input and carrying the recurrent state step by step (seed ``002``'s sine wave).
-* :func:`fit_many_series` fits one forecaster per series for many series at once, locally
-  with joblib or on a dask ``distributed`` cluster (issue #8, ``docs/dask.rst``).
+* :func:`numrnn.parallel.fit_many_series` fits one forecaster per series for many series at
+  once, locally with joblib or on a dask ``distributed`` cluster (``docs/dask.rst``); it is
+  still importable from here.
 """
 
 from numrnn.forecasting._forecaster import (
     RNNForecaster,
-    SeriesFitError,
+    _pandas,  # noqa: F401 - numrnn.parallel reads pandas through it
     cross_val_forecast,
-    fit_many_series,
     generate,
     make_windows,
 )
 
 __all__ = [
     "RNNForecaster",
-    "SeriesFitError",
     "cross_val_forecast",
-    "fit_many_series",
     "generate",
     "make_windows",
 ]
+
+
+def __getattr__(name):
+    # fit_many_series lives in numrnn.parallel (which imports this package): resolved on use,
+    # so the old import path keeps working without an import cycle.
+    if name in ("fit_many_series", "SeriesFitError"):
+        from numrnn import parallel
+
+        return getattr(parallel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
