@@ -415,3 +415,200 @@ def test_failed_backward_shape_check_keeps_the_cache():
     with pytest.raises(ValueError, match="d_out must have the shape"):
         net.backward(np.ones((2, 5, 3)))
     assert net.backward(np.ones((2, 4, 3))).shape == x.shape
+
+
+# -- 9 (estimators). silent coercions, and the misleading messages ------------------------
+import pandas as pd  # noqa: E402
+
+X2 = np.random.default_rng(9).standard_normal((20, 6))
+Y2 = X2.sum(axis=1)
+
+
+def _reg(**kw):
+    return RNNRegressor(**{"hidden_size": 3, "max_iter": 1, "random_state": 0, **kw})
+
+
+def _masked(a):
+    m = np.ma.masked_array(a.copy(), mask=np.zeros(a.shape, bool))
+    m.mask[0, 2] = True
+    m.data[0, 2] = 1e30
+    return m
+
+
+BAD_INPUT = {
+    "complex y": (lambda: (X2, Y2 + 1j), ValueError, "y must hold real numbers"),
+    "complex X": (lambda: (X2 + 1j, Y2), ValueError, "X must hold real numbers"),
+    "masked 2-D X": (lambda: (_masked(X2), Y2), ValueError, "masked array"),
+    "masked 3-D X": (lambda: (_masked(X2)[:, :, None], Y2), ValueError, "masked array"),
+    "masked y": (
+        lambda: (X2, np.ma.masked_array(Y2, mask=np.arange(20) == 3)), ValueError, "y is a masked"
+    ),
+    "datetime64 X": (
+        lambda: (np.arange(120).astype("datetime64[D]").reshape(20, 6), Y2),
+        TypeError, "dates",
+    ),
+    "datetime frame": (
+        lambda: (pd.DataFrame({"t": pd.date_range("2020", periods=20), "v": Y2}), Y2),
+        TypeError, "dates",
+    ),
+    "pd.NA in a frame": (
+        lambda: (pd.DataFrame(X2).astype("Float64").mask(np.eye(20, 6, 5, dtype=bool)), Y2),
+        ValueError, "pd.NA",
+    ),
+    "0 features": (lambda: (np.zeros((20, 6, 0)), Y2), ValueError, "0 features"),
+    "dict X": (lambda: ({"a": X2}, Y2), TypeError, "dict"),
+    "str X": (lambda: ("data.csv", Y2), TypeError, "str"),
+    "generator X": (lambda: ((r for r in X2), Y2), TypeError, "generator"),
+    "float32 overflow X": (lambda: (X2 * 1e39, Y2), ValueError, "float32"),
+    "3-D y, output='last'": (
+        lambda: (X2, np.zeros((20, 6, 1))), ValueError, "output='sequence'",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_gets_one_clear_error(case):
+    make, exc, match = BAD_INPUT[case]
+    X, y = make()
+    with pytest.raises(exc, match=match):
+        _quiet_fit(_reg(), X, y)
+
+
+@pytest.mark.parametrize(
+    "sw, match",
+    [
+        (np.r_[np.nan, np.ones(19)], "1 NaN"),
+        (np.r_[np.inf, np.ones(19)], "1 infinite"),
+        (np.r_[-1.0, np.ones(19)], "1 negative"),
+        (np.array(["a"] * 20), "numbers"),
+    ],
+)
+def test_bad_sample_weight_is_named(sw, match):
+    with pytest.raises(ValueError, match=f"sample_weight.*{match}"):
+        _quiet_fit(_reg(), X2, Y2, sample_weight=sw)
+
+
+def test_none_label_is_named():
+    y = np.array(["a", "b"] * 10, dtype=object)
+    y[3] = None
+    with pytest.raises(ValueError, match="y contains None"):
+        _quiet_fit(RNNClassifier(hidden_size=3, max_iter=1), X2, y)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("learning_rate_init", np.inf), ("alpha", np.inf), ("tol", np.inf), ("dtype", None)],
+)
+def test_non_finite_or_none_hyperparameters_are_named(param, value):
+    with pytest.raises(ValueError, match=param):
+        _quiet_fit(_reg(**{param: value}), X2, Y2)
+
+
+def test_early_stopping_needs_two_validation_samples():
+    with pytest.raises(ValueError, match="validation"):
+        _quiet_fit(_reg(early_stopping=True, validation_fraction=0.05), X2, Y2)
+
+
+def test_dropout_with_one_layer_warns_like_pytorch():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        _quiet_fit(_reg(dropout=0.3), X2, Y2)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        LSTM(2, 3, dropout=0.3)
+
+
+def test_forget_bias_must_be_finite():
+    with pytest.raises(ValueError, match="forget_bias"):
+        LSTM(2, 3, forget_bias=np.nan)
+    with pytest.raises(TypeError, match="forget_bias"):
+        LSTM(2, 3, forget_bias="1")
+
+
+# -- Also: Adam compiled once, whatever the number of parameters ---------------------------
+def test_adam_compiles_once_for_any_parameter_count():
+    from numrnn.kernels.cpu.optim import adam_update
+    from numrnn.nn.optim import Adam
+
+    rng = np.random.default_rng(0)
+
+    def run(n):
+        params = {f"p{i}": rng.standard_normal(3 + i % 4).astype(np.float32) for i in range(n)}
+        singles = {k: v.copy() for k, v in params.items()}
+        opt = Adam(params, lr=0.01)
+        one = {k: Adam({k: v}, lr=0.01) for k, v in singles.items()}
+        for _ in range(2):
+            grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
+            opt.step(grads)
+            for k, o in one.items():
+                o.step({k: grads[k]})
+        for k in params:  # the grouped update gives each parameter's own bits
+            np.testing.assert_array_equal(params[k], singles[k])
+
+    run(5)
+    compiled = len(adam_update.signatures)
+    run(23)
+    run(1100)  # numba refuses tuples of 1000 or more
+    assert len(adam_update.signatures) == compiled
+
+
+# -- 6. ragged predict: memory proportional to the data, same results ---------------------
+import tracemalloc  # noqa: E402
+
+
+def _ragged(n_short=400, long=20000, seed=6):
+    rng = np.random.default_rng(seed)
+    seqs = [rng.standard_normal((int(t), 1)) for t in rng.integers(3, 12, n_short)]
+    seqs.insert(n_short // 2, rng.standard_normal((long, 1)) * 0.1)
+    return seqs
+
+
+def _nan_padded(seqs):
+    T = max(len(s) for s in seqs)
+    out = np.full((len(seqs), T, seqs[0].shape[1]), np.nan)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def _peak_predict(m, seqs):
+    tracemalloc.start()
+    got = m.predict(seqs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return got, peak
+
+
+def test_ragged_predict_memory_does_not_follow_the_longest_sequence():
+    """One long sequence among short ones: predict no longer pads every sequence to it
+    (401 x 60 000 steps x 4 B = 96 MB); what remains is one time chunk of the batch."""
+    fit = _ragged(n_short=40, long=30)
+    m = _quiet_fit(RNNRegressor(cell="lstm", hidden_size=4, max_iter=1, random_state=0),
+                   fit, np.array([s.sum() for s in fit]))  # fmt: skip
+    m.predict(fit)  # compile outside the measurement
+    short, peak_short = _peak_predict(m, _ragged(long=20000))
+    seqs = _ragged(long=60000)
+    got, peak_long = _peak_predict(m, seqs)
+    padded_bytes = len(seqs) * 60000 * 4
+    assert peak_long < padded_bytes / 8, (peak_long, padded_bytes)
+    assert peak_long < 1.5 * peak_short + (1 << 20), (peak_short, peak_long)
+    np.testing.assert_array_equal(got, m.predict(_nan_padded(seqs)))  # same bits per sample
+
+
+def test_ragged_sequence_predict_matches_padded_per_sample():
+    seqs = _ragged(n_short=50, long=2500)
+    fit = seqs[:20]
+    m = _quiet_fit(
+        RNNRegressor(cell="gru", hidden_size=4, max_iter=1, random_state=0, output="sequence"),
+        fit, [s[:, 0] for s in fit],
+    )  # fmt: skip
+    got = m.predict(seqs)
+    ref = m.predict(_nan_padded(seqs))
+    for i, s in enumerate(seqs):
+        np.testing.assert_array_equal(got[i], ref[i, : len(s)])
+
+
+def test_ragged_classifier_predict_matches_padded():
+    seqs = _ragged(n_short=60, long=3000)
+    labels = np.array([int(s[:, 0].sum() > 0) for s in seqs])
+    m = _quiet_fit(RNNClassifier(cell="lstm", hidden_size=3, max_iter=1, random_state=0,
+                                 bidirectional=True), seqs[:30], labels[:30])  # fmt: skip
+    np.testing.assert_array_equal(m.predict_proba(seqs), m.predict_proba(_nan_padded(seqs)))

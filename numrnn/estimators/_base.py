@@ -67,7 +67,14 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numrnn._threads import blas_threads, recurrent_blas_threads
-from numrnn._validation import PARAMETERS, check_dtype, check_int, check_param, check_sequences
+from numrnn._validation import (
+    PARAMETERS,
+    check_dtype,
+    check_int,
+    check_param,
+    check_real_input,
+    check_sequences,
+)
 
 # The primitives under the names the estimators' code has used (a parameter of one estimator
 # only may use them; shared parameters belong in the table).
@@ -81,40 +88,26 @@ from numrnn.estimators._progress import Progress
 from numrnn.exceptions import InvalidParameterError, NonFiniteLossError
 from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
-from numrnn.nn.network import GRU, LSTM, RNN
+from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
 from numrnn.nn.readout import readout_forward
 from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
 
+<<<<<<< HEAD
 _CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 #: ``batch_size='auto'`` is ``min(AUTO_BATCH_SIZE, n_samples)``: see the estimators' docstring.
 AUTO_BATCH_SIZE = 32
 
+=======
+>>>>>>> main
 
 def _check_int_param(name, value, minimum, allow_none=False):
     return check_int(name, value, minimum, allow_none=allow_none)
 
 
 _PREDICT_BATCH = 1024
-
-
-def _reject_complex(X, name="X"):
-    """NumPy silently drops imaginary parts when casting; complex input is an error here."""
-    items = X if isinstance(X, (list, tuple)) else [X]
-    for a in items:
-        dt = getattr(a, "dtype", None)
-        if dt is None:
-            try:
-                dt = np.asarray(a).dtype
-            except Exception:  # ragged nested lists: check_sequences reports them
-                continue
-        if np.issubdtype(dt, np.complexfloating):
-            raise ValueError(
-                f"Complex data not supported: {name} must be real-valued (got dtype {dt}). "
-                "Pass the real and imaginary parts as separate features."
-            )
 
 
 class BaseRNN(BaseEstimator):
@@ -235,8 +228,9 @@ class BaseRNN(BaseEstimator):
                 "step. Set segment_length=None, or output='last'."
             )
 
-    def _validate_X(self, X, *, reset):
-        """Return (padded (n, T, F) array, lengths, was_ragged).
+    def _validate_X(self, X, *, reset, pad=True):
+        """Return (padded (n, T, F) array, lengths, was_ragged); with ``pad=False`` a ragged
+        list stays a list of (T_i, F) arrays (for :meth:`_forward_predict`).
 
         Two input conventions, as a scikit-learn user expects:
 
@@ -256,6 +250,7 @@ class BaseRNN(BaseEstimator):
                 "X must be an array (n_samples, n_timesteps, n_features), a 2-D array "
                 "(n_samples, n_timesteps) or a list of sequences, got None. Pass the input data."
             )
+        check_real_input("X", X)  # complex, masked, dates, pd.NA, dict/str/generator
         ragged = False
         if isinstance(X, (list, tuple)):
             if len(X) == 0:
@@ -286,7 +281,6 @@ class BaseRNN(BaseEstimator):
             if reset:
                 self._fit_ndim = 2
         else:
-            _reject_complex(X)
             if not ragged:
                 X = np.asarray(X)
                 if X.dtype == object:
@@ -308,6 +302,7 @@ class BaseRNN(BaseEstimator):
             dtype=check_dtype(self.dtype),
             allow_2d=True,
             nan_padding=True,
+            pad=pad or not ragged,
         )
         if reset:
             self._n_step_features = int(Xp.shape[2])
@@ -328,16 +323,30 @@ class BaseRNN(BaseEstimator):
         if isinstance(sample_weight, numbers.Number):
             sw = np.full(n, float(sample_weight))
         else:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            check_real_input("sample_weight", sample_weight)
+            try:
+                sw = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "sample_weight must hold numbers, got "
+                    f"{np.asarray(sample_weight).dtype} values. Pass a float array."
+                ) from None
         if sw.ndim != 1 or sw.shape[0] != n:
             raise ValueError(
                 f"sample_weight must be 1-D with one weight per sample ({n}), got shape "
                 f"{sw.shape}. Pass an array of shape (n_samples,)."
             )
-        if not np.isfinite(sw).all() or (sw < 0).any():
+        counts = {
+            "NaN": int(np.isnan(sw).sum()),
+            "infinite": int(np.isinf(sw).sum()),
+            "negative": int((sw < 0).sum()),
+        }
+        if any(counts.values()):
+            found = ", ".join(f"{c} {what}" for what, c in counts.items() if c)
+            first = int(np.argmax(~np.isfinite(sw) | (sw < 0)))
             raise ValueError(
-                "sample_weight must hold finite, non-negative numbers, got "
-                f"min={np.nanmin(sw)!r}. Remove NaN/inf/negative weights."
+                f"sample_weight must hold finite, non-negative numbers, got {found} (first at "
+                f"sample {first}: {sw[first]!r}). Remove or fix those weights."
             )
         if sw.sum() <= 0:
             raise ValueError(
@@ -379,6 +388,7 @@ class BaseRNN(BaseEstimator):
             random_state=gen,
             device=self.device,
         )
+<<<<<<< HEAD
         if self.cell == "rnn":
             kwargs["nonlinearity"] = self.nonlinearity
         elif self.cell == "lstm":
@@ -387,6 +397,14 @@ class BaseRNN(BaseEstimator):
             kwargs["reset_after"] = bool(self.reset_after)
         input_size = self._n_step_features * getattr(self, "segment_length_", 1)
         self.network_ = _CELLS[self.cell](input_size, self.hidden_size, **kwargs)
+=======
+        # the cell's own options (numrnn.cells registry) that the estimator has as parameters
+        own = self._get_param_names()
+        kwargs.update(
+            (name, getattr(self, name)) for name in CELLS[self.cell].option_names if name in own
+        )
+        self.network_ = NETWORKS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
+>>>>>>> main
         self.head_ = Linear(
             self.network_.layer_output_size,
             self.n_outputs_,
@@ -481,18 +499,19 @@ class BaseRNN(BaseEstimator):
 
         Only the state is carried from chunk to chunk, so memory is O(batch * chunk), not
         O(batch * T): a 10^5-step sequence predicts in bounded memory. Rows that have ended
-        are left out of later chunks and keep their state (as in truncated BPTT).
+        are left out of later chunks and keep their state (as in truncated BPTT). ``xb`` is
+        a padded batch or a list of sequences (:func:`_rows_slice` pads each chunk alone).
         """
         net = self.network_
         C = int(net.inference_chunk)
-        B, Tb = xb.shape[0], int(lb.max())
+        B, Tb = len(xb), int(lb.max())
         state = None
         for t0 in range(0, Tb, C):
             lc = np.clip(lb - t0, 0, C)
             idx = np.flatnonzero(lc > 0)
             la = lc[idx]
             _, h_n = net._inference(
-                xb[idx, t0 : t0 + int(la.max())], state_rows(state, idx), lengths=la
+                _rows_slice(xb, idx, t0, t0 + int(la.max())), state_rows(state, idx), lengths=la
             )
             state = carry_state(state, h_n, idx, B)
         return state
@@ -500,31 +519,44 @@ class BaseRNN(BaseEstimator):
     def _forward_predict(self, Xp, lengths):
         """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
 
+        ``Xp`` may be a list of sequences (``_validate_X(..., pad=False)``): each batch is
+        then padded on its own, to its longest sequence (a unidirectional 'last' readout
+        pads each time chunk only), and 'sequence' returns a list of (T_i, K) arrays, so
+        memory follows the data, not n x the longest sequence. The batches are the same
+        consecutive samples as for a padded array, so every sample gets the same bits.
+
         Thread-safe: the network runs through ``_inference`` (no dropout, no gradients),
         which writes nothing of the network; nothing of the head is written either.
         """
         net, head = self.network_, self.head_
+        ragged = isinstance(Xp, list)
         outs = []
         with self._blas_threads():
-            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+            for s in range(0, len(Xp), _PREDICT_BATCH):
                 xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
                 Tb = int(lb.max())
                 last = self.output == "last"
                 if last and self.readout == "last" and net.num_directions == 1:
                     h_n = self._final_state_chunked(xb, lb)
                 else:
-                    out, h_n = net._inference(xb[:, :Tb], lengths=lb)
+                    xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if ragged else xb[:, :Tb]
+                    out, h_n = net._inference(xin, lengths=lb)
                 if last:
                     feat, _ = readout_forward(
                         self.readout, None if self.readout == "last" else out, h_n, lb,
                         net.num_layers, net.num_directions, net.merge_mode,
                     )  # fmt: skip
                     outs.append(feat @ head.weight.T + head.bias)
+                elif ragged:
+                    z = out @ head.weight.T + head.bias
+                    outs.extend(z[i, : lb[i]] for i in range(len(xb)))
                 else:
                     z = out @ head.weight.T + head.bias
                     full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
                     full[:, :Tb] = z
                     outs.append(full)
+        if ragged and self.output != "last":
+            return outs
         return np.concatenate(outs, axis=0)
 
     # -- training -----------------------------------------------------------------------
@@ -870,11 +902,12 @@ class BaseRNN(BaseEstimator):
                 stratify = None
         idx = np.arange(n)
         n_val = int(np.ceil(n * self.validation_fraction))
-        if n_val < 1 or n - n_val < 1:
+        if n_val < 2 or n - n_val < 1:  # one validation sample has no usable score (R^2)
             raise ValueError(
                 f"early_stopping=True with validation_fraction={self.validation_fraction} "
-                f"leaves no training or validation data for {n} samples. Pass more samples, "
-                "change validation_fraction, or set early_stopping=False."
+                f"leaves {n_val} validation and {n - n_val} training samples of {n}; it needs "
+                "at least 2 validation samples and 1 training sample. Pass more samples, "
+                "raise validation_fraction, or set early_stopping=False."
             )
         tr, va = train_test_split(
             idx, test_size=self.validation_fraction, random_state=self._rng, stratify=stratify
@@ -956,3 +989,16 @@ def _pad_sequence_targets(y, lengths, T, *, numeric):
             "target per sequence."
         )
     return Y
+
+
+def _rows_slice(xb, rows, t0, t1):
+    """Steps ``t0:t1`` of the samples ``rows`` as a padded (len(rows), t1 - t0, F) array, from
+    a padded batch or from a list of sequences (zeros past each sequence, as padding)."""
+    if not isinstance(xb, list):
+        return xb[rows, t0:t1]
+    first = xb[rows[0]]
+    out = np.zeros((len(rows), t1 - t0, first.shape[1]), dtype=first.dtype)
+    for j, r in enumerate(rows):
+        part = xb[r][t0:t1]
+        out[j, : part.shape[0]] = part
+    return out

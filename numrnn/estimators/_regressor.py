@@ -10,7 +10,12 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
+<<<<<<< HEAD
 from numrnn.estimators._base import BaseRNN, _check_bool, _pad_sequence_targets
+=======
+from numrnn._validation import check_real_input
+from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
+>>>>>>> main
 from numrnn.nn.losses import mse_loss
 
 
@@ -239,6 +244,11 @@ class RNNRegressor(RegressorMixin, BaseRNN):
                     "Pass targets of shape (n_samples,) or (n_samples, n_outputs)."
                 )
             Y = _numeric_y(y)
+            if Y.ndim not in (1, 2):  # before sklearn's check_array and its "dim <= 2"
+                raise ValueError(
+                    f"y must be (n_samples,) or (n_samples, n_outputs) for output='last', got "
+                    f"shape {Y.shape}. For per-step targets use output='sequence'."
+                )
             Y = check_array(
                 Y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
             )
@@ -284,8 +294,11 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         """Predict: (n,) or (n, n_outputs) for 'last'; (n, T[, n_outputs]) for 'sequence'
         with NaN at padded steps (a list of (T_i[, n_outputs]) arrays for a ragged list X)."""
         check_is_fitted(self, "network_")
-        Xp, lengths, ragged = self._validate_X(X, reset=False)
-        z = self._forward_predict(Xp, lengths).astype(np.float64)
+        Xp, lengths, ragged = self._validate_X(X, reset=False, pad=False)
+        z = self._forward_predict(Xp, lengths)
+        if ragged and self.output == "sequence":  # a list of (T_i, K) arrays
+            return [zi[:, 0] if self._y_ndim == 2 else zi for zi in _float64(z)]
+        z = z.astype(np.float64)
         if self.output == "last":
             return z[:, 0] if self._y_ndim == 1 else z
         if self._y_ndim == 2:
@@ -315,7 +328,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
 
 
 def _numeric_y(y):
-    """y as float64, or one clear error for labels / objects."""
+    """y as float64, or one clear error for labels / objects / complex / masked values."""
+    check_real_input("y", y)
     try:
         return np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
@@ -339,6 +353,7 @@ def _check_finite_y(Y):
         )
 
 
+<<<<<<< HEAD
 def _with_scale_y(init):
     """``__init__``'s signature as scikit-learn reads it: BaseRNN's parameters + scale_y."""
     base = list(inspect.signature(BaseRNN.__init__).parameters.values())
@@ -348,3 +363,7 @@ def _with_scale_y(init):
 
 
 RNNRegressor.__init__ = _with_scale_y(RNNRegressor.__init__)
+=======
+def _float64(arrays: list) -> list:
+    return [a.astype(np.float64) for a in arrays]
+>>>>>>> main

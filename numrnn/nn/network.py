@@ -7,6 +7,7 @@ time-major (T, B, F) and C-contiguous.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -17,7 +18,7 @@ from numrnn.backends import get_backend
 from numrnn.cells import CELLS, init_direction_params
 from numrnn.cells.lstm import PEEPHOLE_NAMES
 
-__all__ = ["GRU", "LSTM", "MERGE_MODES", "RNN", "RecurrentNetwork"]
+__all__ = ["GRU", "LSTM", "MERGE_MODES", "NETWORKS", "RNN", "RecurrentNetwork"]
 _KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 _TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -78,6 +79,14 @@ class RecurrentNetwork:
         self.bidirectional = check_param("bidirectional", bidirectional)
         self.merge_mode = check_param("merge_mode", merge_mode)
         self.dropout = check_param("dropout", dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(  # PyTorch's warning: dropout acts between layers only
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={self.dropout} "
+                f"and num_layers={self.num_layers}",
+                UserWarning,
+                stacklevel=3,
+            )
         self.dtype = check_param("dtype", dtype)
         orthogonal = check_param("orthogonal", orthogonal)
         self.options = dict(_options or {})
@@ -638,3 +647,8 @@ class GRU(RecurrentNetwork):
             _options={"reset_after": self.reset_after},
             **kwargs,
         )
+
+
+#: The network class of each cell of the registry ``numrnn.cells.CELLS``, by name.
+NETWORKS = {cls.cell: cls for cls in (RNN, LSTM, GRU)}
+assert set(NETWORKS) == set(CELLS), "every registered cell has a network class"
