@@ -95,13 +95,9 @@ from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
 
-<<<<<<< HEAD
-_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 #: ``batch_size='auto'`` is ``min(AUTO_BATCH_SIZE, n_samples)``: see the estimators' docstring.
 AUTO_BATCH_SIZE = 32
 
-=======
->>>>>>> main
 
 def _check_int_param(name, value, minimum, allow_none=False):
     return check_int(name, value, minimum, allow_none=allow_none)
@@ -388,23 +384,13 @@ class BaseRNN(BaseEstimator):
             random_state=gen,
             device=self.device,
         )
-<<<<<<< HEAD
-        if self.cell == "rnn":
-            kwargs["nonlinearity"] = self.nonlinearity
-        elif self.cell == "lstm":
-            kwargs["peephole"] = bool(self.peephole)
-        else:
-            kwargs["reset_after"] = bool(self.reset_after)
-        input_size = self._n_step_features * getattr(self, "segment_length_", 1)
-        self.network_ = _CELLS[self.cell](input_size, self.hidden_size, **kwargs)
-=======
         # the cell's own options (numrnn.cells registry) that the estimator has as parameters
         own = self._get_param_names()
         kwargs.update(
             (name, getattr(self, name)) for name in CELLS[self.cell].option_names if name in own
         )
-        self.network_ = NETWORKS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
->>>>>>> main
+        input_size = self._n_step_features * getattr(self, "segment_length_", 1)
+        self.network_ = NETWORKS[self.cell](input_size, self.hidden_size, **kwargs)
         self.head_ = Linear(
             self.network_.layer_output_size,
             self.n_outputs_,

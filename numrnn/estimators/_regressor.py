@@ -10,12 +10,8 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-<<<<<<< HEAD
-from numrnn.estimators._base import BaseRNN, _check_bool, _pad_sequence_targets
-=======
 from numrnn._validation import check_real_input
-from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
->>>>>>> main
+from numrnn.estimators._base import BaseRNN, _check_bool, _pad_sequence_targets
 from numrnn.nn.losses import mse_loss
 
 
@@ -353,7 +349,6 @@ def _check_finite_y(Y):
         )
 
 
-<<<<<<< HEAD
 def _with_scale_y(init):
     """``__init__``'s signature as scikit-learn reads it: BaseRNN's parameters + scale_y."""
     base = list(inspect.signature(BaseRNN.__init__).parameters.values())
@@ -363,7 +358,7 @@ def _with_scale_y(init):
 
 
 RNNRegressor.__init__ = _with_scale_y(RNNRegressor.__init__)
-=======
+
+
 def _float64(arrays: list) -> list:
     return [a.astype(np.float64) for a in arrays]
->>>>>>> main
