@@ -51,6 +51,9 @@ def test_sine_next_step_and_generation_from_one_seed_value():
         max_iter=100,
         tol=0.0,
         n_iter_no_change=1000,
+        # clip_norm=1 (the default) with scale_y drifts further when free-running: max error
+        # 0.39 at phi0=0.7 (either change alone: 0.15, 0.24); this task keeps its own recipe
+        clip_norm=None,
         random_state=0,
     ).fit(X, y)
     assert est.score(wave[:, :-1, None], y) > 0.995  # teacher-forced next step; measured 0.998
