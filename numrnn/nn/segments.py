@@ -45,8 +45,9 @@ def fold_segments(X: np.ndarray, lengths: np.ndarray, k: int) -> tuple[np.ndarra
 
     Parameters
     ----------
-    X : ndarray of shape (n, T, F)
-        Padded sequences; entries past ``lengths`` are ignored.
+    X : ndarray of shape (n, T, F), or a list of (T_i, F) arrays
+        Padded sequences (entries past ``lengths`` are ignored), or unpadded ones (a list of
+        folded arrays is returned).
     lengths : ndarray of int, shape (n,)
         Valid steps per sequence.
     k : int
@@ -63,6 +64,10 @@ def fold_segments(X: np.ndarray, lengths: np.ndarray, k: int) -> tuple[np.ndarra
     lengths = np.asarray(lengths)
     if k == 1:
         return X, lengths
+    if isinstance(X, list):  # unpadded ragged sequences, each (T_i, F): fold one by one
+        return [fold_segments(x[None], lengths[i : i + 1], k)[0][0] for i, x in enumerate(X)], (
+            -(-lengths // k)
+        )
     n, T, F = X.shape
     Ts = -(-T // k)
     out = np.zeros((n, Ts * k, F), dtype=X.dtype)
