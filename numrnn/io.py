@@ -24,9 +24,11 @@ Example
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -147,6 +149,61 @@ def _network_header(net, arrays, prefix):
     }
 
 
+def _expected_shapes(cfg) -> dict[str, tuple]:
+    """The parameter shapes a network header implies, computed without allocating them."""
+    from numrnn.cells import CELLS
+    from numrnn.cells.lstm import PEEPHOLE_NAMES
+
+    sizes = {}
+    for key in ("input_size", "hidden_size", "num_layers"):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise FileFormatError(f"network {key} must be an integer >= 1, got {v!r}.")
+        sizes[key] = v
+    if not isinstance(cfg.get("bidirectional"), bool):
+        raise FileFormatError(
+            f"network bidirectional must be a bool, got {cfg.get('bidirectional')!r}."
+        )
+    I, H, L = sizes["input_size"], sizes["hidden_size"], sizes["num_layers"]
+    G = CELLS[cfg["class"].lower()].num_gates
+    D = 2 if cfg["bidirectional"] else 1
+    out = (2 * H) if (D == 2 and cfg.get("merge_mode") == "concat") else H
+    peephole = cfg["class"] == "LSTM" and bool(cfg.get("options", {}).get("peephole", False))
+    shapes = {}
+    for layer in range(L):
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            shapes["weight_ih" + sfx] = (G * H, I if layer == 0 else out)
+            shapes["weight_hh" + sfx] = (G * H, H)
+            shapes["bias_ih" + sfx] = (G * H,)
+            shapes["bias_hh" + sfx] = (G * H,)
+            if peephole:
+                for nm in PEEPHOLE_NAMES:
+                    shapes[nm + sfx] = (H,)
+    return shapes
+
+
+def _check_network_arrays(cfg, listed, prefix):
+    """The header's sizes must match its arrays: checked before anything is allocated, so
+    a header claiming ``hidden_size=12000`` next to small arrays costs nothing."""
+    expected = _expected_shapes(cfg)
+    have = {
+        k[len(prefix) + 1 :]: tuple(v[0]) for k, v in listed.items() if k.startswith(prefix + "/")
+    }
+    if set(have) != set(expected):
+        raise FileFormatError(
+            f"the {prefix} arrays {sorted(set(have) ^ set(expected))[:5]} do not match its "
+            f"configuration (input_size={cfg['input_size']}, hidden_size={cfg['hidden_size']}, "
+            f"num_layers={cfg['num_layers']}, bidirectional={cfg['bidirectional']})."
+        )
+    for k, shape in expected.items():
+        if have[k] != shape:
+            raise FileFormatError(
+                f"{prefix}/{k} has shape {have[k]}, but the header's input_size="
+                f"{cfg['input_size']}, hidden_size={cfg['hidden_size']} imply {shape}."
+            )
+
+
 def _build_network(cfg, arrays, prefix, device=None):
     from numrnn.nn import network
 
@@ -155,11 +212,12 @@ def _build_network(cfg, arrays, prefix, device=None):
         raise FileFormatError(
             f"unknown network class {cls_name!r}; expected one of {_NET_CLASSES}."
         )
+    _check_network_arrays(cfg, {k: [a.shape] for k, a in arrays.items()}, prefix)
     cls = getattr(network, cls_name)
     kwargs = dict(
         num_layers=cfg["num_layers"], bidirectional=cfg["bidirectional"],
         merge_mode=cfg["merge_mode"], dropout=cfg["dropout"], dtype=cfg["dtype"],
-        device=device if device is not None else cfg["device"],
+        device=_load_device(device, cfg["device"]),
     )  # fmt: skip
     kwargs.update(cfg["options"])
     net = cls(cfg["input_size"], cfg["hidden_size"], **kwargs)
@@ -175,6 +233,18 @@ def _build_network(cfg, arrays, prefix, device=None):
     return net
 
 
+def _load_device(requested, saved) -> str:
+    """The device a loaded network runs on: the caller's choice, else the saved one when it
+    is available here, else the CPU (a model trained on a GPU loads on a CPU-only machine)."""
+    from numrnn._config import cuda_available
+
+    if requested is not None:
+        return requested
+    if saved == "cuda" and not cuda_available():
+        return "cpu"
+    return saved if saved in ("cpu", "cuda", "auto") else "cpu"
+
+
 # -- save ---------------------------------------------------------------------------------
 def save(model, path):
     """Write a fitted estimator or a ``numrnn.nn`` network to ``path`` (an ``.npz`` file).
@@ -182,8 +252,9 @@ def save(model, path):
     Parameters
     ----------
     model : RNNRegressor, RNNClassifier (fitted or not), or numrnn.nn.RNN / LSTM / GRU
-    path : str or os.PathLike
-        Written as given (no extension is added); replaced atomically.
+    path : str, os.PathLike or a binary file object
+        Written as given (no extension is added); replaced atomically, keeping an existing
+        file's mode (a new file gets the umask's) and writing through a symlink.
     """
     from numrnn.estimators._base import BaseRNN
     from numrnn.nn.network import RecurrentNetwork
@@ -248,13 +319,47 @@ def save(model, path):
         )
     header["arrays"] = {k: [list(a.shape), a.dtype.str] for k, a in arrays.items()}
     blob = json.dumps(header, allow_nan=True)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".numrnn-", suffix=".npz", dir=folder)
+    entries = {_HEADER: np.array(blob), **arrays}
+    if hasattr(path, "write") and not isinstance(path, (str, os.PathLike)):
+        np.savez(path, **entries)  # a binary file object, as load accepts
+        return
+    _write_atomic(os.fspath(path), lambda f: np.savez(f, **entries))
+
+
+def _write_atomic(path: str, write) -> None:
+    """Write through ``write(file)`` to a temporary file, then rename it over ``path``.
+
+    Permissions are those a user expects of a saved file: an existing file keeps its mode
+    (a model served by another user stays readable), a new one gets ``0o666`` less the
+    umask, as ``np.save`` and ``open`` give it. A symlink is written through: its target is
+    replaced and the link stays (as ``open(path, 'wb')`` would do).
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{path} is a directory. Pass a file name inside it, e.g. "
+            f"{os.path.join(path, 'model.npz')}."
+        )
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    for _ in range(100):
+        tmp = os.path.join(folder, f".numrnn-{secrets.token_hex(8)}.npz")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 random names taken
+        raise FileExistsError(f"cannot create a temporary file in {folder}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_HEADER: np.array(blob)}, **arrays)
-        os.replace(tmp, path)
+            write(f)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -262,40 +367,135 @@ def save(model, path):
 
 
 # -- load ---------------------------------------------------------------------------------
-def _read(path):
-    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+#: Largest JSON header read (a real one is a few kB; an estimator with long loss curves and
+#: many labels stays far below).
+_MAX_HEADER_BYTES = 64 << 20
+
+
+def _damaged(where, exc):
+    return FileFormatError(
+        f"{where} is a damaged numrnn model file ({type(exc).__name__}: {exc}). It is "
+        "truncated or corrupt: save the model again."
+    )
+
+
+def _open(path):
+    """``(file object, size, where, owned)`` for a path or a binary file object."""
+    if isinstance(path, (str, os.PathLike)):
+        where = os.fspath(path)
+        if os.path.isdir(where):
+            raise IsADirectoryError(
+                f"{where} is a directory, not a model file. Pass the path of a file written "
+                "by numrnn.io.save."
+            )
+        f = open(where, "rb")  # FileNotFoundError / PermissionError propagate as they are
+        return f, os.fstat(f.fileno()).st_size, where, True
+    if not (hasattr(path, "read") and hasattr(path, "seek")):
+        raise TypeError(
+            f"path must be a str, os.PathLike or a binary file object, got "
+            f"{type(path).__name__}. Pass a file name or open(name, 'rb')."
+        )
+    start = path.tell()
+    size = path.seek(0, os.SEEK_END) - start
+    path.seek(start)
+    return path, size, repr(path), False
+
+
+def _member_header(zf, info, size):
+    """Shape and dtype from one member's .npy header, checked against the member's bytes
+    before any array is allocated."""
+    if info.file_size > size:
         raise FileFormatError(
-            f"{where} is not a numrnn model file: NumPy cannot read it as an .npz archive "
-            f"({type(exc).__name__}: {exc}). Pass a file written by numrnn.io.save; if it was, "
-            "it is truncated or corrupt: save the model again."
-        ) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
+            f"member {info.filename!r} claims {info.file_size} bytes in a {size}-byte file."
+        )
+    with zf.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise FileFormatError(f"member {info.filename!r} has .npy version {version}.")
+        offset = fp.tell()
+    if dtype.hasobject:
+        raise FileFormatError(
+            f"member {info.filename!r} holds Python objects (pickled data); numrnn.io never "
+            "unpickles. The file was not written by numrnn.io.save."
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes > info.file_size:
+        raise FileFormatError(
+            f"member {info.filename!r} claims shape {tuple(shape)} of {dtype} ({nbytes} bytes) "
+            f"but holds {info.file_size - offset} bytes."
+        )
+    return tuple(shape), dtype
+
+
+def _read_member(zf, info):
+    with zf.open(info) as fp:
+        return np.lib.format.read_array(fp, allow_pickle=False)
+
+
+def _read(path):
+    f, size, where, owned = _open(path)
+    try:
+        return _read_archive(f, size, where)
+    finally:
+        if owned:
+            f.close()
+
+
+def _read_archive(f, size, where):
+    start = f.tell()
+    magic = f.read(6)
+    f.seek(start)
+    if magic == b"\x93NUMPY":
         raise FileFormatError(
             f"{where} is a single .npy array, not a numrnn model file. Pass a file written by "
             "numrnn.io.save."
         )
     try:
-        with z:
-            if _HEADER not in z.files:
-                raise FileFormatError(
-                    f"{where} is an .npz archive but not a numrnn model file (it has no "
-                    f"{_HEADER!r} header; entries: {sorted(z.files)[:5]}). Pass a file written "
-                    "by numrnn.io.save."
-                )
-            header = json.loads(str(z[_HEADER][()]))
-            arrays = {k: z[k] for k in z.files if k != _HEADER}
-    except FileFormatError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeError) as exc:
+        zf = zipfile.ZipFile(f)
+    except Exception as exc:  # not a zip: text, pickle, random bytes, a cut-off archive
         raise FileFormatError(
-            f"{where} is a damaged numrnn model file ({type(exc).__name__}: {exc}). It is "
-            "truncated or corrupt: save the model again."
+            f"{where} is not a numrnn model file: it is not an .npz archive "
+            f"({type(exc).__name__}: {exc}). Pass a file written by numrnn.io.save; if it was, "
+            "it is truncated or corrupt: save the model again."
         ) from None
+    try:
+        with zf:
+            return _read_entries(zf, size, where)
+    except FileFormatError as exc:
+        msg = str(exc)
+        raise FileFormatError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    except Exception as exc:  # any failure of a damaged file (bit flips reach odd places)
+        raise _damaged(where, exc) from None
+
+
+def _read_entries(zf, size, where):
+    infos = {}
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy") or info.filename[:-4] in infos:
+            raise FileFormatError(f"unexpected member {info.filename!r}.")
+        if info.compress_type != zipfile.ZIP_STORED:  # a zip bomb cannot inflate
+            raise FileFormatError(
+                f"member {info.filename!r} is compressed; numrnn.io.save writes stored "
+                "(uncompressed) members only, so the file was not written by it or was edited."
+            )
+        infos[info.filename[:-4]] = info
+    if sum(i.file_size for i in infos.values()) > size:
+        raise FileFormatError(f"its members claim more bytes than the file's {size}.")
+    if _HEADER not in infos:
+        raise FileFormatError(
+            f"{where} is an .npz archive but not a numrnn model file (it has no "
+            f"{_HEADER!r} header; entries: {sorted(infos)[:5]}). Pass a file written "
+            "by numrnn.io.save."
+        )
+    meta = {k: _member_header(zf, info, size) for k, info in infos.items()}
+    shape, dtype = meta[_HEADER]
+    if shape != () or dtype.kind != "U" or dtype.itemsize > _MAX_HEADER_BYTES:
+        raise FileFormatError(f"the {_HEADER!r} entry is not a JSON string.")
+    header = json.loads(str(_read_member(zf, infos[_HEADER])[()]))
     if not isinstance(header, dict) or header.get("format") != "numrnn":
         raise FileFormatError(
             f"{where} has a {_HEADER!r} entry that is not a numrnn header. Pass a file written "
@@ -309,20 +509,33 @@ def _read(path):
             f"versions 1 to {FORMAT_VERSION}. Upgrade numrnn to load it."
         )
     listed = header.get("arrays", {})
-    missing = sorted(set(listed) - set(arrays))
-    extra = sorted(set(arrays) - set(listed))
+    if not isinstance(listed, dict):
+        raise FileFormatError("the header's array list is not a mapping.")
+    names = set(infos) - {_HEADER}
+    missing = sorted(set(listed) - names)
+    extra = sorted(names - set(listed))
     if missing or extra:
         raise FileFormatError(
             f"{where} does not hold the arrays its header lists (missing {missing[:5]}, "
             f"unexpected {extra[:5]}); it is corrupt or was edited. Save the model again."
         )
     for k, (shape, dt) in listed.items():
-        a = arrays[k]
-        if list(a.shape) != list(shape) or a.dtype.str != dt:
+        a_shape, a_dtype = meta[k]
+        if list(a_shape) != list(shape) or a_dtype.str != dt:
             raise FileFormatError(
-                f"{where}: array {k!r} has shape {a.shape} and dtype {a.dtype}, but the header "
+                f"{where}: array {k!r} has shape {a_shape} and dtype {a_dtype}, but the header "
                 f"says {tuple(shape)} and {np.dtype(dt)}; the file is corrupt or was edited."
             )
+    net = header.get("network")
+    if isinstance(net, dict) and net.get("class") in _NET_CLASSES:
+        try:
+            _check_network_arrays(net, listed, "network")
+        except FileFormatError as exc:
+            raise FileFormatError(
+                f"{where} does not fit this numrnn ({_version()}; the file was written by "
+                f"{header.get('numrnn_version')!r}): {exc}"
+            ) from None
+    arrays = {k: _read_member(zf, infos[k]) for k in listed}
     return header, arrays, where
 
 
@@ -333,8 +546,9 @@ def load(path, *, device=None):
     ----------
     path : str, os.PathLike or a binary file object
     device : {'cpu', 'cuda', 'auto'}, optional
-        For a bare network: build it here instead of on the device it was saved from.
-        Estimators use their own ``device`` parameter.
+        Where the loaded network runs (an estimator's ``device`` parameter is set to it).
+        None: the device it was saved from when that is available here, else the CPU, so
+        a model trained with ``device='cuda'`` loads on a CPU-only machine.
 
     Returns
     -------
@@ -350,14 +564,14 @@ def load(path, *, device=None):
         if header.get("kind") == "network":
             return _build_network(header["network"], arrays, "network", device)
         if header.get("kind") == "estimator":
-            return _load_estimator(header, arrays)
+            return _load_estimator(header, arrays, device)
         raise FileFormatError(f"unknown kind {header.get('kind')!r}.")
     except FileFormatError as exc:
         raise FileFormatError(
             f"{where} does not fit this numrnn ({_version()}; the file was written by "
             f"{header.get('numrnn_version')!r}): {exc}"
         ) from None
-    except (KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # a crafted header reaches odd places: all of it is the file's fault
         raise FileFormatError(
             f"{where} does not fit this numrnn ({_version()}; the file was written by "
             f"{header.get('numrnn_version')!r}): {type(exc).__name__}: {exc}. Load it with "
@@ -365,7 +579,25 @@ def load(path, *, device=None):
         ) from None
 
 
-def _load_estimator(header, arrays):
+def _check_attribute_name(cls, name) -> None:
+    """A header may restore fitted attributes only: ``name_`` or ``_name`` that the class
+    does not define (no method, property or class attribute can be replaced)."""
+    ok = (
+        isinstance(name, str)
+        and name.isidentifier()
+        and not name.startswith("__")
+        and (name.endswith("_") or name.startswith("_"))
+        and not hasattr(cls, name)
+        and name not in _SPECIAL
+    )
+    if not ok:
+        raise FileFormatError(
+            f"the header sets attribute {name!r}, which is not a fitted attribute of "
+            f"{cls.__name__}; the file was edited or crafted."
+        )
+
+
+def _load_estimator(header, arrays, device=None):
     from numrnn import estimators
     from numrnn.nn.linear import Linear
 
@@ -381,7 +613,11 @@ def _load_estimator(header, arrays):
         raise FileFormatError(f"parameters {unknown} are unknown to {cls_name} here.")
     est = cls(**params)
     for k, v in header["attrs"].items():
+        _check_attribute_name(cls, k)
         setattr(est, k, _from_json(v, arrays))
+    dev = _load_device(device, est.device)
+    if dev != est.device:
+        est.device = dev  # a refit runs where the model was loaded
     if "network" in header:
         est.network_ = _build_network(header["network"], arrays, "network", est.device)
         w, b = arrays["head/weight"], arrays["head/bias"]

@@ -54,7 +54,7 @@ def _finish(ax, path):
     return ax
 
 
-def plot_loss(estimator, ax=None, *, path=None, log=True):
+def plot_loss(estimator, ax=None, *, path=None, log=True, title=None, ylabel="loss"):
     """Training loss per epoch and, with early stopping, the validation loss.
 
     Parameters
@@ -66,6 +66,9 @@ def plot_loss(estimator, ax=None, *, path=None, log=True):
         Write a PNG there (Agg backend).
     log : bool, default=True
         Logarithmic loss axis.
+    title : str, optional
+        Default: the estimator's class name and "loss per epoch".
+    ylabel : str, default='loss'
     """
     ax = _axes(ax, path)
     train = list(getattr(estimator, "loss_curve_", []))
@@ -78,19 +81,29 @@ def plot_loss(estimator, ax=None, *, path=None, log=True):
         ax.plot(np.arange(1, len(val) + 1), val, label="validation loss")
     if log and min(train) > 0:
         ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(f"{type(estimator).__name__}: loss")
+    ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
+    ax.set_title(title if title is not None else f"{type(estimator).__name__}: loss per epoch")
     ax.legend()
     return _finish(ax, path)
 
 
-def _xy(a, start=0):
-    """(x, values) of a series: its index for pandas, positions otherwise."""
+def _xy(a, start=0, x=None):
+    """(x, values) of a series: ``x`` if given, its index for pandas, positions otherwise."""
     if hasattr(a, "index") and hasattr(a, "to_numpy"):
-        return np.asarray(a.index), a.to_numpy(dtype=np.float64)
-    v = np.asarray(a, dtype=np.float64)
-    return np.arange(start, start + v.shape[0]), v
+        xs, v = np.asarray(a.index), a.to_numpy(dtype=np.float64)
+    else:
+        v = np.asarray(a, dtype=np.float64)
+        xs = np.arange(start, start + v.shape[0])
+    if x is not None:
+        xs = np.asarray(x)
+        if xs.shape[0] != v.shape[0]:
+            raise ValueError(
+                f"x has {xs.shape[0]} positions for {v.shape[0]} values. Pass one position "
+                "(a number or a date) per value."
+            )
+    return xs, v
 
 
 def plot_forecast(
@@ -103,6 +116,10 @@ def plot_forecast(
     path=None,
     title="forecast",
     labels=("training tail", "actual", "forecast"),
+    x=None,
+    x_forecast=None,
+    xlabel=None,
+    ylabel="value",
 ):
     """The last ``n_tail`` training values, the forecast and (optionally) the actual values.
 
@@ -122,17 +139,28 @@ def plot_forecast(
     title : str
     labels : (str, str, str)
         Legend entries of the training tail, the actual values and the forecast.
+    x, x_forecast : array-like, optional
+        Positions (numbers or ``datetime64`` dates) of ``y_train`` and of the forecast (and
+        ``y_true``). Default: a pandas input's index, else steps ``0 .. n-1`` and
+        ``n .. n+h-1``.
+    xlabel : str, optional
+        Default: ``'date'`` for dates, ``'time step'`` otherwise.
+    ylabel : str, default='value'
     """
     ax = _axes(ax, path)
-    xt, vt = _xy(y_train)
+    xt, vt = _xy(y_train, x=x)
     n = vt.shape[0]
     ax.plot(xt[-n_tail:], vt[-n_tail:], color="0.4", label=labels[0])
-    xf, vf = _xy(forecast, start=n)
+    xf, vf = _xy(forecast, start=n, x=x_forecast)
     if y_true is not None:
-        xa, va = _xy(y_true, start=n)
+        xa, va = _xy(y_true, start=n, x=x_forecast)
         ax.plot(xa, va, color="tab:blue", label=labels[1])
     ax.plot(xf, vf, color="tab:red", ls="--", marker=".", ms=3, label=labels[2])
     ax.axvline(xt[-1], color="0.7", lw=0.8)
+    if xlabel is None:
+        xlabel = "date" if np.issubdtype(np.asarray(xt).dtype, np.datetime64) else "time step"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
     return _finish(ax, path)
@@ -188,6 +216,8 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
     norms : ndarray of shape (n_timesteps,)
         Frobenius norm over the batch (and layers) of the gradient of the batch-mean loss.
     """
+    from numrnn.nn.readout import readout_backward, readout_forward
+
     if wrt not in ("state", "input"):
         raise ValueError(f"wrt must be 'state' or 'input', got {wrt!r}.")
     net, X, Y = _prepare(estimator, X, y)
@@ -206,11 +236,15 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
             _, dz = estimator._loss(z, Y, np.ones((B, T), bool), None)
             d_out = (dz @ W).astype(net.dtype)
             dN = None
-        else:
-            h_top = (hn[0] if isinstance(hn, tuple) else hn)[L - 1]
-            _, dz = estimator._loss(h_top @ W.T + b, Y, None, None)
-            d_out = np.zeros_like(out)
-            dN = _state_grad(hn, L, (dz @ W).astype(net.dtype))
+        else:  # the estimator's readout (numrnn.nn.readout) and its gradient
+            feat, ctx = readout_forward(
+                getattr(estimator, "readout", "last"), out, hn, np.full(B, T), L, 1,
+                net.merge_mode,
+            )  # fmt: skip
+            _, dz = estimator._loss(feat @ W.T + b, Y, None, None)
+            d_out, dN = readout_backward((dz @ W).astype(net.dtype), ctx)
+            if d_out is None:  # 'last': the loss reads the final state only
+                d_out = np.zeros_like(out)
         dx = net.backward(d_out, dN)
         if wrt == "input":
             return np.sqrt((dx.astype(np.float64) ** 2).sum(axis=(0, 2)))
@@ -223,47 +257,39 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
         for t in range(1, T + 1):
             h_t = states[t - 1]
             if t < T:
-                out_r, hn_r = net.forward(X[:, t:], h_t, requires_grad=True)
-                if seq:
-                    net.backward(d_out[:, t:], None)
-                else:
-                    net.backward(np.zeros_like(out_r), dN)
+                net.forward(X[:, t:], h_t, requires_grad=True)
+                net.backward(d_out[:, t:], dN)
                 g = net.grad_state[0] if isinstance(net.grad_state, tuple) else net.grad_state
                 g = g.astype(np.float64)
             else:
                 g = np.zeros((L, B, net.hidden_size))
-                if not seq:
+                if dN is not None:
                     g += dN[0] if isinstance(dN, tuple) else dN
-            if seq:
-                g[L - 1] += d_out[:, t - 1]
+            g[L - 1] += d_out[:, t - 1]  # the step's own loss term (zero for 'last')
             norms[t - 1] = np.sqrt((g**2).sum())
     finally:
         net.train(was_training)
     return norms
 
 
-def _state_grad(hn, L, dh_top):
-    if isinstance(hn, tuple):
-        dh = np.zeros_like(hn[0])
-        dh[L - 1] = dh_top
-        return (dh, np.zeros_like(hn[1]))
-    dh = np.zeros_like(hn)
-    dh[L - 1] = dh_top
-    return dh
-
-
-def plot_gradient_norms(estimator, X, y, ax=None, *, wrt="state", path=None, log=True):
+def plot_gradient_norms(estimator, X, y, ax=None, *, wrt="state", path=None, log=True, title=None):
     """Plot :func:`gradient_norms` against the time step (log scale by default).
 
     A curve that falls steeply towards t = 1 shows vanishing gradients: early steps barely
     influence the loss; one that rises shows exploding gradients (consider ``clip_norm``).
+    The arguments are :func:`gradient_norms`'s, plus ``ax``, ``path`` (write a PNG there),
+    ``log`` (logarithmic axis) and ``title`` (replaces the default title).
     """
     norms = gradient_norms(estimator, X, y, wrt=wrt)
     ax = _axes(ax, path)
     ax.plot(np.arange(1, norms.shape[0] + 1), norms, marker=".")
     if log and (norms > 0).all():
         ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("time step t")
-    ax.set_ylabel("||dL/dh_t||" if wrt == "state" else "||dL/dx_t||")
-    ax.set_title(f"gradient norm through time ({getattr(estimator, 'cell', '')})")
+    ylabel = "||dL/dh_t||" if wrt == "state" else "||dL/dx_t||"
+    ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
+    if title is None:
+        title = f"Gradient norm {ylabel} through time ({getattr(estimator, 'cell', '')})"
+    ax.set_title(title)
     return _finish(ax, path)

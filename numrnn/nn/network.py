@@ -220,7 +220,7 @@ class RecurrentNetwork:
             out.append(np.ascontiguousarray(a, dtype=self.dtype))
         return out
 
-    def forward(self, x, state=None, *, lengths=None, requires_grad: bool = True):
+    def forward(self, x, state=None, *, lengths=None, requires_grad: bool = True, training=None):
         """Run the network.
 
         Parameters
@@ -232,28 +232,45 @@ class RecurrentNetwork:
         lengths : array (B,) of int, optional
             Valid steps per sequence of a padded ``x``.
         requires_grad : bool, default=True
-            Keep what :meth:`backward` needs. False saves memory for inference.
+            Keep what :meth:`backward` needs. False saves memory for inference (and a later
+            :meth:`backward` then raises: it would not match this forward).
+        training : bool or None, default=None
+            Dropout on (True) or off (False) for this call; None follows :attr:`training`
+            (set by :meth:`train`/:meth:`eval`). Inference code passes ``training=False``
+            rather than flipping the shared mode, which other threads may be reading.
 
         Returns
         -------
         out : (B, T, D_out) outputs of the last layer (0 on padded steps)
         state : h_n, or (h_n, c_n) for the LSTM, each (L*D, B, H)
         """
+        result, self._cache = self._run(x, state, lengths, requires_grad, training)
+        return result
+
+    def _inference(self, x, state=None, *, lengths=None):
+        """``forward(x, state, lengths=lengths, requires_grad=False, training=False)`` that
+        writes nothing of the network (not even the backward cache): estimators' predict
+        calls it, so several threads may predict with one model at once."""
+        return self._run(x, state, lengths, False, False)[0]
+
+    def _run(self, x, state, lengths, requires_grad, training):
+        """:meth:`forward`'s work; returns ``(result, cache)`` and writes nothing."""
         xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
         B, T = xp.shape[0], xp.shape[1]
         init = self._check_state(state, B)
+        training = self.training if training is None else bool(training)
         # No BLAS thread limit around the layers: the CPU kernels do not call BLAS.
         if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
-            return self._forward_chunked(xp, lens, init)
+            return self._forward_chunked(xp, lens, init, training), None
         be = self.backend
         out, h_n, c_n, cache = self._forward_time_major(
             be.asarray(xp.transpose(1, 0, 2), self.dtype),
             be.asarray(lens, np.int64),
             init,
             requires_grad,
+            training=training,
         )
-        self._cache = cache
-        return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n)
+        return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n), cache
 
     #: Steps per chunk when a unidirectional network runs without gradients: memory for
     #: gates and workspace stays bounded however long the sequence.
@@ -266,7 +283,7 @@ class RecurrentNetwork:
             return out, (hN, _stack([self.backend.to_host(c) for c in c_n]))
         return out, hN
 
-    def _forward_chunked(self, xp, lens, init):
+    def _forward_chunked(self, xp, lens, init, training):
         """Inference over time chunks with the state carried (unidirectional only)."""
         B, T, _ = xp.shape
         be = self.backend
@@ -280,18 +297,22 @@ class RecurrentNetwork:
                 be.asarray(chunk_lens, np.int64),
                 state,
                 False,
+                training=training,
             )
             out[:, t0:t1] = be.to_host(o).transpose(1, 0, 2)
             state = [h_n, c_n]  # per layer-direction lists index like the stacked arrays
-        self._cache = None
         return self._result(out, h_n, c_n)
 
-    def _forward_time_major(self, inp, lens_dev, init, requires_grad, params=None):
+    def _forward_time_major(
+        self, inp, lens_dev, init, requires_grad, params=None, *, training=None
+    ):
         """All layers and directions on a time-major input; returns (out, h_n, c_n, cache).
 
         ``params`` (per layer and direction, like ``self._params``) defaults to the
-        network's own; a device fit passes its device-resident copies.
+        network's own; a device fit passes its device-resident copies. ``training``
+        (dropout) defaults to :attr:`training`. Nothing of the network is written.
         """
+        training = self.training if training is None else training
         be = self.backend
         params = self._params if params is None else params
         D = self.num_directions
@@ -327,7 +348,7 @@ class RecurrentNetwork:
                 h_n[k], c_n[k] = hn, cn
             merged = be.merge(outs, self.merge_mode)
             mask = None
-            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+            if training and self.dropout > 0 and layer < self.num_layers - 1:
                 # Masks come from the host generator: same seed, same masks on every device.
                 keep = self._rng.random(merged.shape) >= self.dropout
                 mask = be.asarray(keep / (1.0 - self.dropout), self.dtype)

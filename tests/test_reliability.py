@@ -1,0 +1,333 @@
+"""Reliability under threads, hardened deployments and hostile files (issue #19).
+
+Each case here failed before its fix. Kept fast: tiny models, a sample of bit flips,
+subprocesses only where a resource limit or an environment variable is the point.
+"""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from numrnn.estimators import RNNClassifier, RNNRegressor
+from numrnn.nn import GRU, LSTM, RNN
+
+
+def _quiet_fit(m, X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return m.fit(X, y, **kw)
+
+
+# -- 1. thread-safe predict -------------------------------------------------------------
+
+
+def _in_threads(fn, n=8):
+    """Run ``fn(i)`` in ``n`` threads started together; return the results in order."""
+    results, errors = [None] * n, []
+    barrier = threading.Barrier(n)
+
+    def work(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_concurrent_predict_with_dropout_matches_serial(cell, output):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 7, 2))
+    y = X.sum(axis=(1, 2)) if output == "last" else X.sum(axis=2)
+    m = RNNRegressor(
+        cell=cell, hidden_size=6, num_layers=3, dropout=0.5, bidirectional=True,
+        output=output, max_iter=2, random_state=0,
+    )  # fmt: skip
+    _quiet_fit(m, X, y)
+    serial = m.predict(X)
+    results = _in_threads(lambda i: [m.predict(X) for _ in range(3)])
+    for per_thread in results:
+        for r in per_thread:
+            np.testing.assert_array_equal(r, serial)
+    # predict left the network's mode and backward cache alone
+    assert m.network_.training is True
+
+
+def test_concurrent_predict_unidirectional_dropout_classifier():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 9, 3))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    m = RNNClassifier(cell="lstm", hidden_size=5, num_layers=2, dropout=0.4, max_iter=2,
+                      random_state=0)  # fmt: skip
+    _quiet_fit(m, X, y)
+    serial = m.predict_proba(X)
+    for r in _in_threads(lambda i: m.predict_proba(X)):
+        np.testing.assert_array_equal(r, serial)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_network_training_flag_is_a_forward_argument(cls):
+    net = cls(3, 4, num_layers=2, dropout=0.5, bidirectional=True, random_state=0)
+    x = np.random.default_rng(2).standard_normal((5, 6, 3)).astype(np.float32)
+    rng_state = net._rng.bit_generator.state
+    ref, _ = net.eval().forward(x, requires_grad=False)
+    net.train()
+    out, _ = net.forward(x, requires_grad=False, training=False)
+    np.testing.assert_array_equal(out, ref)
+    assert net.training is True
+    assert net._rng.bit_generator.state == rng_state  # no dropout mask drawn
+    # The estimators' inference path writes nothing: a training forward's cache survives it.
+    net.forward(x)
+    np.testing.assert_array_equal(net._inference(x)[0], ref)
+    dx = net.backward(np.ones((5, 6, 8), np.float32))
+    assert dx.shape == x.shape
+
+
+# -- 3, 4, 8. persistence ---------------------------------------------------------------
+import io as _io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from numrnn.io import FileFormatError, load, save  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+_rs = np.random.default_rng(3)
+XS = _rs.standard_normal((12, 5, 2))
+YS = XS.sum(axis=(1, 2))
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return _quiet_fit(RNNRegressor(cell="lstm", hidden_size=3, max_iter=1, random_state=0), XS, YS)
+
+
+@pytest.fixture
+def model_file(small_model, tmp_path):
+    p = tmp_path / "m.npz"
+    save(small_model, p)
+    return p
+
+
+def _edit_header(src, dst, edit):
+    """Copy an archive (stored, as save writes it) with its JSON header passed through ``edit``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "__numrnn__.npy":
+                h = json.loads(str(np.load(_io.BytesIO(data))[()]))
+                h = edit(h) or h
+                buf = _io.BytesIO()
+                np.save(buf, np.array(json.dumps(h)))
+                data = buf.getvalue()
+            zout.writestr(info.filename, data)
+    return dst
+
+
+def _run_limited(code, mem_mb=600):
+    """Run ``code`` in a subprocess whose address space is capped at ``mem_mb`` MB."""
+    prelude = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({mem_mb << 20}, {mem_mb << 20}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, env=env,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_crafted_hidden_size_is_refused_before_allocating(model_file, tmp_path):
+    def edit(h):
+        h["network"]["hidden_size"] = 12000
+        h["params"]["hidden_size"] = 12000
+
+    bad = _edit_header(model_file, tmp_path / "big.npz", edit)
+    with pytest.raises(FileFormatError, match="hidden_size"):
+        load(bad)
+    # the same under a memory cap: refused, not killed (12000 hidden LSTM weights: ~2.3 GB)
+    code = (
+        "from numrnn.io import load, FileFormatError\n"
+        f"try:\n    load({str(bad)!r})\nexcept FileFormatError:\n    print('REFUSED')\n"
+    )
+    r = _run_limited(code, mem_mb=1500)
+    assert "REFUSED" in r.stdout, r.stderr[-2000:]
+
+
+def test_npy_member_claiming_huge_shape_is_refused(model_file, tmp_path):
+    # a member whose .npy header claims 800 GB, listed consistently in the JSON header
+    big = tmp_path / "huge.npz"
+    hdr = np.lib.format.header_data_from_array_1_0(np.zeros((3,), np.float32))
+    hdr["shape"] = (200_000_000_000,)
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, hdr)
+    buf.write(b"\0" * 64)
+
+    with zipfile.ZipFile(model_file) as zin, zipfile.ZipFile(big, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "head/bias.npy":
+                data = buf.getvalue()
+            if info.filename == "__numrnn__.npy":
+                h = json.loads(str(np.load(_io.BytesIO(data))[()]))
+                h["arrays"]["head/bias"] = [[200_000_000_000], "<f4"]
+                b2 = _io.BytesIO()
+                np.save(b2, np.array(json.dumps(h)))
+                data = b2.getvalue()
+            zout.writestr(info.filename, data)
+    with pytest.raises(FileFormatError, match="head/bias"):
+        load(big)
+
+
+def test_zip_bomb_is_refused_in_bounded_memory(model_file, tmp_path):
+    bomb = tmp_path / "bomb.npz"
+    payload = b"\0" * (256 << 20)  # 256 MB of zeros: ~260 KB deflated
+    hdr = np.lib.format.header_data_from_array_1_0(np.zeros((64 << 20,), np.float32))
+    head = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, hdr)
+    listed = _edit_header(
+        model_file, tmp_path / "listed.npz",
+        lambda h: h["arrays"].update({"attr/extra": [[64 << 20], "<f4"]}),
+    )  # fmt: skip
+    with zipfile.ZipFile(listed) as zin, zipfile.ZipFile(bomb, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+        zout.writestr("attr/extra.npy", head.getvalue() + payload, zipfile.ZIP_DEFLATED)
+    del payload
+    assert bomb.stat().st_size < 2 << 20
+    code = (
+        "from numrnn.io import load, FileFormatError\n"
+        f"try:\n    load({str(bomb)!r})\nexcept FileFormatError as e:\n    print('REFUSED', e)\n"
+    )
+    r = _run_limited(code, mem_mb=600)  # numrnn imported: ~400 MB of address space
+    assert "REFUSED" in r.stdout and "compressed" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_header_cannot_set_methods_or_class_attributes(model_file, tmp_path):
+    for name in ("predict", "coef_", "_is_classifier", "__class__", "fit"):
+        bad = _edit_header(
+            model_file, tmp_path / "attr.npz", lambda h, n=name: h["attrs"].update({n: "x"})
+        )
+        with pytest.raises(FileFormatError, match=repr(name)):
+            load(bad)
+
+
+def test_deeply_nested_header_is_a_file_format_error(model_file, tmp_path):
+    bad = tmp_path / "nested.npz"
+    with zipfile.ZipFile(model_file) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "__numrnn__.npy":
+                buf = _io.BytesIO()
+                np.save(buf, np.array("[" * 100_000 + "]" * 100_000))
+                data = buf.getvalue()
+            zout.writestr(info.filename, data)
+    with pytest.raises(FileFormatError):
+        load(bad)
+
+
+def test_single_bit_flips_raise_file_format_error_or_load(model_file, tmp_path):
+    """A sample of single-bit flips over the whole file: each loads (a flipped weight) or
+    raises FileFormatError, never another exception and never numpy's unsafe-load hint."""
+    data = model_file.read_bytes()
+    rng = np.random.default_rng(0)
+    # every byte of the zip/npy structure near the start and end, plus a random sample
+    positions = sorted(
+        set(range(0, 160)) | set(range(len(data) - 400, len(data)))
+        | set(rng.integers(0, len(data), 300).tolist())
+    )  # fmt: skip
+    bad = tmp_path / "flip.npz"
+    outcomes = {"loaded": 0, "refused": 0}
+    for i, pos in enumerate(positions):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << (i % 8)
+        bad.write_bytes(bytes(flipped))
+        try:
+            load(bad)
+            outcomes["loaded"] += 1
+        except FileFormatError as exc:
+            assert "allow_pickle" not in str(exc) and "unsafe" not in str(exc), exc
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0
+
+
+def test_directory_is_named_as_such(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        load(tmp_path)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        save(RNN(2, 3), tmp_path)
+
+
+def test_save_to_file_object_round_trips(small_model):
+    buf = _io.BytesIO()
+    save(small_model, buf)
+    buf.seek(0)
+    again = load(buf)
+    np.testing.assert_array_equal(again.predict(XS), small_model.predict(XS))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_save_honours_umask_and_keeps_existing_mode(tmp_path):
+    net = RNN(2, 3, random_state=0)
+    old = os.umask(0o022)
+    try:
+        p = tmp_path / "new.npz"
+        save(net, p)
+        assert p.stat().st_mode & 0o777 == 0o644  # as np.save / open() would create it
+        p.chmod(0o640)
+        save(net, p)
+        assert p.stat().st_mode & 0o777 == 0o640  # an overwrite keeps the file's mode
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_save_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "v1.npz"
+    link = tmp_path / "current.npz"
+    save(RNN(2, 3, random_state=0), target)
+    link.symlink_to(target)
+    save(GRU(2, 3, random_state=0), link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert isinstance(load(target), GRU)
+
+
+def _fake_cuda(h):
+    h["params"]["device"] = "cuda"
+    h["network"]["device"] = "cuda"
+
+
+def test_cuda_trained_estimator_loads_on_cpu(small_model, model_file, tmp_path):
+    bad = _edit_header(model_file, tmp_path / "cuda.npz", _fake_cuda)
+    ref = small_model.predict(XS)
+    for kw in ({}, {"device": "cpu"}):
+        m = load(bad, **kw)
+        assert m.network_.device == "cpu"
+        np.testing.assert_array_equal(m.predict(XS), ref)
+    assert load(bad, device="cpu").device == "cpu"
+
+
+def test_cuda_trained_network_loads_on_cpu(tmp_path):
+    net = LSTM(2, 3, random_state=0)
+    p = tmp_path / "n.npz"
+    save(net, p)
+    bad = _edit_header(p, tmp_path / "cuda.npz", lambda h: h["network"].update(device="cuda"))
+    x = XS.astype(np.float32)
+    for kw in ({}, {"device": "cpu"}):
+        assert load(bad, **kw).device == "cpu"
+        np.testing.assert_array_equal(load(bad, **kw).forward(x)[0], net.forward(x)[0])
