@@ -32,10 +32,10 @@ from pathlib import Path
 
 from numba import njit, types
 from numba.core.caching import (
-    NullCache,
     CompileResultCacheImpl,
     FunctionCache,
     InTreeCacheLocator,
+    NullCache,
     UserProvidedCacheLocator,
     UserWideCacheLocator,
 )
@@ -171,6 +171,14 @@ def _kernel_cache(py_func):
                 stacklevel=2,
             )
     return MemoryOnlyCache(py_func)
+
+
+def kernel_cache_dir() -> str:
+    """Where compiled kernels are cached (a description when nothing is writable)."""
+    from numrnn.kernels.cpu import gemm
+
+    path = gemm.packed_matmul._cache.cache_path
+    return path if path else "memory only (no writable cache directory)"
 
 
 def _unliteral_calls(dispatcher):

@@ -95,3 +95,41 @@ def test_read_only_deployment_compiles_in_memory_with_one_warning(tmp_path):
         "LOG compiling numrnn kernels for lstm/float32 (about "
         f"{COLD_COMPILE_SECONDS['lstm']} s, in every process: no writable cache)"
     ]
+
+
+def test_heartbeat_prints_while_silent():
+    import io
+    import time
+
+    from numrnn.cli import _Heartbeat
+
+    out = io.StringIO()
+    with _Heartbeat(out, every=0.2) as beat:
+        beat.write("stage\n")
+        time.sleep(0.5)
+        beat.compiling += 1  # as numba's compile event does
+        time.sleep(0.5)
+        beat.compiling -= 1
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "stage"
+    assert any("still training" in ln for ln in lines[1:])
+    assert "still compiling kernels" in lines[-1]
+
+
+def test_compile_command_reports_each_cell(monkeypatch, capsys):
+    import numrnn.parallel
+    from numrnn.cli import main
+
+    calls = []
+
+    def fake(cells, dtypes, processes, report):
+        calls.append((list(cells), list(dtypes), processes))
+        for c in cells:
+            for d in dtypes:
+                report(c, d, 1.5, 1.25)
+
+    monkeypatch.setattr(numrnn.parallel, "compile_kernels", fake)
+    assert main(["compile", "--cells", "lstm", "gru", "--dtypes", "float64"]) == 0
+    assert calls == [(["lstm", "gru"], ["float64"], None)]
+    out = capsys.readouterr().out
+    assert "  lstm/float64: 1.5s (1.2s CPU)" in out and "  gru/float64: 1.5s" in out
