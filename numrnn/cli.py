@@ -270,7 +270,7 @@ class _Heartbeat:
         self.stream.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(min(0.5, self.every / 4)):
             now = time.perf_counter()
             if now - self.last >= self.every:
                 what = "compiling kernels" if self.compiling else "training"
