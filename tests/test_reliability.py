@@ -331,3 +331,220 @@ def test_cuda_trained_network_loads_on_cpu(tmp_path):
     for kw in ({}, {"device": "cpu"}):
         assert load(bad, **kw).device == "cpu"
         np.testing.assert_array_equal(load(bad, **kw).forward(x)[0], net.forward(x)[0])
+
+
+# -- 5. non-finite training -------------------------------------------------------------
+from numrnn.estimators import NonFiniteLossError  # noqa: E402
+
+XF = np.random.default_rng(5).standard_normal((20, 6, 2))
+YF = XF.sum(axis=(1, 2))
+
+
+@pytest.mark.parametrize(
+    "kw, y",
+    [
+        ({}, YF * 1e39),  # targets overflow float32
+        ({"output": "sequence"}, np.cumsum(XF.sum(axis=2), axis=1) * 1e39),
+        ({"solver": "sgd", "learning_rate_init": 1e6}, YF),  # huge step
+        ({"solver": "sgd", "learning_rate_init": 1e6, "cell": "rnn", "nonlinearity": "relu"}, YF),
+    ],
+)
+def test_non_finite_training_is_non_finite_loss_error(kw, y):
+    m = RNNRegressor(hidden_size=4, max_iter=3, random_state=0, batch_size=5, **kw)
+    with pytest.raises(NonFiniteLossError, match="epoch 1") as info:
+        _quiet_fit(m, XF, y)
+    assert "h0" not in str(info.value)
+    assert "stays unfitted (no epoch finished)" in str(info.value)
+    assert not hasattr(m, "network_")
+
+
+def test_divergence_after_a_good_epoch_keeps_it_and_names_the_next_epoch():
+    m = RNNRegressor(hidden_size=4, max_iter=1, random_state=0, batch_size=5)
+    _quiet_fit(m, XF, YF)
+    before = m.predict(XF)
+    m.set_params(warm_start=True, solver="sgd", learning_rate_init=1e6)
+    with pytest.raises(NonFiniteLossError, match="in epoch 2.*those of epoch 1") as info:
+        _quiet_fit(m, XF, YF)
+    assert info.value.kept_epoch == 1
+    np.testing.assert_array_equal(m.predict(XF), before)
+
+
+def test_backward_names_a_non_finite_state_gradient():
+    net = LSTM(2, 3)
+    x = np.ones((2, 4, 2), np.float32)
+    net.forward(x)
+    bad = np.full((1, 2, 3), np.nan, np.float32)
+    with pytest.raises(ValueError, match="d_state"):
+        net.backward(None, (bad, np.zeros_like(bad)))
+
+
+# -- 9 (nn). complex and other silent coercions in numrnn.nn ------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_nn_rejects_complex_input_state_gradient_and_state_dict(cls):
+    net = cls(2, 3, random_state=0)
+    x = np.ones((2, 4, 2))
+    with pytest.raises((TypeError, ValueError), match="X.*real|complex"):
+        net.forward(x + 1j)
+    h = np.zeros((1, 2, 3)) + 0j
+    state = (h, h.real) if cls is LSTM else h
+    with pytest.raises(TypeError, match="h0 must hold real numbers"):
+        net.forward(x, state)
+    net.forward(x)
+    with pytest.raises(TypeError, match="d_out must hold real numbers"):
+        net.backward(np.ones((2, 4, 3)) + 1j)
+    # the failed check left the forward's cache: backward works now
+    assert net.backward(np.ones((2, 4, 3))).shape == x.shape
+    sd = net.state_dict()
+    before = {k: v.copy() for k, v in sd.items()}
+    bad = dict(sd)
+    first = next(iter(bad))
+    bad[first] = np.ones_like(bad[first]) * 5
+    bad[list(bad)[-1]] = bad[list(bad)[-1]] + 1j
+    with pytest.raises(TypeError, match="real numbers"):
+        net.load_state_dict(bad)
+    for k, v in net.state_dict().items():  # atomic: nothing copied
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        net.load_state_dict(list(sd.values()))
+
+
+def test_failed_backward_shape_check_keeps_the_cache():
+    net = GRU(2, 3, random_state=0)
+    x = np.ones((2, 4, 2), np.float32)
+    net.forward(x)
+    with pytest.raises(ValueError, match="d_out must have the shape"):
+        net.backward(np.ones((2, 5, 3)))
+    assert net.backward(np.ones((2, 4, 3))).shape == x.shape
+
+
+# -- 9 (estimators). silent coercions, and the misleading messages ------------------------
+import pandas as pd  # noqa: E402
+
+X2 = np.random.default_rng(9).standard_normal((20, 6))
+Y2 = X2.sum(axis=1)
+
+
+def _reg(**kw):
+    return RNNRegressor(**{"hidden_size": 3, "max_iter": 1, "random_state": 0, **kw})
+
+
+def _masked(a):
+    m = np.ma.masked_array(a.copy(), mask=np.zeros(a.shape, bool))
+    m.mask[0, 2] = True
+    m.data[0, 2] = 1e30
+    return m
+
+
+BAD_INPUT = {
+    "complex y": (lambda: (X2, Y2 + 1j), ValueError, "y must hold real numbers"),
+    "complex X": (lambda: (X2 + 1j, Y2), ValueError, "X must hold real numbers"),
+    "masked 2-D X": (lambda: (_masked(X2), Y2), ValueError, "masked array"),
+    "masked 3-D X": (lambda: (_masked(X2)[:, :, None], Y2), ValueError, "masked array"),
+    "masked y": (
+        lambda: (X2, np.ma.masked_array(Y2, mask=np.arange(20) == 3)), ValueError, "y is a masked"
+    ),
+    "datetime64 X": (
+        lambda: (np.arange(120).astype("datetime64[D]").reshape(20, 6), Y2),
+        TypeError, "dates",
+    ),
+    "datetime frame": (
+        lambda: (pd.DataFrame({"t": pd.date_range("2020", periods=20), "v": Y2}), Y2),
+        TypeError, "dates",
+    ),
+    "pd.NA in a frame": (
+        lambda: (pd.DataFrame(X2).astype("Float64").mask(np.eye(20, 6, 5, dtype=bool)), Y2),
+        ValueError, "pd.NA",
+    ),
+    "0 features": (lambda: (np.zeros((20, 6, 0)), Y2), ValueError, "0 features"),
+    "dict X": (lambda: ({"a": X2}, Y2), TypeError, "dict"),
+    "str X": (lambda: ("data.csv", Y2), TypeError, "str"),
+    "generator X": (lambda: ((r for r in X2), Y2), TypeError, "generator"),
+    "float32 overflow X": (lambda: (X2 * 1e39, Y2), ValueError, "float32"),
+    "3-D y, output='last'": (
+        lambda: (X2, np.zeros((20, 6, 1))), ValueError, "output='sequence'",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_gets_one_clear_error(case):
+    make, exc, match = BAD_INPUT[case]
+    X, y = make()
+    with pytest.raises(exc, match=match):
+        _quiet_fit(_reg(), X, y)
+
+
+@pytest.mark.parametrize(
+    "sw, match",
+    [
+        (np.r_[np.nan, np.ones(19)], "1 NaN"),
+        (np.r_[np.inf, np.ones(19)], "1 infinite"),
+        (np.r_[-1.0, np.ones(19)], "1 negative"),
+        (np.array(["a"] * 20), "numbers"),
+    ],
+)
+def test_bad_sample_weight_is_named(sw, match):
+    with pytest.raises(ValueError, match=f"sample_weight.*{match}"):
+        _quiet_fit(_reg(), X2, Y2, sample_weight=sw)
+
+
+def test_none_label_is_named():
+    y = np.array(["a", "b"] * 10, dtype=object)
+    y[3] = None
+    with pytest.raises(ValueError, match="y contains None"):
+        _quiet_fit(RNNClassifier(hidden_size=3, max_iter=1), X2, y)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("learning_rate_init", np.inf), ("alpha", np.inf), ("tol", np.inf), ("dtype", None)],
+)
+def test_non_finite_or_none_hyperparameters_are_named(param, value):
+    with pytest.raises(ValueError, match=param):
+        _quiet_fit(_reg(**{param: value}), X2, Y2)
+
+
+def test_early_stopping_needs_two_validation_samples():
+    with pytest.raises(ValueError, match="validation"):
+        _quiet_fit(_reg(early_stopping=True, validation_fraction=0.05), X2, Y2)
+
+
+def test_dropout_with_one_layer_warns_like_pytorch():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        _quiet_fit(_reg(dropout=0.3), X2, Y2)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        LSTM(2, 3, dropout=0.3)
+
+
+def test_forget_bias_must_be_finite():
+    with pytest.raises(ValueError, match="forget_bias"):
+        LSTM(2, 3, forget_bias=np.nan)
+    with pytest.raises(TypeError, match="forget_bias"):
+        LSTM(2, 3, forget_bias="1")
+
+
+# -- Also: Adam compiled once, whatever the number of parameters ---------------------------
+def test_adam_compiles_once_for_any_parameter_count():
+    from numrnn.kernels.cpu.optim import adam_update
+    from numrnn.nn.optim import Adam
+
+    rng = np.random.default_rng(0)
+
+    def run(n):
+        params = {f"p{i}": rng.standard_normal(3 + i % 4).astype(np.float32) for i in range(n)}
+        singles = {k: v.copy() for k, v in params.items()}
+        opt = Adam(params, lr=0.01)
+        one = {k: Adam({k: v}, lr=0.01) for k, v in singles.items()}
+        for _ in range(2):
+            grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
+            opt.step(grads)
+            for k, o in one.items():
+                o.step({k: grads[k]})
+        for k in params:  # the grouped update gives each parameter's own bits
+            np.testing.assert_array_equal(params[k], singles[k])
+
+    run(5)
+    compiled = len(adam_update.signatures)
+    run(23)
+    run(1100)  # numba refuses tuples of 1000 or more
+    assert len(adam_update.signatures) == compiled
