@@ -142,7 +142,7 @@ def make_network(cell: str, cfg: Config, dtype="float32", seed: int = 0):
 
 
 class TrainingStep:
-    """One numrnn training step: forward, linear head on the last output, MSE, BPTT, Adam.
+    """One numrnn training step: forward, linear head on the 'last' readout, MSE, BPTT, Adam.
 
     As in PyTorch with an input that does not require grad, no gradient w.r.t. the input is
     computed (``input_grad=False``).
@@ -166,32 +166,27 @@ class TrainingStep:
 
     def __call__(self) -> float:
         from numrnn.nn.losses import mse_loss
+        from numrnn.nn.readout import readout_backward, readout_forward
 
         out, state = self.net.forward(self.x)
-        last = out[:, -1, :]
-        pred = self.head.forward(last)
+        # the 'last' readout (final state of each direction, numrnn.nn.readout), as
+        # RNNRegressor reads it: its gradient goes in as d_state, without a (B, T, H) d_out
+        feat, ctx = readout_forward("last", out, state, None, self.cfg.L, self.cfg.D, "concat")
+        pred = self.head.forward(feat)
         self.loss, dpred = mse_loss(pred, self.y)
-        d_last = self.head.backward(dpred)
-        if self.cfg.D == 1:
-            # out[:, -1] is the top layer's h_n (all sequences are full length): its gradient
-            # goes in as d_state, as RNNRegressor does, without a (B, T, H) d_out of zeros.
-            h_n = state[0] if isinstance(state, tuple) else state
-            dh_n = np.zeros_like(h_n)
-            dh_n[-1] = d_last
-            d_state = (dh_n, np.zeros_like(h_n)) if isinstance(state, tuple) else dh_n
-            self.net.backward(None, d_state, input_grad=False)
-        else:  # the reverse direction's out[:, -1] is its first step, not its h_n
-            d_out = np.zeros_like(out)
-            d_out[:, -1, :] = d_last
-            self.net.backward(d_out, input_grad=False)
+        _, d_state = readout_backward(self.head.backward(dpred), ctx)
+        self.net.backward(None, d_state, input_grad=False)
         grads = dict(self.net.grads)
         grads.update({"head." + k: v for k, v in self.head.grads.items()})
         self.opt.step(grads)
         return self.loss
 
     def forward(self):
-        out, _ = self.net.forward(self.x, requires_grad=False)
-        return self.head.forward(out[:, -1, :])
+        from numrnn.nn.readout import readout_forward
+
+        out, state = self.net.forward(self.x, requires_grad=False)
+        feat, _ = readout_forward("last", out, state, None, self.cfg.L, self.cfg.D, "concat")
+        return self.head.forward(feat)
 
 
 def step_memory(step: TrainingStep) -> tuple[float, float]:

@@ -216,6 +216,8 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
     norms : ndarray of shape (n_timesteps,)
         Frobenius norm over the batch (and layers) of the gradient of the batch-mean loss.
     """
+    from numrnn.nn.readout import readout_backward, readout_forward
+
     if wrt not in ("state", "input"):
         raise ValueError(f"wrt must be 'state' or 'input', got {wrt!r}.")
     net, X, Y = _prepare(estimator, X, y)
@@ -234,11 +236,15 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
             _, dz = estimator._loss(z, Y, np.ones((B, T), bool), None)
             d_out = (dz @ W).astype(net.dtype)
             dN = None
-        else:
-            h_top = (hn[0] if isinstance(hn, tuple) else hn)[L - 1]
-            _, dz = estimator._loss(h_top @ W.T + b, Y, None, None)
-            d_out = np.zeros_like(out)
-            dN = _state_grad(hn, L, (dz @ W).astype(net.dtype))
+        else:  # the estimator's readout (numrnn.nn.readout) and its gradient
+            feat, ctx = readout_forward(
+                getattr(estimator, "readout", "last"), out, hn, np.full(B, T), L, 1,
+                net.merge_mode,
+            )  # fmt: skip
+            _, dz = estimator._loss(feat @ W.T + b, Y, None, None)
+            d_out, dN = readout_backward((dz @ W).astype(net.dtype), ctx)
+            if d_out is None:  # 'last': the loss reads the final state only
+                d_out = np.zeros_like(out)
         dx = net.backward(d_out, dN)
         if wrt == "input":
             return np.sqrt((dx.astype(np.float64) ** 2).sum(axis=(0, 2)))
@@ -251,33 +257,19 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
         for t in range(1, T + 1):
             h_t = states[t - 1]
             if t < T:
-                out_r, hn_r = net.forward(X[:, t:], h_t, requires_grad=True)
-                if seq:
-                    net.backward(d_out[:, t:], None)
-                else:
-                    net.backward(np.zeros_like(out_r), dN)
+                net.forward(X[:, t:], h_t, requires_grad=True)
+                net.backward(d_out[:, t:], dN)
                 g = net.grad_state[0] if isinstance(net.grad_state, tuple) else net.grad_state
                 g = g.astype(np.float64)
             else:
                 g = np.zeros((L, B, net.hidden_size))
-                if not seq:
+                if dN is not None:
                     g += dN[0] if isinstance(dN, tuple) else dN
-            if seq:
-                g[L - 1] += d_out[:, t - 1]
+            g[L - 1] += d_out[:, t - 1]  # the step's own loss term (zero for 'last')
             norms[t - 1] = np.sqrt((g**2).sum())
     finally:
         net.train(was_training)
     return norms
-
-
-def _state_grad(hn, L, dh_top):
-    if isinstance(hn, tuple):
-        dh = np.zeros_like(hn[0])
-        dh[L - 1] = dh_top
-        return (dh, np.zeros_like(hn[1]))
-    dh = np.zeros_like(hn)
-    dh[L - 1] = dh_top
-    return dh
 
 
 def plot_gradient_norms(estimator, X, y, ax=None, *, wrt="state", path=None, log=True, title=None):

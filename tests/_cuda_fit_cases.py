@@ -119,6 +119,29 @@ def fit_seq_tbptt_f32():
     compare_fit("fit_seq_tbptt_f32", make, X, y, 1e-4, proba=True)
 
 
+def fit_pooled_f64():
+    """Pooled readouts on the device (numrnn.kernels.cuda.readout): a bidirectional LSTM
+    regressor with readout='mean' and a GRU classifier with readout='max', ragged input."""
+    X, rng = _data(3)
+    y = X[:, 0, 0] + 0.5 * X[:, 1, 1]
+
+    def make_mean(device):
+        return RNNRegressor(
+            cell="lstm", hidden_size=3, bidirectional=True, merge_mode="mul", readout="mean",
+            max_iter=2, batch_size=3, learning_rate_init=0.05, dtype="float64", random_state=0,
+            device=device,
+        )  # fmt: skip
+
+    def make_max(device):
+        return RNNClassifier(
+            cell="gru", hidden_size=3, readout="max", num_layers=2, max_iter=2, batch_size=3,
+            learning_rate_init=0.05, dtype="float64", random_state=1, device=device,
+        )  # fmt: skip
+
+    compare_fit("fit_pooled_mean_f64", make_mean, X, y, 1e-10)
+    compare_fit("fit_pooled_max_f64", make_max, X, (y > 0).astype(int), 1e-10, proba=True)
+
+
 def fit_lifecycle():
     """partial_fit twice (optimizer state carried from one device session to the next),
     early stopping with the best weights restored, and a diverging warm-start fit that keeps
@@ -314,6 +337,7 @@ CASES = {
         fit_clf_sgd_f64,
         fit_seq_tbptt_f32,
         fit_lifecycle,
+        fit_pooled_f64,
         transfers_per_fit,
         kernels_vs_numpy,
     )

@@ -31,11 +31,12 @@ SIM_GROUPS = [  # balanced by simulator time; ``p_`` cases: the persistent kerne
 # Estimator fits that stay on the device (tests/_cuda_fit_cases.py): function names to run,
 # and the CASE names they print.
 FIT_GROUPS = [
-    ["fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32"],
+    ["fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32", "fit_pooled_f64"],
     ["transfers_per_fit", "kernels_vs_numpy", "fit_lifecycle"],
 ]
 FIT_CASES = [
-    "fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32",
+    "fit_reg_adam_f64", "fit_clf_sgd_f64", "fit_seq_tbptt_f32", "fit_pooled_mean_f64",
+    "fit_pooled_max_f64",
     "fit_lifecycle", "transfers_per_fit", "device_fit_deterministic",
     *(f"{k}_{dt}" for dt in ("float64", "float32")
       for k in ("kernels_optim", "clip_norm", "kernels_clip")),

@@ -9,6 +9,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from numrnn.estimators import NonFiniteLossError, RNNClassifier, RNNRegressor
+from numrnn.estimators._host import HostEngine
 
 N, T, F = 20, 6, 2
 
@@ -138,11 +139,13 @@ def test_divergence_in_warm_start_keeps_previous_weights(data):
 def test_non_finite_gradient_is_caught(data, monkeypatch):
     X, y = data
 
-    def nan_grad(fn, est, optimizer, params, grads):
+    def nan_grad(fn, engine, *args):
+        grads, state = fn(engine, *args)
         grads["head.bias"][...] = np.nan
-        return fn(est, optimizer, params, grads)
+        return grads, state
 
-    monkeypatch.setattr(RNNRegressor, "_step", _FailOnCall(RNNRegressor._step, 3, nan_grad))
+    # the host engine's third chunk gradient (nn.bptt) comes back with a NaN
+    monkeypatch.setattr(HostEngine, "gradients", _FailOnCall(HostEngine.gradients, 3, nan_grad))
     m = _model()
     with pytest.raises(NonFiniteLossError, match=r"gradient \(of head.bias\)"):
         _fit(m, X, y)

@@ -1,31 +1,30 @@
 """The training loop shared by :class:`RNNRegressor` and :class:`RNNClassifier`.
 
-The estimators only validate input and keep books; the mathematics lives in ``numrnn.nn``
-(network, Linear head, losses, clipping, optimizers). See DESIGN.md §1-2.
+The estimators validate input, keep books and run the epoch loop; the mathematics lives in
+``numrnn.nn``: the network, the readout (``nn.readout``), the minibatch's chunk loop
+(``nn.bptt``), the update step (``nn.step``), the Linear head, losses and optimizers. One
+minibatch runs on a host engine (``_host.HostEngine``, NumPy) or, with ``device='cuda'``, on
+a device engine (``_device.DeviceFit``), behind the same ``nn.bptt`` loop and ``nn.step``.
+See DESIGN.md §1-3.
 
 Readout
 -------
-``output='last'``: the head reads the *final state of each direction* of the top layer
-(forward: the state at each sequence's last valid step, i.e. ``h_n``; reverse: the state
-after reading back to step 0, ``h_n`` of the reverse direction), merged like the layer
-outputs (``merge_mode``). This is not ``out[:, -1]``, which for the reverse direction has
-seen one step only. ``output='sequence'``: the head reads every valid step.
+``output='last'``: the head reads one feature row per sequence, ``readout``: ``'last'``, the
+*final state of each direction* of the top layer (forward: the state at each sequence's last
+valid step, i.e. ``h_n``; reverse: the state after reading back to step 0, ``h_n`` of the
+reverse direction), merged like the layer outputs (``merge_mode``) -- not ``out[:, -1]``,
+which for the reverse direction has seen one step only; ``'mean'`` / ``'max'``, the top
+layer's output pooled over the valid steps. ``output='sequence'``: the head reads every
+valid step.
 
 Truncated BPTT (``bptt_steps=k``)
 ---------------------------------
-Each minibatch is cut into chunks of ``k`` steps. A chunk is run with the state carried
-from the previous chunk as its initial state; that state is carried *detached* (no gradient
-flows into the previous chunk) and the parameters are updated after every chunk, so memory
-is O(k), not O(T). Samples of a ragged batch that have already ended are left out of later
-chunks and their state is carried unchanged.
-
-* ``output='sequence'``: the loss of a chunk is the loss on that chunk's valid steps.
-* ``output='last'``: a sample's loss is taken in the chunk holding its last valid step, from
-  the final state; chunks where no sample ends are run forward only (state carried, no
-  update). The gradient therefore reaches back at most ``k`` steps from the end of each
-  sequence: longer dependencies must be carried by the (trained) state dynamics alone.
-* Truncation runs forward in time, so it is not defined for a reverse direction:
-  ``bptt_steps`` with ``bidirectional=True`` is rejected.
+See :mod:`numrnn.nn.bptt`: chunks of ``k`` steps, the state carried detached, an update after
+every chunk. With ``output='last'`` a sample's loss is taken in the chunk holding its last
+valid step, so the gradient reaches back at most ``k`` steps from the end of each sequence.
+Truncation runs forward in time, so it is not defined for a reverse direction: ``bptt_steps``
+with ``bidirectional=True`` is rejected, and so is ``bptt_steps`` with a pooled readout
+(the pool would span chunks whose gradient is cut).
 
 Loss and regularisation
 -----------------------
@@ -70,23 +69,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import check_dtype, check_sequences
 from numrnn.cells import CELLS
-from numrnn.nn.clip import clip_grad_norm, clip_grad_value
+from numrnn.estimators._host import HostEngine, carry_state, state_rows
+from numrnn.exceptions import NonFiniteLossError
+from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import GRU, LSTM, RNN
 from numrnn.nn.optim import SGD, Adam
+from numrnn.nn.readout import READOUTS, readout_forward
+from numrnn.nn.step import apply_update, penalty
 
 _CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 _PREDICT_BATCH = 1024
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss or gradient.
-
-    Training stops at once. The estimator keeps the weights of the last finished epoch
-    (with ``early_stopping``, those with the best validation score so far); when no epoch
-    finished, the model it had before the call (unfitted for a first ``fit``).
-    ``kept_epoch`` is the epoch whose weights were kept, or None.
-    """
 
 
 def _fail(name, expected, value, fix):
@@ -182,6 +175,7 @@ class BaseRNN(BaseEstimator):
         reset_after=True,
         dropout=0.0,
         output="last",
+        readout="last",
         bptt_steps=None,
         clip_norm=None,
         clip_value=None,
@@ -216,6 +210,7 @@ class BaseRNN(BaseEstimator):
         self.reset_after = reset_after
         self.dropout = dropout
         self.output = output
+        self.readout = readout
         self.bptt_steps = bptt_steps
         self.clip_norm = clip_norm
         self.clip_value = clip_value
@@ -252,7 +247,23 @@ class BaseRNN(BaseEstimator):
         _check_bool("reset_after", self.reset_after)
         _check_real_param("dropout", self.dropout, 0.0, 1.0, high_open=True)
         _check_choice("output", self.output, ("last", "sequence"))
+        _check_choice("readout", self.readout, READOUTS)
+        if self.readout != "last" and self.output != "last":
+            _fail(
+                "readout",
+                "'last' when output='sequence'",
+                self.readout,
+                "A pooled readout makes one prediction per sequence: set output='last', or "
+                "readout='last' for per-step predictions.",
+            )
         _check_int_param("bptt_steps", self.bptt_steps, 1, allow_none=True)
+        if self.bptt_steps is not None and self.readout != "last":
+            raise ValueError(
+                f"bptt_steps must be None when readout={self.readout!r}, got bptt_steps="
+                f"{self.bptt_steps!r}: a pooled readout spans every chunk of a sequence while "
+                "truncated BPTT cuts the gradient between chunks. Set bptt_steps=None (full "
+                "BPTT) or readout='last'."
+            )
         if self.bptt_steps is not None and self.bidirectional:
             raise ValueError(
                 f"bptt_steps must be None when bidirectional=True, got bptt_steps="
@@ -535,52 +546,6 @@ class BaseRNN(BaseEstimator):
         return self.head_.bias
 
     # -- forward helpers ----------------------------------------------------------------
-    def _readout_last(self, h_n):
-        """Merge the top layer's final states of both directions (the 'last' features)."""
-        net = self.network_
-        h = h_n[0] if isinstance(h_n, tuple) else h_n
-        D, L = net.num_directions, net.num_layers
-        hf = h[(L - 1) * D]
-        if D == 1:
-            return hf, None
-        hb = h[(L - 1) * D + 1]
-        mm = self.merge_mode
-        if mm == "concat":
-            feat = np.concatenate([hf, hb], axis=1)
-        elif mm == "sum":
-            feat = hf + hb
-        elif mm == "mean":
-            feat = (hf + hb) * hf.dtype.type(0.5)
-        else:
-            feat = hf * hb
-        return feat, (hf, hb)
-
-    def _d_state_last(self, dfeat, parts, h_n):
-        """Gradient w.r.t. the returned state given the gradient w.r.t. the readout."""
-        net = self.network_
-        D, L, H = net.num_directions, net.num_layers, net.hidden_size
-        is_tuple = isinstance(h_n, tuple)
-        h = h_n[0] if is_tuple else h_n
-        dh = np.zeros_like(h)
-        if D == 1:
-            dh[(L - 1)] = dfeat
-        else:
-            hf, hb = parts
-            mm = self.merge_mode
-            if mm == "concat":
-                df, db = dfeat[:, :H], dfeat[:, H:]
-            elif mm == "sum":
-                df = db = dfeat
-            elif mm == "mean":
-                df = db = dfeat * dfeat.dtype.type(0.5)
-            else:
-                df, db = dfeat * hb, dfeat * hf
-            dh[(L - 1) * D] = df
-            dh[(L - 1) * D + 1] = db
-        if is_tuple:
-            return (dh, np.zeros_like(h_n[1]))
-        return dh
-
     def _final_state_chunked(self, xb, lb):
         """Final state of a unidirectional network, run in time chunks without gradients.
 
@@ -596,11 +561,10 @@ class BaseRNN(BaseEstimator):
             lc = np.clip(lb - t0, 0, C)
             idx = np.flatnonzero(lc > 0)
             la = lc[idx]
-            st = None
-            if state is not None:
-                st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
-            _, h_n = net._inference(xb[idx, t0 : t0 + int(la.max())], st, lengths=la)
-            state = _carry(state, h_n, idx, B)
+            _, h_n = net._inference(
+                xb[idx, t0 : t0 + int(la.max())], state_rows(state, idx), lengths=la
+            )
+            state = carry_state(state, h_n, idx, B)
         return state
 
     def _forward_predict(self, Xp, lengths):
@@ -615,14 +579,16 @@ class BaseRNN(BaseEstimator):
             for s in range(0, Xp.shape[0], _PREDICT_BATCH):
                 xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
                 Tb = int(lb.max())
-                if self.output == "last" and net.num_directions == 1:
+                last = self.output == "last"
+                if last and self.readout == "last" and net.num_directions == 1:
                     h_n = self._final_state_chunked(xb, lb)
-                    feat, _ = self._readout_last(h_n)
-                    outs.append(feat @ head.weight.T + head.bias)
-                    continue
-                out, h_n = net._inference(xb[:, :Tb], lengths=lb)
-                if self.output == "last":
-                    feat, _ = self._readout_last(h_n)
+                else:
+                    out, h_n = net._inference(xb[:, :Tb], lengths=lb)
+                if last:
+                    feat, _ = readout_forward(
+                        self.readout, None if self.readout == "last" else out, h_n, lb,
+                        net.num_layers, net.num_directions, net.merge_mode,
+                    )  # fmt: skip
                     outs.append(feat @ head.weight.T + head.bias)
                 else:
                     z = out @ head.weight.T + head.bias
@@ -648,102 +614,47 @@ class BaseRNN(BaseEstimator):
         return int(np.clip(self.batch_size, 1, n))
 
     def _current_penalty(self):
+        """The L2 penalty's loss term for the current weights (``nn.step.penalty``)."""
+        engine = getattr(self, "_dev", None) or getattr(self, "_engine", None)
+        return penalty(engine or self._host_engine(), self.alpha)
+
+    def _host_engine(self):
+        """The engine of a CPU fit over the current network, head and optimizer."""
+        return HostEngine(
+            self.network_,
+            self.head_,
+            getattr(self, "_optimizer", None),
+            self._all_params(),
+            self._loss,
+            per_step=self.output == "sequence",
+            readout=self.readout,
+        )
+
+    def _train_batch(self, Xp, lengths, Y, bi, wb, dev_rows=None):
+        """One minibatch (rows ``bi``; ``dev_rows`` their device copy in a device fit): full
+        or truncated BPTT (``nn.bptt``) with an update per chunk (``nn.step``), on the
+        engine of the fit. Returns ``(weighted loss sum, weight sum)``."""
         dev = getattr(self, "_dev", None)
-        return dev.penalty() if dev is not None else self._penalty(self._all_params())
-
-    def _penalty(self, params):
-        if self.alpha == 0:
-            return 0.0
-        total = 0.0
-        for name, p in params.items():
-            if _is_weight(name):
-                total += float(np.vdot(p, p))
-        return 0.5 * self.alpha * total
-
-    def _step(self, optimizer, params, grads):
-        if self.alpha > 0:
-            a = None
-            for name, g in grads.items():
-                if _is_weight(name):
-                    a = g.dtype.type(self.alpha)
-                    g += a * params[name]
-        for name, g in grads.items():
-            if not np.isfinite(g).all():
-                raise NonFiniteLossError(name)
-        if self.clip_value is not None:
-            clip_grad_value(grads, self.clip_value)
-        if self.clip_norm is not None:
-            clip_grad_norm(grads, self.clip_norm)
-        optimizer.step(grads)
-
-    def _train_batch(self, optimizer, params, xb, lb, yb, wb):
-        """One minibatch: full BPTT, or truncated BPTT over chunks. Returns weighted loss sum."""
-        net, head = self.network_, self.head_
-        B = xb.shape[0]
-        Tb = int(lb.max())
-        k = self.bptt_steps if self.bptt_steps is not None else Tb
-        k = min(k, Tb)
-        w_all = np.ones(B) if wb is None else wb
-        w_total = float(w_all.sum())
-        if self.output == "sequence":
-            # normaliser: total weight over all valid steps of the batch
-            norm_total = float((w_all * lb).sum())
+        if dev is None:
+            engine = self._engine
+            engine.set_batch(Xp[bi], Y[bi])
         else:
-            norm_total = w_total
-        if norm_total <= 0:
-            return 0.0, 0.0
-        state = None
-        loss_sum = 0.0
-        for s in range(0, Tb, k):
-            lc = np.clip(lb - s, 0, k)
-            active = lc > 0
-            idx = np.flatnonzero(active)
-            la = lc[idx]
-            Tc = int(la.max())
-            xc = xb[idx, s : s + Tc]
-            st = None
-            if state is not None:
-                st = tuple(a[:, idx] for a in state) if isinstance(state, tuple) else state[:, idx]
-            if self.output == "last":
-                ends = lb[idx] <= s + k
-                if not ends.any():
-                    _, h_n = net.forward(xc, st, lengths=la, requires_grad=False)
-                    state = _carry(state, h_n, idx, B)
-                    continue
-                out, h_n = net.forward(xc, st, lengths=la, requires_grad=True)
-                feat, parts = self._readout_last(h_n)
-                z = head.forward(feat)
-                wa = w_all[idx] * ends
-                wsum = float(wa.sum())
-                if wsum > 0:
-                    loss, dz = self._loss(z, yb[idx], None, wa)
-                    scale = wsum / norm_total
-                else:
-                    loss, dz, scale = 0.0, np.zeros_like(z), 0.0
-                dz = dz * dz.dtype.type(scale)
-                dfeat = head.backward(dz)
-                # the readout is the final state: no (B, T, H) zeros for d_out, no dX
-                net.backward(None, self._d_state_last(dfeat, parts, h_n), input_grad=False)
-            else:
-                out, h_n = net.forward(xc, st, lengths=la, requires_grad=True)
-                z = head.forward(out)
-                mask = self._seq_mask(la, Tc)
-                wa = w_all[idx]
-                wsum = float((wa * la).sum())
-                loss, dz = self._loss(z, yb[idx, s : s + Tc], mask, wa)
-                scale = wsum / norm_total
-                dz = dz * dz.dtype.type(scale)
-                dfeat = head.backward(dz)
-                net.backward(dfeat, input_grad=False)
-            state = _carry(state, h_n, idx, B)
-            loss_sum += loss * scale
-            if not np.isfinite(loss):
-                raise NonFiniteLossError("loss")
-            grads = OrderedDict(net.grads)
-            grads["head.weight"] = head.grads["weight"]
-            grads["head.bias"] = head.grads["bias"]
-            self._step(optimizer, params, grads)
-        return loss_sum, w_total
+            engine = dev
+            dev.set_batch(dev_rows)
+        return run_minibatch(
+            engine,
+            lengths[bi],
+            wb,
+            bptt_steps=self.bptt_steps,
+            per_step=self.output == "sequence",
+            update=lambda grads: apply_update(
+                engine,
+                grads,
+                alpha=self.alpha,
+                clip_value=self.clip_value,
+                clip_norm=self.clip_norm,
+            ),
+        )
 
     def _eval_loss(self, Xp, lengths, Y, sw, z=None):
         if z is None:
@@ -849,10 +760,13 @@ class BaseRNN(BaseEstimator):
             from numrnn.estimators._device import DeviceFit
 
             self._dev = DeviceFit(self, Xp, lengths, Y, sw, tr, va, epochs)
+        else:
+            self._engine = self._host_engine()
         try:
             self._epochs(Xp, lengths, Y, sw, tr, va, bs, epochs, early, reuse, incremental,
                          params)  # fmt: skip
         finally:
+            self.__dict__.pop("_engine", None)
             dev = self.__dict__.pop("_dev", None)
             if dev is not None:
                 dev.finish()
@@ -878,17 +792,13 @@ class BaseRNN(BaseEstimator):
                 for s in range(0, n_tr, bs):
                     bi = order[s : s + bs]
                     wb = None if sw is None else sw[bi]
-                    if dev is not None:
-                        ls, ws = dev.train_batch(order_dev[s : s + bs], lengths[bi], wb)
-                    else:
-                        ls, ws = self._train_batch(
-                            self._optimizer, params, Xp[bi], lengths[bi], Y[bi], wb
-                        )
+                    dev_rows = None if dev is None else order_dev[s : s + bs]
+                    ls, ws = self._train_batch(Xp, lengths, Y, bi, wb, dev_rows)
                     total += ls * ws
                     wsum += ws
                 self.n_iter_ += 1
                 self.t_ += n_tr
-                loss = total / wsum + (dev.penalty() if dev is not None else self._penalty(params))
+                loss = total / wsum + self._current_penalty()
                 if not np.isfinite(loss):
                     raise NonFiniteLossError("loss")
                 self.loss_curve_.append(loss)
@@ -1019,25 +929,6 @@ def _rectangular(X):
     except Exception:
         return False
     return len(shapes) == 1
-
-
-def _carry(state, h_n, idx, B):
-    """Update the carried (detached) state of the active rows; others keep theirs."""
-    if state is None:
-        if isinstance(h_n, tuple):
-            state = tuple(np.zeros((a.shape[0], B, a.shape[2]), dtype=a.dtype) for a in h_n)
-        else:
-            state = np.zeros((h_n.shape[0], B, h_n.shape[2]), dtype=h_n.dtype)
-    if isinstance(state, tuple):
-        for dst, src in zip(state, h_n, strict=True):
-            dst[:, idx] = src
-    else:
-        state[:, idx] = h_n
-    return state
-
-
-def _is_weight(name):
-    return name.startswith("weight") or name == "head.weight"
 
 
 def _pad_sequence_targets(y, lengths, T, *, numeric):

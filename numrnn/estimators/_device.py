@@ -29,8 +29,11 @@ import numpy as np
 from numba import cuda
 
 from numrnn.kernels.cuda import common as C
+from numrnn.kernels.cuda import readout as RK
 from numrnn.kernels.cuda import train as KT
 from numrnn.nn.optim import Adam
+from numrnn.nn.readout import last_backward, last_forward
+from numrnn.nn.step import is_weight
 
 #: Largest number of shuffled indices uploaded in one transfer (int64: 32 MiB).
 ORDER_BLOCK = 1 << 22
@@ -228,19 +231,6 @@ class DeviceFit:
         KT.launch1(KT._chunk_lengths_kernel, B, self.threads, self.lengths, idx, s, k, lc)
         return x, lc
 
-    def _readout(self, h_n):
-        """Merged final states of the top layer: (B, D_out) features and the parts."""
-        net = self.net
-        D, L = net.num_directions, net.num_layers
-        hf = h_n[(L - 1) * D]
-        if D == 1:
-            return hf, None
-        hb = h_n[(L - 1) * D + 1]
-        B, H = hf.shape
-        f3, b3 = hf.reshape(1, B, H), hb.reshape(1, B, H)
-        feat = self.be.merge([f3, b3], net.merge_mode)
-        return feat.reshape(B, feat.shape[2]), (f3, b3)
-
     def _head_forward(self, feat2):
         w, b = self.named["head.weight"], self.named["head.bias"]
         z = cuda.device_array((feat2.shape[0], w.shape[0]), dtype=self.dtype)
@@ -288,140 +278,135 @@ class DeviceFit:
             return float(raw) / total
         return float(raw) * (1.0 / (K * total))
 
-    # -- one minibatch --------------------------------------------------------------------
-    def train_batch(self, idx, lb, wb):
-        """Mirror of ``BaseRNN._train_batch`` on device rows ``idx`` (host ``lb``, ``wb``)."""
-        est, net = self.est, self.net
-        B = lb.shape[0]
-        Tb = int(lb.max())
-        k = est.bptt_steps if est.bptt_steps is not None else Tb
-        k = min(k, Tb)
-        w_all = np.ones(B) if wb is None else wb
-        w_total = float(w_all.sum())
-        norm_total = float((w_all * lb).sum()) if self.seq else w_total
-        if norm_total <= 0:
-            return 0.0, 0.0
-        dt = self.dtype
-        state = self._init_state(B)
-        loss_sum = 0.0
-        for s in range(0, Tb, k):
-            lc = np.clip(lb - s, 0, k)
-            act = np.flatnonzero(lc > 0)
-            la = lc[act]
-            Tc = int(la.max())
-            x, lcd = self._gather(idx, s, Tc, k)
-            if not self.seq:
-                ends = lb[act] <= s + k
-                if not ends.any():
-                    _, h_n, c_n, _ = net._forward_time_major(x, lcd, state, False, self.dparams)
-                    state = [h_n, c_n] if net.spec.has_cell_state else [h_n]
-                    continue
-                out, h_n, c_n, cache = net._forward_time_major(x, lcd, state, True, self.dparams)
-                feat, parts = self._readout(h_n)
-                z = self._head_forward(feat)
-                wa = w_all[act] * ends
-                wsum = float(wa.sum())
-                total = float(np.sum(np.asarray(wa, dtype=dt), dtype=np.float64))
-                scale = wsum / norm_total if wsum > 0 else 0.0
-                if wsum > 0 and total > 0:
-                    dz = self._loss(z, idx, s, k, total, scale)
-                else:
-                    dz = self._zeros(z.shape)
-                    total = 0.0
-                grads = OrderedDict()
-                dfeat = self._head_backward(feat, dz, grads)
-                d_fin = self._d_state_last(dfeat, parts, B)
-                d_out = self._zeros(out.shape)
-                g_pd, _, _, _ = net._backward_time_major(cache, d_out, d_fin)
-            else:
-                out, h_n, c_n, cache = net._forward_time_major(x, lcd, state, True, self.dparams)
-                Dout = out.shape[2]
-                feat = out.reshape(Tc * B, Dout)
-                z = self._head_forward(feat)
-                mask = np.arange(Tc)[None, :] < la[:, None]
-                wa = w_all[act]
-                wsum = float((wa * la).sum())
-                w_e = np.where(
-                    mask, np.broadcast_to(np.asarray(wa, dtype=dt)[:, None], mask.shape), 0
-                )
-                total = float(np.sum(w_e, dtype=np.float64))
-                scale = wsum / norm_total
-                if total > 0:
-                    dz = self._loss(z, idx, s, k, total, scale)
-                else:
-                    dz = self._zeros(z.shape)
-                grads = OrderedDict()
-                dfeat = self._head_backward(feat, dz, grads)
-                g_pd, _, _, _ = net._backward_time_major(
-                    cache, dfeat.reshape(Tc, B, Dout), self._init_state(B)
-                )
-            state = [h_n, c_n] if net.spec.has_cell_state else [h_n]
-            named = OrderedDict(net._named(g_pd))
-            named.update(grads)
-            loss = self._step(named, total, z.shape[1])
-            loss_sum += loss * scale
-        return loss_sum, w_total
+    # -- the chunk loop's primitives (numrnn.nn.bptt) -------------------------------------
+    def set_batch(self, idx):
+        """The device rows ``idx`` of the next minibatch."""
+        self.idx = idx
 
-    def _d_state_last(self, dfeat, parts, B):
-        net = self.net
-        D, L, H = net.num_directions, net.num_layers, net.hidden_size
-        d_fin = self._init_state(B)
-        dh = [d_fin[0][k] for k in range(L * D)]
-        if D == 1:
-            dh[L - 1] = dfeat
+    def initial_state(self, B):
+        self.B = B
+        return self._init_state(B)
+
+    def _carried(self, h_n, c_n):
+        return [h_n, c_n] if self.net.spec.has_cell_state else [h_n]
+
+    def advance(self, state, s, k, rows, lc):
+        # every row of the batch runs; rows that have ended have chunk length 0
+        x, lcd = self._gather(self.idx, s, int(lc.max()), k)
+        _, h_n, c_n, _ = self.net._forward_time_major(x, lcd, state, False, self.dparams)
+        return self._carried(h_n, c_n)
+
+    def gradients(self, state, s, k, rows, lc, row_w, scale):
+        net, idx, B, dt = self.net, self.idx, self.B, self.dtype
+        Tc = int(lc.max())
+        x, lcd = self._gather(idx, s, Tc, k)
+        out, h_n, c_n, cache = net._forward_time_major(x, lcd, state, True, self.dparams)
+        grads = OrderedDict()
+        if self.seq:
+            Dout = out.shape[2]
+            feat = out.reshape(Tc * B, Dout)
+            z = self._head_forward(feat)
+            mask = np.arange(Tc)[None, :] < lc[:, None]
+            w_e = np.where(
+                mask, np.broadcast_to(np.asarray(row_w, dtype=dt)[:, None], mask.shape), 0
+            )
+            total = float(np.sum(w_e, dtype=np.float64))
+            dz = self._loss(z, idx, s, k, total, scale) if total > 0 else self._zeros(z.shape)
+            dfeat = self._head_backward(feat, dz, grads)
+            g_pd, _, _, _ = net._backward_time_major(
+                cache, dfeat.reshape(Tc, B, Dout), self._init_state(B)
+            )
         else:
-            f3, b3 = parts
-            d3 = dfeat.reshape(1, B, dfeat.shape[1])
-            df, db = self.be.split(d3, net.merge_mode, [f3, b3], 2)
-            dh[(L - 1) * D] = df.reshape(B, H)
-            dh[(L - 1) * D + 1] = db.reshape(B, H)
-        return [dh] + d_fin[1:]
+            feat, ctx = self._readout(out, h_n, lcd)
+            z = self._head_forward(feat)
+            total = float(np.sum(np.asarray(row_w, dtype=dt), dtype=np.float64))
+            if float(row_w.sum()) > 0 and total > 0:
+                dz = self._loss(z, idx, s, k, total, scale)
+            else:
+                dz = self._zeros(z.shape)
+                total = 0.0
+            dfeat = self._head_backward(feat, dz, grads)
+            d_out, d_fin = self._readout_backward(dfeat, ctx, out.shape)
+            g_pd, _, _, _ = net._backward_time_major(cache, d_out, d_fin)
+        self._total, self._K = total, z.shape[1]
+        named = OrderedDict(net._named(g_pd))
+        named.update(grads)
+        return named, self._carried(h_n, c_n)
 
-    # -- the update ---------------------------------------------------------------------------
-    def _step(self, grads, total, K):
-        """L2 penalty, finiteness check, clipping and the optimizer update (as ``_step``).
+    def _readout(self, out, h_n, lcd):
+        """The readout (``nn.readout``) of the top layer: (B, D_out) features and a context."""
+        net, mode = self.net, self.est.readout
+        if mode == "last":
+            feat, ctx = last_forward(
+                h_n, net.num_layers, net.num_directions, net.merge_mode, backend=self.be
+            )
+            return feat, ("last", ctx)
+        return RK.pool(out, lcd, mode, threads=self.threads)
 
-        Returns the batch loss (from the one array copied back per update).
-        """
-        from numrnn.estimators._base import NonFiniteLossError, _is_weight
+    def _readout_backward(self, dfeat, ctx, out_shape):
+        """``(d_out, d_fin)`` for ``_backward_time_major`` from the readout's gradient."""
+        net = self.net
+        d_fin = self._init_state(self.B)
+        if ctx[0] != "last":
+            return RK.pool_backward(dfeat, ctx, threads=self.threads), d_fin
+        L, D = net.num_layers, net.num_directions
+        dh = [d_fin[0][k] for k in range(L * D)]
+        for d, g in enumerate(last_backward(dfeat, ctx[1], net.merge_mode, backend=self.be)):
+            dh[(L - 1) * D + d] = g
+        return self._zeros(out_shape), [dh] + d_fin[1:]
 
-        est, dt, th = self.est, self.dtype.type, self.threads
+    # -- the update's primitives (numrnn.nn.step) -----------------------------------------
+    def add_weight_decay(self, grads, alpha):
+        a, th = self.dtype.type(alpha), self.threads
+        for name in self.named:
+            if is_weight(name):
+                g, p = KT.flat(grads[name]), KT.flat(self.named[name])
+                KT.launch1(KT._add_scaled_kernel, g.shape[0], th, g, p, a)
+
+    def _grad_stats(self, grads):
+        """Per gradient its sum of squares and count of non-finite entries, into ``stats``
+        (slot 0 holds the loss); one copy to the host."""
         names = list(self.named)
         P = len(names)
-        if est.alpha > 0:
-            a = dt(est.alpha)
-            for name in names:
-                if _is_weight(name):
-                    g, p = KT.flat(grads[name]), KT.flat(self.named[name])
-                    KT.launch1(KT._add_scaled_kernel, g.shape[0], th, g, p, a)
-        use_cv = est.clip_value is not None
-        cv = dt(est.clip_value if use_cv else 0.0)
+        zero = self.dtype.type(0.0)
         for i, name in enumerate(names):
             g = KT.flat(grads[name])
-            KT.launch1(KT._grad_stats_kernel, self.part.shape[0], th, g, cv, use_cv, self.part,
-                       self.part_bad)  # fmt: skip
+            KT.launch1(KT._grad_stats_kernel, self.part.shape[0], self.threads, g, zero, False,
+                       self.part, self.part_bad)  # fmt: skip
             KT._sum_partials_kernel[1, 1](self.part, self.stats, 1 + i)
             KT._sum_partials_kernel[1, 1](self.part_bad, self.stats, 1 + P + i)
-        stats = self.stats.copy_to_host()
-        loss = self._host_loss(stats[0], total, K) if total > 0 else 0.0
-        if not np.isfinite(loss):
-            raise NonFiniteLossError("loss")
-        for i, name in enumerate(names):
-            if stats[1 + P + i] != 0:
-                raise NonFiniteLossError(name)
-        coef, use_coef = 1.0, False
-        if est.clip_norm is not None:
-            norm = float(np.sqrt(sum(float(stats[1 + i]) for i in range(P))))
-            coef = est.clip_norm / (norm + 1e-6)
-            use_coef = coef < 1.0
-        if use_cv or use_coef:
-            for name in names:
-                g = KT.flat(grads[name])
-                KT.launch1(KT._clip_kernel, g.shape[0], th, g, cv, use_cv, dt(coef), use_coef)
-        self._optimizer_step(grads)
-        return loss
+        self._stats = self.stats.copy_to_host()
 
-    def _optimizer_step(self, grads):
+    def check(self, grads):
+        self._grad_stats(grads)
+        st, P = self._stats, len(self.named)
+        loss = self._host_loss(st[0], self._total, self._K) if self._total > 0 else 0.0
+        for i, name in enumerate(self.named):
+            if st[1 + P + i] != 0:
+                return loss, name
+        return loss, None
+
+    def clip_value(self, grads, value):
+        dt = self.dtype.type
+        for name in self.named:
+            g = KT.flat(grads[name])
+            KT.launch1(KT._clip_kernel, g.shape[0], self.threads, g, dt(value), True, dt(1.0),
+                       False)  # fmt: skip
+        self._stats = None  # the sums of squares are of the unclipped gradients
+
+    def squared_norm(self, grads):
+        if self._stats is None:
+            self._grad_stats(grads)
+        return sum(float(self._stats[1 + i]) for i in range(len(self.named)))
+
+    def scale(self, grads, coef):
+        dt = self.dtype.type
+        for name in self.named:
+            g = KT.flat(grads[name])
+            KT.launch1(KT._clip_kernel, g.shape[0], self.threads, g, dt(0.0), False, dt(coef),
+                       True)  # fmt: skip
+
+    def optimizer_step(self, grads):
         opt, dt, th = self.opt, self.dtype.type, self.threads
         views = self.opt_state.views
         if isinstance(opt, Adam):
@@ -450,21 +435,16 @@ class DeviceFit:
             opt.t += 1
 
     # -- per epoch ----------------------------------------------------------------------------
-    def penalty(self):
-        """``0.5 * alpha * sum ||W||^2`` over the weights (values copied back: one per array)."""
-        from numrnn.estimators._base import _is_weight
-
-        est = self.est
-        if est.alpha == 0:
-            return 0.0
+    def weight_squared_norm(self):
+        """``sum ||W||^2`` over the weights (``nn.step.penalty``; one copy back)."""
         dt = self.dtype.type
-        names = [n for n in self.named if _is_weight(n)]
+        names = [n for n in self.named if is_weight(n)]
         for i, name in enumerate(names):
             KT.launch1(KT._grad_stats_kernel, self.part.shape[0], self.threads, KT.flat(self.named[name]),
                        dt(0), False, self.part, self.part_bad)  # fmt: skip
             KT._sum_partials_kernel[1, 1](self.part, self.stats, 1 + i)
         stats = self.stats.copy_to_host()
-        return 0.5 * est.alpha * sum(float(stats[1 + i]) for i in range(len(names)))
+        return sum(float(stats[1 + i]) for i in range(len(names)))
 
     def predict(self, rows, lengths_h):
         """Head outputs of samples ``rows`` (a device index array), copied to the host:
@@ -486,6 +466,6 @@ class DeviceFit:
                 full[:, :Tb] = zt
                 outs.append(full)
             else:
-                feat, _ = self._readout(h_n)
+                feat, _ = self._readout(out, h_n, lcd)
                 outs.append(self._head_forward(feat).copy_to_host())
         return np.concatenate(outs, axis=0)

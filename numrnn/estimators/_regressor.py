@@ -37,6 +37,12 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     output : {'last', 'sequence'}, default='last'
         'last': one target per sequence, read from the final state of each direction.
         'sequence': one target per valid step.
+    readout : {'last', 'mean', 'max'}, default='last'
+        What the head reads with ``output='last'`` (``numrnn.nn.readout``): 'last', the final
+        state of each direction; 'mean' / 'max', the top layer's output pooled over each
+        sequence's valid steps (padding never contributes). Pooled readouts need
+        ``bptt_steps=None``. The default keeps the behaviour of earlier releases until the
+        classification benchmark (issue #14) chooses one.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT). See ``numrnn.estimators._base``.
     clip_norm, clip_value : float or None, default=None

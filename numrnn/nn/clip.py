@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["clip_grad_norm", "clip_grad_value", "global_grad_norm"]
+__all__ = [
+    "clip_coefficient",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "global_grad_norm",
+    "scale_grads",
+    "squared_grad_norm",
+]
 
 Grads = Mapping[str, np.ndarray] | Iterable[np.ndarray]
 
@@ -24,16 +31,34 @@ def _arrays(grads: Grads) -> list[np.ndarray]:
     return list(grads)
 
 
+def squared_grad_norm(grads: Grads) -> float:
+    """``sum_i ||g_i||^2`` over all arrays (NaN or inf when a gradient is not finite)."""
+    total = 0.0
+    for g in _arrays(grads):
+        v = g.ravel()  # a view for contiguous arrays: no copy
+        total += float(np.dot(v, v))
+    return total
+
+
 def global_grad_norm(grads: Grads) -> float:
     """Global L2 norm over all arrays, ``sqrt(sum_i ||g_i||^2)``.
 
     Returns NaN or inf when a gradient is not finite.
     """
-    total = 0.0
+    return math.sqrt(squared_grad_norm(grads))
+
+
+def clip_coefficient(norm: float, max_norm: float) -> float | None:
+    """The factor ``max_norm / (norm + 1e-6)`` of ``torch.nn.utils.clip_grad_norm_``, or
+    None when it is not below 1 (no clipping needed)."""
+    coef = max_norm / (norm + 1e-6)
+    return coef if coef < 1.0 else None
+
+
+def scale_grads(grads: Grads, coef: float) -> None:
+    """``g *= coef`` in place for every array, ``coef`` cast to each array's dtype."""
     for g in _arrays(grads):
-        v = g.ravel()  # a view for contiguous arrays: no copy
-        total += float(np.dot(v, v))
-    return math.sqrt(total)
+        g *= g.dtype.type(coef)
 
 
 def clip_grad_norm(grads: Grads, max_norm: float, *, error_if_nonfinite: bool = False) -> float:
@@ -69,10 +94,9 @@ def clip_grad_norm(grads: Grads, max_norm: float, *, error_if_nonfinite: bool = 
                 f"The total norm of the gradients is {norm}; the gradients are not finite. "
                 "Lower the learning rate or clip by value first."
             )
-    coef = max_norm / (norm + 1e-6)
-    if coef < 1.0:
-        for g in arrays:
-            g *= g.dtype.type(coef)
+    coef = clip_coefficient(norm, max_norm)
+    if coef is not None:
+        scale_grads(arrays, coef)
     return norm
 
 

@@ -560,3 +560,170 @@ def network_backward(cell, params, cache, d_out, d_state=None):
             dx = d_inp
     d_initial_state = (dh0, dc0) if is_lstm else dh0
     return dx, grads, d_initial_state
+
+
+# ---------------------------------------------------------------------------
+# readout (sequence -> one) and truncated BPTT
+# ---------------------------------------------------------------------------
+
+
+def readout(mode, out, final_state, lengths, *, num_layers=1, bidirectional=False,
+            merge_mode="concat"):  # fmt: skip
+    """Sequence-to-one features of :func:`network_forward`'s result, one sample at a time.
+
+    ``'last'``: the top layer's final state of each direction (forward: after the last valid
+    step; reverse: after reading back to step 0), merged by ``merge_mode``. ``'mean'`` /
+    ``'max'``: ``out`` pooled over the valid steps ``0 .. lengths[b]-1`` only.
+    Returns ``(B, D_out)`` float64.
+    """
+    out = np.asarray(out, dtype=np.float64)
+    B = out.shape[0]
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if mode == "last":
+        h = final_state[0] if isinstance(final_state, tuple) else final_state
+        h = np.asarray(h, dtype=np.float64)
+        D = 2 if bidirectional else 1
+        top = (num_layers - 1) * D
+        if D == 1:
+            return h[top].copy()
+        return _merge(h[top], h[top + 1], merge_mode)
+    feat = np.zeros((B, out.shape[2]))
+    for b in range(B):
+        steps = out[b, : lengths[b]]
+        if mode == "mean":
+            feat[b] = steps.sum(axis=0) / lengths[b]
+        elif mode == "max":
+            feat[b] = steps.max(axis=0)
+        else:
+            raise ValueError(f"mode must be 'last', 'mean' or 'max'; got {mode!r}.")
+    return feat
+
+
+def readout_backward(mode, dfeat, out, final_state, lengths, *, num_layers=1,
+                     bidirectional=False, merge_mode="concat"):  # fmt: skip
+    """Gradient of :func:`readout`: ``(d_out, d_state)`` for :func:`network_backward`.
+
+    ``d_out`` (B, T, D_out) is zero at padded steps; for ``'max'`` each feature's gradient
+    goes to the first valid step that attains the maximum. ``d_state`` is shaped like
+    ``final_state`` (zeros except the top layer's ``h`` for ``'last'``).
+    """
+    dfeat = np.asarray(dfeat, dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    is_tuple = isinstance(final_state, tuple)
+    h = np.asarray(final_state[0] if is_tuple else final_state, dtype=np.float64)
+    d_out = np.zeros_like(out)
+    dh = np.zeros_like(h)
+    if mode == "last":
+        D = 2 if bidirectional else 1
+        top = (num_layers - 1) * D
+        if D == 1:
+            dh[top] = dfeat
+        else:
+            dh[top], dh[top + 1] = _split_merge_grad(dfeat, h[top], h[top + 1], merge_mode)
+    else:
+        for b in range(out.shape[0]):
+            L = lengths[b]
+            if mode == "mean":
+                d_out[b, :L] = dfeat[b] / L
+            else:
+                for j in range(out.shape[2]):
+                    d_out[b, int(np.argmax(out[b, :L, j])), j] = dfeat[b, j]
+    d_state = (dh, np.zeros_like(np.asarray(final_state[1], dtype=np.float64))) if is_tuple else dh
+    return d_out, d_state
+
+
+def tbptt_minibatch(cell, params, head_weight, head_bias, x, lengths, y, *, bptt_steps=None,
+                    per_step=False, sample_weight=None, readout_mode="last", lr=0.1,
+                    **network_options):  # fmt: skip
+    """Truncated BPTT over one minibatch with a linear head, mean squared error and plain SGD.
+
+    The sequences are cut into chunks of ``bptt_steps`` steps (None: one chunk). Chunk ``c``
+    starts from the state the previous chunk ended in, as a constant (detached); samples
+    that have ended are left out of it. Its objective is the chunk's share of the minibatch
+    loss, ``sum_i w_i * l_i / W``: for one target per sequence, ``l_i`` (the squared error
+    averaged over outputs) counts for the samples whose last valid step lies in the chunk and
+    ``W`` is the total sample weight; for per-step targets every valid step in the chunk
+    counts and ``W`` is the total weight over all valid steps. After each chunk with an
+    objective the parameters are updated, ``p -= lr * grad``; chunks where no sample ends
+    (one target per sequence) only advance the state.
+
+    Returns
+    -------
+    chunks : list of dict
+        Per update: ``{'start': s, 'loss': objective, 'grads': {name: array}}`` with the
+        head's gradients under ``'head.weight'`` / ``'head.bias'``.
+    params, head_weight, head_bias : the updated parameters (float64 copies).
+    """
+    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    W = np.array(head_weight, dtype=np.float64)
+    bias = np.array(head_bias, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    B = x.shape[0]
+    w = np.ones(B) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    T = int(lengths.max())
+    k = T if bptt_steps is None else min(bptt_steps, T)
+    total = float((w * lengths).sum()) if per_step else float(w.sum())
+    is_lstm = cell == "lstm"
+    opts = dict(network_options)
+    L = opts.get("num_layers", 1)
+    D = 2 if opts.get("bidirectional", False) else 1
+    H = params["weight_hh_l0"].shape[1]
+    h_carry = np.zeros((L * D, B, H))
+    c_carry = np.zeros((L * D, B, H))
+    chunks = []
+    for s in range(0, T, k):
+        rows = [b for b in range(B) if lengths[b] > s]
+        lc = np.array([min(lengths[b] - s, k) for b in rows])
+        Tc = int(lc.max())
+        xc = x[rows, s : s + Tc]
+        st = (h_carry[:, rows], c_carry[:, rows]) if is_lstm else h_carry[:, rows]
+        out, fin, cache = network_forward(cell, params, xc, lc, st, **opts)
+        hN = fin[0] if is_lstm else fin
+        for i, b in enumerate(rows):
+            h_carry[:, b] = hN[:, i]
+            if is_lstm:
+                c_carry[:, b] = fin[1][:, i]
+        if per_step:
+            z = out @ W.T + bias
+            dz = np.zeros_like(z)
+            loss = 0.0
+            for i, b in enumerate(rows):
+                for t in range(lc[i]):
+                    r = z[i, t] - y[b, s + t]
+                    loss += w[b] * np.mean(r**2) / total
+                    dz[i, t] = w[b] * 2.0 * r / (r.size * total)
+            d_out, d_state = out * 0.0, None
+            d_out += dz @ W
+            gW = np.einsum("btk,btd->kd", dz, out)
+            gb = dz.sum(axis=(0, 1))
+        else:
+            ends = [i for i, b in enumerate(rows) if lengths[b] <= s + k]
+            if not ends:
+                continue
+            feat = readout(readout_mode, out, fin, lc, num_layers=L, bidirectional=D == 2,
+                           merge_mode=opts.get("merge_mode", "concat"))  # fmt: skip
+            z = feat @ W.T + bias
+            dz = np.zeros_like(z)
+            loss = 0.0
+            for i in ends:
+                r = z[i] - y[rows[i]]
+                loss += w[rows[i]] * np.mean(r**2) / total
+                dz[i] = w[rows[i]] * 2.0 * r / (r.size * total)
+            d_out, d_state = readout_backward(
+                readout_mode, dz @ W, out, fin, lc, num_layers=L, bidirectional=D == 2,
+                merge_mode=opts.get("merge_mode", "concat"),
+            )  # fmt: skip
+            gW = dz.T @ feat
+            gb = dz.sum(axis=0)
+        _, grads, _ = network_backward(cell, params, cache, d_out, d_state)
+        grads = dict(grads)
+        grads["head.weight"], grads["head.bias"] = gW, gb
+        chunks.append({"start": s, "loss": loss, "grads": grads})
+        for name in params:
+            params[name] -= lr * grads[name]
+        W -= lr * gW
+        bias -= lr * gb
+    return chunks, params, W, bias

@@ -1,0 +1,155 @@
+"""Sequence-to-one readouts and their exact gradients (DESIGN §1, *Readout*).
+
+The readout turns what a recurrent network produced for a batch into one feature row per
+sequence, the input of the head:
+
+``'last'``
+    The final state of each direction of the top layer, merged like the layer outputs
+    (``merge_mode``): forward, the state after each sequence's last valid step; reverse, the
+    state after reading back to step 0. Not ``out[:, -1]``, which for the reverse direction
+    has seen one step only, and which for a padded sequence is padding.
+``'mean'``
+    The mean of the top layer's (merged) output over each sequence's valid steps.
+``'max'``
+    The element-wise maximum of that output over the valid steps; the gradient goes to the
+    step that attains it (the first such step on ties).
+
+Padded steps never contribute, to the feature or to the gradient.
+
+The functions here are the only definition of this mathematics. ``'last'`` is generic over a
+backend (``merge`` / ``split`` of :mod:`numrnn.backends`), so the host fit and the device fit
+(``numrnn.estimators._device``) call the same code; the pooled readouts on host arrays are
+NumPy, and their device versions are the kernels of :mod:`numrnn.kernels.cuda.readout`,
+tested against these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numrnn.backends.cpu import CPUBackend
+
+__all__ = [
+    "READOUTS",
+    "last_backward",
+    "last_forward",
+    "last_state_grad",
+    "pool_backward",
+    "pool_forward",
+    "readout_backward",
+    "readout_forward",
+]
+
+READOUTS = ("last", "mean", "max")
+
+
+_HOST = CPUBackend()  # merge / split of NumPy arrays
+
+
+def last_forward(h, num_layers: int, num_directions: int, merge_mode: str, backend=None):
+    """The merged final states of the top layer.
+
+    Parameters
+    ----------
+    h : array (L*D, B, H), or a list of L*D arrays (B, H)
+        Final hidden states per layer and direction (PyTorch's ``h_n`` layout; for the LSTM
+        the ``h`` part of ``(h_n, c_n)``).
+    num_layers, num_directions : int
+    merge_mode : {'concat', 'sum', 'mean', 'mul'}
+    backend : numrnn backend, optional
+        Supplies ``merge`` for its arrays (default: the CPU backend, NumPy arrays).
+
+    Returns
+    -------
+    feat : array (B, D_out)
+    ctx : what :func:`last_backward` needs (None for one direction).
+    """
+    top = (num_layers - 1) * num_directions
+    hf = h[top]
+    if num_directions == 1:
+        return hf, None
+    hb = h[top + 1]
+    B, H = hf.shape
+    f3, b3 = hf.reshape(1, B, H), hb.reshape(1, B, H)
+    feat = (backend or _HOST).merge([f3, b3], merge_mode)
+    return feat.reshape(B, feat.shape[2]), (f3, b3)
+
+
+def last_backward(dfeat, ctx, merge_mode: str, backend=None) -> list:
+    """Gradient of :func:`last_forward`: one (B, H) array per direction of the top layer."""
+    if ctx is None:
+        return [dfeat]
+    f3, b3 = ctx
+    B, H = f3.shape[1], f3.shape[2]
+    d3 = dfeat.reshape(1, B, dfeat.shape[1])
+    df, db = (backend or _HOST).split(d3, merge_mode, [f3, b3], 2)
+    return [df.reshape(B, H), db.reshape(B, H)]
+
+
+def last_state_grad(state, top_grads: list, num_layers: int, num_directions: int):
+    """The gradient w.r.t. a host network's returned state (``h_n`` or ``(h_n, c_n)``) when
+    the loss reads only the top layer's final ``h`` (``top_grads``, one per direction)."""
+    h = state[0] if isinstance(state, tuple) else state
+    dh = np.zeros_like(h)
+    top = (num_layers - 1) * num_directions
+    for d, g in enumerate(top_grads):
+        dh[top + d] = g
+    if isinstance(state, tuple):
+        return (dh, np.zeros_like(state[1]))
+    return dh
+
+
+def _valid(lengths, T: int) -> np.ndarray:
+    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+
+
+def pool_forward(out: np.ndarray, lengths, mode: str):
+    """Pool a batch-first output (B, T, D) over each sequence's valid steps.
+
+    Returns ``(feat, ctx)``: ``feat`` (B, D) in ``out``'s dtype; ``ctx`` for
+    :func:`pool_backward`.
+    """
+    lengths = np.asarray(lengths)
+    B, T, D = out.shape
+    valid = _valid(lengths, T)[:, :, None]
+    if mode == "mean":
+        total = np.where(valid, out, out.dtype.type(0)).sum(axis=1)
+        feat = total / lengths.astype(out.dtype)[:, None]
+        return feat, ("mean", lengths, T)
+    if mode == "max":
+        arg = np.where(valid, out, out.dtype.type(-np.inf)).argmax(axis=1)  # (B, D)
+        feat = np.take_along_axis(out, arg[:, None, :], axis=1)[:, 0]
+        return feat, ("max", arg, T)
+    raise ValueError(f"mode must be 'mean' or 'max', got {mode!r}.")
+
+
+def pool_backward(dfeat: np.ndarray, ctx) -> np.ndarray:
+    """Gradient of :func:`pool_forward` w.r.t. ``out``: (B, T, D), zero at padded steps."""
+    mode, info, T = ctx
+    B, D = dfeat.shape
+    if mode == "mean":
+        lengths = info
+        share = dfeat / lengths.astype(dfeat.dtype)[:, None]
+        return np.where(_valid(lengths, T)[:, :, None], share[:, None, :], dfeat.dtype.type(0))
+    d_out = np.zeros((B, T, D), dtype=dfeat.dtype)
+    np.put_along_axis(d_out, info[:, None, :], dfeat[:, None, :], axis=1)
+    return d_out
+
+
+def readout_forward(mode, out, state, lengths, num_layers, num_directions, merge_mode):
+    """Host readout of a network's ``forward`` result ``(out, state)``: ``(feat, ctx)``."""
+    if mode == "last":
+        h = state[0] if isinstance(state, tuple) else state
+        feat, ctx = last_forward(h, num_layers, num_directions, merge_mode)
+        return feat, ("last", ctx, state, merge_mode, num_layers, num_directions)
+    return pool_forward(out, lengths, mode)
+
+
+def readout_backward(dfeat, ctx):
+    """Gradient of :func:`readout_forward`: ``(d_out, d_state)`` for ``network.backward``
+    (``d_out`` None for ``'last'``: the loss reads the final state only)."""
+    if ctx[0] == "last":
+        _, lctx, state, merge_mode, L, D = ctx
+        tops = last_backward(dfeat, lctx, merge_mode)
+        return None, last_state_grad(state, tops, L, D)
+    return pool_backward(dfeat, ctx), None
