@@ -2,6 +2,7 @@
 
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.abspath(".."))
 
@@ -24,6 +25,11 @@ exclude_patterns = ["_build"]
 html_theme = "alabaster"
 templates_path = []
 nitpicky = False
+
+# numpydoc reports an unknown docstring section as a Python warning and drops the section
+# from the page; ``-W`` sees only Sphinx's warnings, so make these errors (autodoc turns
+# the error into a Sphinx warning, which ``-W`` fails on).
+warnings.filterwarnings("error", message="Unknown section", category=UserWarning)
 
 
 def _skip_metadata_requests(app, what, name, obj, skip, options):

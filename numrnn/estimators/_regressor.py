@@ -42,7 +42,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         state of each direction; 'mean' / 'max', the top layer's output pooled over each
         sequence's valid steps (padding never contributes). Pooled readouts need
         ``bptt_steps=None``. The default keeps the behaviour of earlier releases until the
-        classification benchmark (issue #14) chooses one.
+        classification benchmark chooses one.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT). See ``numrnn.estimators._base``.
     clip_norm, clip_value : float or None, default=None
