@@ -13,12 +13,16 @@ __version__ = "0.1.0"
 _LAZY = {
     "RNNRegressor": "numrnn.estimators",
     "RNNClassifier": "numrnn.estimators",
-    "NonFiniteLossError": "numrnn.estimators",
+    "NonFiniteLossError": "numrnn.exceptions",
+    "InvalidParameterError": "numrnn.exceptions",
+    "FileFormatError": "numrnn.exceptions",
     "RNNForecaster": "numrnn.forecasting",
     "nn": "numrnn.nn",
 }
 
 __all__ = [
+    "FileFormatError",
+    "InvalidParameterError",
     "NonFiniteLossError",
     "RNNClassifier",
     "RNNForecaster",

@@ -1,75 +1,307 @@
-"""Input checks shared by ``numrnn.nn`` and the estimators: one clear message each.
+"""Parameter and input checks shared by ``numrnn.nn``, the estimators and forecasting.
 
-Every message names the argument, what was expected, what was given and how to fix it.
+Every message has one format: the argument, what was expected, what was given and how to
+fix it -- ``"{name} must be {expected}, got {value!r}. {fix}"``. A bad parameter raises
+:class:`numrnn.exceptions.InvalidParameterError`, which is both a ``ValueError`` and a
+``TypeError`` (as scikit-learn's), whatever was wrong with it.
+
+:data:`PARAMETERS` is the one declarative table of the parameters numrnn's public classes
+share: what each accepts. ``check_param(name, value)`` checks a value against its entry; the
+primitives (:func:`check_int`, :func:`check_float`, :func:`check_option`,
+:func:`check_bool`, :func:`check_dtype`) serve parameters of one function only (an
+optimizer's ``lr``, a forecast's ``horizon``) with the same messages.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from numrnn.exceptions import InvalidParameterError
+
 VALID_DTYPES = ("float32", "float64")
+#: Cell names (the keys of the registry ``numrnn.cells.CELLS``; a test keeps them equal).
+CELL_NAMES = ("rnn", "lstm", "gru")
+MERGE_MODES = ("concat", "sum", "mean", "mul")
+NONLINEARITIES = ("tanh", "relu")
+READOUTS = ("last", "mean", "max")
+DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_dtype(dtype) -> np.dtype:
+def fail(name: str, expected: str, value, fix: str):
+    """Raise the one parameter error: argument, expectation, value, fix."""
+    raise InvalidParameterError(f"{name} must be {expected}, got {value!r}. {fix}")
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral)
+
+
+def _is_real(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+
+
+def check_int(
+    name: str,
+    value,
+    minimum: int,
+    maximum: int | None = None,
+    *,
+    allow_none: bool = False,
+    fix: str | None = None,
+):
+    """An integer in ``[minimum, maximum]`` (or None with ``allow_none``), as ``int``."""
+    if value is None and allow_none:
+        return None
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        fail(
+            name,
+            f"an integer >= {minimum}{upper}" + (" or None" if allow_none else ""),
+            value,
+            fix or f"Pass a whole number such as {max(minimum, 1)}.",
+        )
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+):
+    """A real number in the interval from ``low`` to ``high`` (or None), as ``float``."""
+    if value is None and allow_none:
+        return None
+    ok = _is_real(value) and not math.isnan(value)
+    if ok:
+        ok = not (value <= low if low_open else value < low)
+        ok = ok and not (value >= high if high_open else value > high)
+    if not ok:
+        lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
+        fail(
+            name,
+            f"a real number in {lb}{float(low)}, {float(high)}{hb}"
+            + (" or None" if allow_none else ""),
+            value,
+            "Pass a number in that range.",
+        )
+    return float(value)
+
+
+def check_option(name: str, value, allowed: Sequence):
+    """One of the strings ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        fail(
+            name,
+            f"one of {tuple(allowed)}",
+            value,
+            f"Pass one of {', '.join(repr(a) for a in allowed)}.",
+        )
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """True or False (NumPy's bool too); never a truthy stand-in such as ``"no"``."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(name, "True or False", value, f"Pass {name}=True or {name}=False.")
+    return bool(value)
+
+
+def check_dtype(dtype, name: str = "dtype") -> np.dtype:
     """Return ``np.float32`` or ``np.float64`` for a dtype spelled either way."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt.name not in VALID_DTYPES:
-        raise ValueError(
-            f"dtype must be 'float32' or 'float64', got {dtype!r}. "
-            "Use dtype='float32' for speed or 'float64' for exact gradients."
+        fail(
+            name,
+            "'float32' or 'float64'",
+            dtype,
+            "Use 'float32' for speed or 'float64' for precision.",
         )
     return dt
 
 
-def check_option(name: str, value, allowed: Sequence) -> None:
-    """Raise if ``value`` is not one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(
-            f"{name} must be one of {tuple(allowed)}, got {value!r}. "
-            f"Pass one of {', '.join(repr(a) for a in allowed)}."
+# -- the table ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Integer:
+    minimum: int = 1
+    maximum: int | None = None
+    allow_none: bool = False
+    #: Strings also accepted (``batch_size='auto'``).
+    words: tuple = ()
+    fix: str | None = None
+
+    def check(self, name, value):
+        if isinstance(value, str) and value in self.words:
+            return value
+        if self.words and not (_is_int(value) and value >= self.minimum):
+            words = " or ".join(repr(w) for w in self.words)
+            fail(name, f"{words} or an integer >= {self.minimum}", value, self.fix)
+        return check_int(
+            name, value, self.minimum, self.maximum, allow_none=self.allow_none, fix=self.fix
         )
 
 
-def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """Check an integer parameter lies in ``[minimum, maximum]``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+@dataclass(frozen=True)
+class Real:
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    allow_none: bool = False
+
+    def check(self, name, value):
+        return check_float(
+            name,
+            value,
+            self.low,
+            self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            allow_none=self.allow_none,
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    values: tuple
+
+    def check(self, name, value):
+        return check_option(name, value, self.values)
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def check(self, name, value):
+        return check_bool(name, value)
+
+
+@dataclass(frozen=True)
+class DType:
+    def check(self, name, value):
+        return check_dtype(value, name)
+
+
+@dataclass(frozen=True)
+class Verbosity:
+    def check(self, name, value):
+        if not isinstance(value, (bool, np.bool_, numbers.Integral)):
+            fail(name, "a bool or an int", value, f"Pass {name}=True to print losses.")
+        return value
+
+
+_POSITIVE = Real(0.0, low_open=True)
+_UNIT = Real(0.0, 1.0, high_open=True)
+
+#: What every shared parameter accepts, by name (estimators, ``numrnn.nn``, forecasting).
+PARAMETERS = {
+    # the network
+    "cell": Options(CELL_NAMES),
+    "input_size": Integer(1),
+    "hidden_size": Integer(1),
+    "num_layers": Integer(1),
+    "bidirectional": Boolean(),
+    "merge_mode": Options(MERGE_MODES),
+    "nonlinearity": Options(NONLINEARITIES),
+    "peephole": Boolean(),
+    "reset_after": Boolean(),
+    "orthogonal": Boolean(),
+    "forget_bias": Real(-math.inf, math.inf, low_open=True, high_open=True, allow_none=True),
+    "dropout": _UNIT,
+    "dtype": DType(),
+    "device": Options(DEVICES),
+    # what the head reads, and how gradients flow
+    "output": Options(("last", "sequence")),
+    "readout": Options(READOUTS),
+    "bptt_steps": Integer(1, allow_none=True),
+    "clip_norm": Real(0.0, low_open=True, allow_none=True),
+    "clip_value": Real(0.0, low_open=True, allow_none=True),
+    # training (scikit-learn's MLP names)
+    "solver": Options(("adam", "sgd")),
+    "alpha": Real(0.0),
+    "batch_size": Integer(
+        1, words=("auto",), fix="Pass e.g. batch_size=32, or 'auto' for min(200, n_samples)."
+    ),
+    "learning_rate_init": _POSITIVE,
+    "max_iter": Integer(1),
+    "shuffle": Boolean(),
+    "tol": Real(0.0),
+    "verbose": Verbosity(),
+    "warm_start": Boolean(),
+    "momentum": Real(0.0, 1.0),
+    "nesterovs_momentum": Boolean(),
+    "early_stopping": Boolean(),
+    "validation_fraction": Real(0.0, 1.0, low_open=True, high_open=True),
+    "beta_1": _UNIT,
+    "beta_2": _UNIT,
+    "epsilon": _POSITIVE,
+    "n_iter_no_change": Integer(1),
+}
+
+
+def check_param(name: str, value, rule=None):
+    """Check ``value`` against ``rule`` (default: ``PARAMETERS[name]``); return it normalised
+    (``int``, ``float``, ``bool``, ``np.dtype``; strings and None unchanged)."""
+    return (rule or PARAMETERS[name]).check(name, value)
+
+
+def check_params(obj, names) -> None:
+    """Check the attributes ``names`` of ``obj`` (an estimator's parameters)."""
+    for name in names:
+        check_param(name, getattr(obj, name))
+
+
+def check_real_input(name: str, value) -> None:
+    """Refuse what a cast to float would change silently: complex numbers (imaginary parts
+    dropped), masked arrays with masked entries (mask ignored) and datetime64/timedelta64
+    (turned into raw integer counts). ``value`` is an array, a DataFrame/Series or a list
+    of arrays; other values pass (the caller's own checks explain them)."""
+    if isinstance(value, (list, tuple)):
+        for k, v in enumerate(value):
+            if hasattr(v, "dtype") or hasattr(v, "dtypes"):
+                check_real_input(f"{name}[{k}]", v)
+        return
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise ValueError(
+            f"{name} is a masked array with masked entries; numrnn does not read masks (the "
+            "values underneath would be used). Fill them first, e.g. X.filled(np.nan) to mark "
+            "trailing padding, or drop the masked samples."
+        )
+    dtypes = getattr(value, "dtypes", None)  # DataFrame: one per column
+    if dtypes is not None and not hasattr(dtypes, "kind"):
+        kinds = {getattr(d, "kind", "O") for d in dtypes}
+        dts = list(dtypes)
+    else:
+        dt = getattr(value, "dtype", None)
+        kinds = {getattr(dt, "kind", "O")}
+        dts = [dt]
+    if "c" in kinds:
         raise TypeError(
-            f"{name} must be an integer >= {minimum}, got {value!r} of type "
-            f"{type(value).__name__}. Pass a whole number such as {max(minimum, 1)}."
+            f"{name} must hold real numbers, got complex values (dtype "
+            f"{next(d for d in dts if getattr(d, 'kind', '') == 'c')}). Pass the real and "
+            "imaginary parts as separate features."
         )
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}{upper}, got {value!r}. "
-            f"Choose a value in that range."
+    if kinds & {"m", "M"}:
+        raise TypeError(
+            f"{name} holds dates or durations ({next(d for d in dts if d.kind in 'mM')}); "
+            "numrnn does not turn them into numbers silently. Convert them to numeric "
+            "features first (e.g. elapsed days as floats)."
         )
-    return int(value)
-
-
-def check_float(
-    name: str, value, low: float, high: float, *, low_open=False, high_open=False
-) -> float:
-    """Check a real parameter lies in the interval from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}.")
-    bad_low = value <= low if low_open else value < low
-    bad_high = value >= high if high_open else value > high
-    if bad_low or bad_high:
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
-        raise ValueError(
-            f"{name} must lie in {lb}{low}, {high}{hb}, got {value!r}. Choose a value in that range."
-        )
-    return float(value)
 
 
 def _as_float_array(name: str, value) -> np.ndarray:
+    check_real_input(name, value)
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged nested lists and the like
@@ -77,6 +309,7 @@ def _as_float_array(name: str, value) -> np.ndarray:
             f"{name} must be numeric array-like, got {type(value).__name__} that NumPy "
             f"cannot turn into an array ({exc}). Pass a NumPy array or a list of 2-D arrays."
         ) from None
+    check_real_input(name, arr)  # nested lists of complex numbers
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(np.float64)

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["NonFiniteLossError"]
+__all__ = ["FileFormatError", "InvalidParameterError", "NonFiniteLossError"]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has a value or a type its argument does not accept.
+
+    Both a ``ValueError`` and a ``TypeError`` (scikit-learn's ``InvalidParameterError`` is
+    too), so code that catches either keeps working whichever was wrong. The message names
+    the argument, what it accepts, what it got and how to fix it.
+    """
+
+
+class FileFormatError(ValueError):
+    """A file that is not a numrnn model, is damaged, or does not fit this numrnn."""
 
 
 class NonFiniteLossError(FloatingPointError):

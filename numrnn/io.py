@@ -35,6 +35,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from numrnn.exceptions import FileFormatError
+
 __all__ = ["FileFormatError", "save", "load", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -44,10 +46,6 @@ _EST_CLASSES = ("RNNRegressor", "RNNClassifier")
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 # Fitted attributes rebuilt from their own entries, not stored as plain values.
 _SPECIAL = ("network_", "head_", "_optimizer", "_rng")
-
-
-class FileFormatError(ValueError):
-    """A file that is not a numrnn model, is damaged, or does not fit this numrnn."""
 
 
 def _version():

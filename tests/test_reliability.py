@@ -331,3 +331,87 @@ def test_cuda_trained_network_loads_on_cpu(tmp_path):
     for kw in ({}, {"device": "cpu"}):
         assert load(bad, **kw).device == "cpu"
         np.testing.assert_array_equal(load(bad, **kw).forward(x)[0], net.forward(x)[0])
+
+
+# -- 5. non-finite training -------------------------------------------------------------
+from numrnn.estimators import NonFiniteLossError  # noqa: E402
+
+XF = np.random.default_rng(5).standard_normal((20, 6, 2))
+YF = XF.sum(axis=(1, 2))
+
+
+@pytest.mark.parametrize(
+    "kw, y",
+    [
+        ({}, YF * 1e39),  # targets overflow float32
+        ({"output": "sequence"}, np.cumsum(XF.sum(axis=2), axis=1) * 1e39),
+        ({"solver": "sgd", "learning_rate_init": 1e6}, YF),  # huge step
+        ({"solver": "sgd", "learning_rate_init": 1e6, "cell": "rnn", "nonlinearity": "relu"}, YF),
+    ],
+)
+def test_non_finite_training_is_non_finite_loss_error(kw, y):
+    m = RNNRegressor(hidden_size=4, max_iter=3, random_state=0, batch_size=5, **kw)
+    with pytest.raises(NonFiniteLossError, match="epoch 1") as info:
+        _quiet_fit(m, XF, y)
+    assert "h0" not in str(info.value)
+    assert "stays unfitted (no epoch finished)" in str(info.value)
+    assert not hasattr(m, "network_")
+
+
+def test_divergence_after_a_good_epoch_keeps_it_and_names_the_next_epoch():
+    m = RNNRegressor(hidden_size=4, max_iter=1, random_state=0, batch_size=5)
+    _quiet_fit(m, XF, YF)
+    before = m.predict(XF)
+    m.set_params(warm_start=True, solver="sgd", learning_rate_init=1e6)
+    with pytest.raises(NonFiniteLossError, match="in epoch 2.*those of epoch 1") as info:
+        _quiet_fit(m, XF, YF)
+    assert info.value.kept_epoch == 1
+    np.testing.assert_array_equal(m.predict(XF), before)
+
+
+def test_backward_names_a_non_finite_state_gradient():
+    net = LSTM(2, 3)
+    x = np.ones((2, 4, 2), np.float32)
+    net.forward(x)
+    bad = np.full((1, 2, 3), np.nan, np.float32)
+    with pytest.raises(ValueError, match="d_state"):
+        net.backward(None, (bad, np.zeros_like(bad)))
+
+
+# -- 9 (nn). complex and other silent coercions in numrnn.nn ------------------------------
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_nn_rejects_complex_input_state_gradient_and_state_dict(cls):
+    net = cls(2, 3, random_state=0)
+    x = np.ones((2, 4, 2))
+    with pytest.raises((TypeError, ValueError), match="X.*real|complex"):
+        net.forward(x + 1j)
+    h = np.zeros((1, 2, 3)) + 0j
+    state = (h, h.real) if cls is LSTM else h
+    with pytest.raises(TypeError, match="h0 must hold real numbers"):
+        net.forward(x, state)
+    net.forward(x)
+    with pytest.raises(TypeError, match="d_out must hold real numbers"):
+        net.backward(np.ones((2, 4, 3)) + 1j)
+    # the failed check left the forward's cache: backward works now
+    assert net.backward(np.ones((2, 4, 3))).shape == x.shape
+    sd = net.state_dict()
+    before = {k: v.copy() for k, v in sd.items()}
+    bad = dict(sd)
+    first = next(iter(bad))
+    bad[first] = np.ones_like(bad[first]) * 5
+    bad[list(bad)[-1]] = bad[list(bad)[-1]] + 1j
+    with pytest.raises(TypeError, match="real numbers"):
+        net.load_state_dict(bad)
+    for k, v in net.state_dict().items():  # atomic: nothing copied
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        net.load_state_dict(list(sd.values()))
+
+
+def test_failed_backward_shape_check_keeps_the_cache():
+    net = GRU(2, 3, random_state=0)
+    x = np.ones((2, 4, 2), np.float32)
+    net.forward(x)
+    with pytest.raises(ValueError, match="d_out must have the shape"):
+        net.backward(np.ones((2, 5, 3)))
+    assert net.backward(np.ones((2, 4, 3))).shape == x.shape

@@ -67,77 +67,32 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numrnn._threads import blas_threads, recurrent_blas_threads
-from numrnn._validation import check_dtype, check_sequences
+from numrnn._validation import PARAMETERS, check_dtype, check_int, check_param, check_sequences
+
+# The primitives under the names the estimators' code has used (a parameter of one estimator
+# only may use them; shared parameters belong in the table).
+from numrnn._validation import check_bool as _check_bool  # noqa: F401
+from numrnn._validation import check_float as _check_real_param  # noqa: F401
+from numrnn._validation import check_option as _check_choice  # noqa: F401
+from numrnn._validation import fail as _fail
 from numrnn.cells import CELLS
 from numrnn.estimators._host import HostEngine, carry_state, state_rows
-from numrnn.exceptions import NonFiniteLossError
+from numrnn.exceptions import InvalidParameterError, NonFiniteLossError
 from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import GRU, LSTM, RNN
 from numrnn.nn.optim import SGD, Adam
-from numrnn.nn.readout import READOUTS, readout_forward
+from numrnn.nn.readout import readout_forward
 from numrnn.nn.step import apply_update, penalty
 
 _CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-_PREDICT_BATCH = 1024
-
-
-def _fail(name, expected, value, fix):
-    raise ValueError(f"{name} must be {expected}, got {value!r}. {fix}")
 
 
 def _check_int_param(name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        _fail(
-            name,
-            f"an integer >= {minimum}" + (" or None" if allow_none else ""),
-            value,
-            f"Pass a whole number such as {max(minimum, 1)}.",
-        )
-    if value < minimum:
-        _fail(
-            name,
-            f"an integer >= {minimum}" + (" or None" if allow_none else ""),
-            value,
-            f"Pass a whole number such as {max(minimum, 1)}.",
-        )
-    return int(value)
+    return check_int(name, value, minimum, allow_none=allow_none)
 
 
-def _check_real_param(
-    name, value, low, high=np.inf, *, low_open=False, high_open=False, allow_none=False
-):
-    if value is None and allow_none:
-        return None
-    lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
-    expected = f"a real number in {lb}{low}, {high}{hb}" + (" or None" if allow_none else "")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        _fail(name, expected, value, "Pass a number in that range.")
-    bad = (value <= low if low_open else value < low) or (
-        value >= high if high_open else value > high
-    )
-    if bad or np.isnan(value):
-        _fail(name, expected, value, "Pass a number in that range.")
-    return float(value)
-
-
-def _check_choice(name, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        _fail(
-            name,
-            f"one of {tuple(allowed)}",
-            value,
-            f"Pass one of {', '.join(repr(a) for a in allowed)}.",
-        )
-    return value
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        _fail(name, "True or False", value, f"Pass {name}=True or {name}=False.")
-    return bool(value)
+_PREDICT_BATCH = 1024
 
 
 def _reject_complex(X, name="X"):
@@ -237,17 +192,11 @@ class BaseRNN(BaseEstimator):
 
     # -- validation ---------------------------------------------------------------------
     def _validate_hyperparameters(self):
-        _check_choice("cell", self.cell, tuple(_CELLS))
-        _check_int_param("hidden_size", self.hidden_size, 1)
-        _check_int_param("num_layers", self.num_layers, 1)
-        _check_bool("bidirectional", self.bidirectional)
-        _check_choice("merge_mode", self.merge_mode, ("concat", "sum", "mean", "mul"))
-        _check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
-        _check_bool("peephole", self.peephole)
-        _check_bool("reset_after", self.reset_after)
-        _check_real_param("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        _check_choice("output", self.output, ("last", "sequence"))
-        _check_choice("readout", self.readout, READOUTS)
+        """Every parameter against its entry of the table ``numrnn._validation.PARAMETERS``,
+        then the rules that join two of them."""
+        for name in self._get_param_names():
+            if name in PARAMETERS:
+                check_param(name, getattr(self, name))
         if self.readout != "last" and self.output != "last":
             _fail(
                 "readout",
@@ -256,64 +205,20 @@ class BaseRNN(BaseEstimator):
                 "A pooled readout makes one prediction per sequence: set output='last', or "
                 "readout='last' for per-step predictions.",
             )
-        _check_int_param("bptt_steps", self.bptt_steps, 1, allow_none=True)
         if self.bptt_steps is not None and self.readout != "last":
-            raise ValueError(
+            raise InvalidParameterError(
                 f"bptt_steps must be None when readout={self.readout!r}, got bptt_steps="
                 f"{self.bptt_steps!r}: a pooled readout spans every chunk of a sequence while "
                 "truncated BPTT cuts the gradient between chunks. Set bptt_steps=None (full "
                 "BPTT) or readout='last'."
             )
         if self.bptt_steps is not None and self.bidirectional:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"bptt_steps must be None when bidirectional=True, got bptt_steps="
                 f"{self.bptt_steps!r}: truncated BPTT carries the state forward in time and is "
                 "not defined for the reverse direction. Set bptt_steps=None (full BPTT) or "
                 "bidirectional=False."
             )
-        _check_real_param("clip_norm", self.clip_norm, 0.0, low_open=True, allow_none=True)
-        _check_real_param("clip_value", self.clip_value, 0.0, low_open=True, allow_none=True)
-        _check_choice("solver", self.solver, ("adam", "sgd"))
-        _check_real_param("alpha", self.alpha, 0.0)
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            if (
-                isinstance(self.batch_size, (bool, np.bool_))
-                or not isinstance(self.batch_size, numbers.Integral)
-                or self.batch_size < 1
-            ):
-                _fail(
-                    "batch_size",
-                    "'auto' or an integer >= 1",
-                    self.batch_size,
-                    "Pass e.g. batch_size=32, or 'auto' for min(200, n_samples).",
-                )
-        _check_real_param("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
-        _check_int_param("max_iter", self.max_iter, 1)
-        _check_bool("shuffle", self.shuffle)
-        _check_real_param("tol", self.tol, 0.0)
-        _check_bool("warm_start", self.warm_start)
-        _check_real_param("momentum", self.momentum, 0.0, 1.0)
-        _check_bool("nesterovs_momentum", self.nesterovs_momentum)
-        _check_bool("early_stopping", self.early_stopping)
-        _check_real_param(
-            "validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True
-        )
-        _check_real_param("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
-        _check_real_param("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
-        _check_real_param("epsilon", self.epsilon, 0.0, low_open=True)
-        _check_int_param("n_iter_no_change", self.n_iter_no_change, 1)
-        try:
-            check_dtype(self.dtype)
-        except ValueError:
-            _fail(
-                "dtype",
-                "'float32' or 'float64'",
-                self.dtype,
-                "Use 'float32' for speed or 'float64' for precision.",
-            )
-        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
-        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
-            _fail("verbose", "a bool or an int", self.verbose, "Pass verbose=True to print losses.")
 
     def _validate_X(self, X, *, reset):
         """Return (padded (n, T, F) array, lengths, was_ragged).
@@ -784,6 +689,7 @@ class BaseRNN(BaseEstimator):
         last_good = self._save_progress() if reuse else None
         interrupted = False
         for _ in range(epochs):
+            epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
             try:
                 t0 = time.perf_counter()
                 order = self._rng.permutation(tr) if self.shuffle else tr
@@ -867,7 +773,7 @@ class BaseRNN(BaseEstimator):
                     else:
                         exc.kept = f"those of epoch {self.n_iter_}, the last finished epoch"
                     exc.kept_epoch = self.n_iter_
-                exc.epoch = self.n_iter_ + 1
+                exc.epoch = epoch
                 raise
             last_good = self._save_progress()
         if early and best is not None:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from numrnn.exceptions import NonFiniteLossError
 from numrnn.nn.clip import clip_grad_value, scale_grads, squared_grad_norm
 from numrnn.nn.readout import readout_backward, readout_forward
 from numrnn.nn.step import is_weight
@@ -85,6 +86,7 @@ class HostEngine:
             z = head.forward(out)
             mask = np.arange(Tc)[None, :] < lc[:, None]
             loss, dz = self.loss_fn(z, self.yb[rows, s : s + Tc], mask, row_w)
+            _check_loss(loss)
             dz = dz * dz.dtype.type(scale)
             net.backward(head.backward(dz), input_grad=False)
         else:
@@ -96,6 +98,7 @@ class HostEngine:
                 loss, dz = self.loss_fn(z, self.yb[rows], None, row_w)
             else:  # no sample ends in this chunk with a positive weight
                 loss, dz = 0.0, np.zeros_like(z)
+            _check_loss(loss)
             dz = dz * dz.dtype.type(scale)
             d_out, d_state = readout_backward(head.backward(dz), ctx)
             # 'last' reads the final state: no (B, T, H) zeros for d_out; no dX either way
@@ -132,3 +135,10 @@ class HostEngine:
 
     def weight_squared_norm(self):
         return sum(float(np.vdot(p, p)) for n, p in self.params.items() if is_weight(n))
+
+
+def _check_loss(loss) -> None:
+    """A non-finite loss stops the fit before backward: its NaN gradients would otherwise
+    reach the network's state check and read as a bad initial state (issue #19)."""
+    if not np.isfinite(loss):
+        raise NonFiniteLossError("loss")

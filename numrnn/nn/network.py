@@ -8,22 +8,16 @@ time-major (T, B, F) and C-contiguous.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
-from numrnn._validation import (
-    check_dtype,
-    check_float,
-    check_int,
-    check_option,
-    check_sequences,
-)
+from numrnn._validation import MERGE_MODES, check_param, check_sequences
 from numrnn.backends import get_backend
 from numrnn.cells import CELLS, init_direction_params
 from numrnn.cells.lstm import PEEPHOLE_NAMES
-from numrnn.cells.rnn import NONLINEARITIES
 
-MERGE_MODES = ("concat", "sum", "mean", "mul")
+__all__ = ["GRU", "LSTM", "MERGE_MODES", "RNN", "RecurrentNetwork"]
 _KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 _TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -78,16 +72,14 @@ class RecurrentNetwork:
         device: str = "cpu",
         _options: dict | None = None,
     ):
-        self.input_size = check_int("input_size", input_size, 1)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.num_layers = check_int("num_layers", num_layers, 1)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise TypeError(f"bidirectional must be True or False, got {bidirectional!r}.")
-        self.bidirectional = bool(bidirectional)
-        check_option("merge_mode", merge_mode, MERGE_MODES)
-        self.merge_mode = merge_mode
-        self.dropout = check_float("dropout", dropout, 0.0, 1.0, high_open=True)
-        self.dtype = check_dtype(dtype)
+        self.input_size = check_param("input_size", input_size)
+        self.hidden_size = check_param("hidden_size", hidden_size)
+        self.num_layers = check_param("num_layers", num_layers)
+        self.bidirectional = check_param("bidirectional", bidirectional)
+        self.merge_mode = check_param("merge_mode", merge_mode)
+        self.dropout = check_param("dropout", dropout)
+        self.dtype = check_param("dtype", dtype)
+        orthogonal = check_param("orthogonal", orthogonal)
         self.options = dict(_options or {})
         self.spec = CELLS[self.cell]
         self.training = True
@@ -173,8 +165,18 @@ class RecurrentNetwork:
 
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Copy parameters in (a PyTorch ``state_dict`` converted to NumPy loads unchanged)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"state_dict must be a mapping of parameter names to arrays (as state_dict() "
+                f"returns), got {type(state_dict).__name__}. Pass dict(zip(names, arrays)) "
+                "or the OrderedDict from state_dict()."
+            )
         own = self.parameters()
-        incoming = {k: _to_numpy(v) for k, v in state_dict.items()}
+        # Everything is checked before anything is copied: a bad entry leaves the network
+        # exactly as it was.
+        incoming = {
+            k: _real_array(f"state_dict[{k!r}]", _to_numpy(v)) for k, v in state_dict.items()
+        }
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]
         if strict and (missing or unexpected):
@@ -196,9 +198,13 @@ class RecurrentNetwork:
                 np.copyto(own[k], v, casting="unsafe")
 
     # -- forward ----------------------------------------------------------------------
-    def _check_state(self, state, B):
+    def _check_state(self, state, B, what="state"):
         H, LD = self.hidden_size, self.num_layers * self.num_directions
         names = ("h0", "c0") if self.spec.has_cell_state else ("h0",)
+        if what != "state":  # the gradient w.r.t. the final state (h_n, c_n)
+            names = tuple(f"{what}[{i}] (d{n[0]}_n)" for i, n in enumerate(names))
+            if not self.spec.has_cell_state:
+                names = (f"{what} (dh_n)",)
         if state is None:
             return [np.zeros((LD, B, H), dtype=self.dtype) for _ in names]
         parts = state if self.spec.has_cell_state else (state,)
@@ -209,14 +215,15 @@ class RecurrentNetwork:
             )
         out = []
         for nm, s in zip(names, parts, strict=True):
-            a = np.asarray(s)
+            a = _real_array(nm, s)
             if a.shape != (LD, B, H):
                 raise ValueError(
                     f"{nm} must have shape (num_layers*num_directions, batch, hidden_size) = "
                     f"{(LD, B, H)}, got {a.shape}. Pass the state returned by forward."
                 )
             if not np.isfinite(a).all():
-                raise ValueError(f"{nm} contains NaN or inf. Pass a finite initial state.")
+                fix = "a finite initial state" if what == "state" else "finite gradients"
+                raise ValueError(f"{nm} contains NaN or inf. Pass {fix}.")
             out.append(np.ascontiguousarray(a, dtype=self.dtype))
         return out
 
@@ -405,26 +412,33 @@ class RecurrentNetwork:
                 "backward() needs a forward(..., requires_grad=True) first, and each forward "
                 "can be backpropagated once. Call forward again before backward."
             )
+        # Checked before the cache is consumed: a wrong d_out can be corrected and retried.
+        d_user, d_fin = self._check_backward_args(self._cache, d_out, d_state)
         cache, self._cache = self._cache, None
         # The previous gradients are replaced, not reused: let them go before the new ones
         # are allocated, or both sets are alive at the peak.
         self.grads, self.grad_state = OrderedDict(), None
-        return self._backward(cache, d_out, d_state, bool(input_grad))
+        return self._backward(cache, d_user, d_fin, bool(input_grad))
 
-    def _backward(self, cache, d_out, d_state, input_grad=True):
-        be = self.backend
+    def _check_backward_args(self, cache, d_out, d_state):
+        """``(d_out as an array or None, final-state gradients)``, or a clear error."""
         B = cache["B"]
         T = cache["caches"][0][0].x.shape[0]
-        d_user = d_tm = None
+        d_user = None
         if d_out is not None:
-            d_user = np.asarray(d_out)
+            d_user = _real_array("d_out", d_out)
             if d_user.shape != (B, T, self.layer_output_size):
                 raise ValueError(
                     "d_out must have the shape of forward's output "
                     f"{(B, T, self.layer_output_size)}, got {d_user.shape}."
                 )
+        return d_user, self._check_state(d_state, B, "d_state")
+
+    def _backward(self, cache, d_user, d_fin, input_grad=True):
+        be = self.backend
+        d_tm = None
+        if d_user is not None:
             d_tm = be.asarray(d_user.transpose(1, 0, 2), self.dtype)
-        d_fin = self._check_state(d_state, B)
         grads_pd, dh0, dc0, d_tm = self._backward_time_major(
             cache, d_tm, d_fin, input_grad=input_grad, protected=d_user
         )
@@ -531,6 +545,22 @@ def _may_overwrite(a, protected) -> bool:
     return True
 
 
+def _real_array(name: str, value) -> np.ndarray:
+    """``np.asarray(value)`` when it holds real numbers; complex, strings and objects are an
+    error (NumPy would drop imaginary parts silently when casting to the float dtype)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers, got an array of dtype {a.dtype}. "
+            + (
+                "Pass the real part (a.real) or split real and imaginary parts."
+                if a.dtype.kind == "c"
+                else "Convert it to a float array first."
+            )
+        )
+    return a
+
+
 def _to_numpy(value) -> np.ndarray:
     """A NumPy array from an array-like or a torch tensor (on any device)."""
     if hasattr(value, "detach"):
@@ -549,8 +579,7 @@ class RNN(RecurrentNetwork):
     cell = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **kwargs):
-        check_option("nonlinearity", nonlinearity, NONLINEARITIES)
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = check_param("nonlinearity", nonlinearity)
         super().__init__(
             input_size, hidden_size, num_layers, _options={"nonlinearity": nonlinearity}, **kwargs
         )
@@ -577,7 +606,8 @@ class LSTM(RecurrentNetwork):
     def __init__(
         self, input_size, hidden_size, num_layers=1, *, peephole=False, forget_bias=None, **kwargs
     ):
-        self.peephole = bool(peephole)
+        self.peephole = check_param("peephole", peephole)
+        forget_bias = check_param("forget_bias", forget_bias)
         super().__init__(
             input_size,
             hidden_size,
@@ -604,7 +634,7 @@ class GRU(RecurrentNetwork):
     cell = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **kwargs):
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_param("reset_after", reset_after)
         super().__init__(
             input_size,
             hidden_size,

@@ -174,10 +174,10 @@ class SGD(_Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        self.lr = check_float("lr", lr, 0.0, np.inf)
-        self.momentum = check_float("momentum", momentum, 0.0, np.inf)
+        self.lr = check_float("lr", lr, 0.0, np.inf, high_open=True)
+        self.momentum = check_float("momentum", momentum, 0.0, np.inf, high_open=True)
         self.nesterov = bool(nesterov)
-        self.weight_decay = check_float("weight_decay", weight_decay, 0.0, np.inf)
+        self.weight_decay = check_float("weight_decay", weight_decay, 0.0, np.inf, high_open=True)
         if self.nesterov and self.momentum <= 0:
             raise ValueError("nesterov=True needs momentum > 0; set momentum, e.g. 0.9.")
         super().__init__(params)
@@ -254,15 +254,15 @@ class Adam(_Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        self.lr = check_float("lr", lr, 0.0, np.inf)
+        self.lr = check_float("lr", lr, 0.0, np.inf, high_open=True)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
         self.betas = (
             check_float("betas[0]", betas[0], 0.0, 1.0, high_open=True),
             check_float("betas[1]", betas[1], 0.0, 1.0, high_open=True),
         )
-        self.eps = check_float("eps", eps, 0.0, np.inf)
-        self.weight_decay = check_float("weight_decay", weight_decay, 0.0, np.inf)
+        self.eps = check_float("eps", eps, 0.0, np.inf, high_open=True)
+        self.weight_decay = check_float("weight_decay", weight_decay, 0.0, np.inf, high_open=True)
         super().__init__(params)
 
     def _flat_groups(self) -> list:

@@ -1,0 +1,63 @@
+"""One parameter table, one exception type, one message format (numrnn._validation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numrnn import InvalidParameterError, RNNClassifier, RNNRegressor, nn
+from numrnn._validation import CELL_NAMES, PARAMETERS, check_param
+from numrnn.cells import CELLS
+
+
+def test_parameter_error_is_value_and_type_error():
+    assert issubclass(InvalidParameterError, ValueError)
+    assert issubclass(InvalidParameterError, TypeError)
+
+
+def test_cell_names_are_the_registry():
+    assert CELL_NAMES == tuple(CELLS)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_every_table_entry_rejects_a_wrong_value_in_the_one_format(name):
+    with pytest.raises(InvalidParameterError) as info:
+        check_param(name, object())
+    msg = str(info.value)
+    assert msg.startswith(f"{name} must be "), msg
+    assert ", got <object object at " in msg and msg.rstrip().endswith("."), msg
+
+
+@pytest.mark.parametrize("name", sorted(set(PARAMETERS) & set(RNNRegressor._get_param_names())))
+def test_estimators_check_every_table_parameter(name):
+    X, y = np.zeros((4, 3, 1)), np.array([0, 1, 0, 1])
+    for est in (RNNRegressor, RNNClassifier):
+        m = est(**{name: object()})
+        with pytest.raises(InvalidParameterError, match=f"^{name} must be"):
+            m.fit(X, y)
+        assert not hasattr(m, "network_")
+
+
+def test_network_and_estimator_say_the_same():
+    """The same bad value gives the same message and type in nn and in the estimators."""
+    with pytest.raises(InvalidParameterError) as net_err:
+        nn.LSTM(1, 2.5)
+    with pytest.raises(InvalidParameterError) as est_err:
+        RNNRegressor(hidden_size=2.5).fit(np.zeros((3, 2, 1)), np.zeros(3))
+    assert str(net_err.value) == str(est_err.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.LSTM(1, 2, peephole="no"),
+        lambda: nn.GRU(1, 2, reset_after="yes"),
+        lambda: nn.RNN(1, 2, bidirectional=1),
+        lambda: nn.LSTM(1, 2, forget_bias=float("nan")),
+        lambda: nn.RNN(1, 2, orthogonal="True"),
+    ],
+)
+def test_network_options_are_not_truthy_stand_ins(make):
+    """``peephole="no"`` used to become True (``bool("no")``)."""
+    with pytest.raises(InvalidParameterError, match="must be"):
+        make()
