@@ -79,8 +79,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from numrnn.forecasting import fit_many_series
-    from numrnn.parallel import single_thread_env, warm_up
+    from numrnn.parallel import fit_many_series, single_thread_env, warm_up
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from numrnn.forecasting import fit_many_series
+from numrnn.parallel import fit_many_series
 
 
 def make_sales(n_stores=12, n_days=180, seed=0):

@@ -81,6 +81,10 @@ def check_float(
     """A real number in the interval from ``low`` to ``high`` (or None), as ``float``."""
     if value is None and allow_none:
         return None
+    # infinity itself is never a usable value (learning_rate_init=inf would pass here and
+    # fail later as "lr"): an infinite bound is open
+    low_open = low_open or low == -math.inf
+    high_open = high_open or high == math.inf
     ok = _is_real(value) and not math.isnan(value)
     if ok:
         ok = not (value <= low if low_open else value < low)
@@ -119,7 +123,7 @@ def check_bool(name: str, value) -> bool:
 def check_dtype(dtype, name: str = "dtype") -> np.dtype:
     """Return ``np.float32`` or ``np.float64`` for a dtype spelled either way."""
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
     except TypeError:
         dt = None
     if dt is None or dt.name not in VALID_DTYPES:
@@ -278,6 +282,16 @@ def check_real_input(name: str, value) -> None:
             "values underneath would be used). Fill them first, e.g. X.filled(np.nan) to mark "
             "trailing padding, or drop the masked samples."
         )
+    if hasattr(value, "tocsr"):  # sparse: the caller's scikit-learn check explains it
+        return
+    if isinstance(value, (dict, str, bytes)) or (
+        not hasattr(value, "__len__") and not hasattr(value, "__array__")
+    ):
+        raise TypeError(
+            f"{name} must be an array, a DataFrame or a list of sequences, got a "
+            f"{type(value).__name__}. Pass e.g. np.asarray(data); a file must be read first."
+        )
+    _reject_pandas_na(name, value)
     dtypes = getattr(value, "dtypes", None)  # DataFrame: one per column
     if dtypes is not None and not hasattr(dtypes, "kind"):
         kinds = {getattr(d, "kind", "O") for d in dtypes}
@@ -286,9 +300,9 @@ def check_real_input(name: str, value) -> None:
         dt = getattr(value, "dtype", None)
         kinds = {getattr(dt, "kind", "O")}
         dts = [dt]
-    if "c" in kinds:
-        raise TypeError(
-            f"{name} must hold real numbers, got complex values (dtype "
+    if "c" in kinds:  # ValueError with scikit-learn's wording (its estimator checks)
+        raise ValueError(
+            f"Complex data not supported: {name} must hold real numbers, got complex values (dtype "
             f"{next(d for d in dts if getattr(d, 'kind', '') == 'c')}). Pass the real and "
             "imaginary parts as separate features."
         )
@@ -297,6 +311,29 @@ def check_real_input(name: str, value) -> None:
             f"{name} holds dates or durations ({next(d for d in dts if d.kind in 'mM')}); "
             "numrnn does not turn them into numbers silently. Convert them to numeric "
             "features first (e.g. elapsed days as floats)."
+        )
+
+
+def _reject_pandas_na(name: str, value) -> None:
+    """pandas' nullable columns (``Float64``, ``Int64``, ...) mark *missing* values with
+    ``pd.NA``; converted to float they would become NaN and, at the end of a row, silently
+    read as padding. Missing is not padding: refuse it."""
+    if not hasattr(value, "isna"):
+        return
+    dtypes = value.dtypes
+    if hasattr(dtypes, "kind") or not hasattr(value, "columns"):
+        nullable = not isinstance(value.dtype, np.dtype) and value.dtype.kind in "biuf"
+        has_na = nullable and bool(value.isna().to_numpy().any())
+    else:
+        cols = [
+            c for c, d in zip(value.columns, dtypes, strict=True) if not isinstance(d, np.dtype)
+        ]
+        has_na = bool(cols) and bool(value[cols].isna().to_numpy().any())
+    if has_na:
+        raise ValueError(
+            f"{name} holds pd.NA (missing values) in a nullable pandas column. numrnn reads "
+            "only trailing NaN as padding and does not guess what a missing value means: "
+            f"impute them, or pass {name}.astype('float64') so that NaN marks padding."
         )
 
 
@@ -367,6 +404,11 @@ def check_sequences(
                     f"{a.shape}. Each sequence of a ragged list is one (T_i, F) array."
                 )
             seqs.append(a)
+        if seqs[0].shape[1] == 0:
+            raise ValueError(
+                f"{name}[0] has 0 features per step (shape {seqs[0].shape}). Pass at least one "
+                "feature per step."
+            )
         feats = {a.shape[1] for a in seqs}
         if len(feats) != 1:
             raise ValueError(
@@ -382,8 +424,9 @@ def check_sequences(
         F = seqs[0].shape[1]
         T = int(lens.max())
         padded = np.zeros((len(seqs), T, F), dtype=dtype)
-        for k, a in enumerate(seqs):
-            padded[k, : a.shape[0]] = a
+        with np.errstate(over="ignore"):  # an overflow is reported below, by name
+            for k, a in enumerate(seqs):
+                padded[k, : a.shape[0]] = a
         arr_lengths = lens
     else:
         arr = _as_float_array(name, X)
@@ -406,7 +449,13 @@ def check_sequences(
             raise ValueError(
                 f"{name} has 0 time steps (shape {arr.shape}). Pass sequences of at least one step."
             )
-        padded = np.array(arr, dtype=dtype, copy=True)
+        if arr.shape[2] == 0:
+            raise ValueError(
+                f"{name} has 0 features per step (shape {arr.shape}). Pass at least one "
+                "feature per step."
+            )
+        with np.errstate(over="ignore"):  # an overflow is reported below, by name
+            padded = np.array(arr, dtype=dtype, copy=True)
         T = padded.shape[1]
         if lengths is not None:
             arr_lengths = np.asarray(lengths)
@@ -457,6 +506,15 @@ def check_sequences(
         )
     if not np.isfinite(padded).all():
         bad_idx = np.argwhere(~np.isfinite(padded))[0]
+        i, t, f = (int(v) for v in bad_idx)
+        source = seqs[i][t, f] if is_list else arr[i, t, f]
+        if np.isfinite(source):  # finite before the cast: too large for the dtype
+            info = np.finfo(padded.dtype)
+            raise ValueError(
+                f"{name} has values too large for {padded.dtype.name} (max {info.max:.3g}; first "
+                f"at sample {i}, step {t}, feature {f}: {float(source):.3g}). Scale {name}, "
+                "or use dtype='float64'."
+            )
         raise ValueError(
             f"{name} contains NaN or inf inside a sequence (first at sample {bad_idx[0]}, "
             f"step {bad_idx[1]}, feature {bad_idx[2]}). Only trailing all-NaN steps count as "

@@ -9,8 +9,9 @@
   :class:`sklearn.model_selection.TimeSeriesSplit`.
 * :func:`generate` runs a fitted network from a seed value, feeding each output back as the
   next input and carrying the recurrent state step by step.
-* :func:`fit_many_series` fits one forecaster per series for many series at once, locally
-  with joblib or on a dask ``distributed`` cluster (see the "Scaling out with Dask" page).
+* :func:`numrnn.parallel.fit_many_series` fits one forecaster per series for many series at
+  once, locally with joblib or on a dask ``distributed`` cluster (see the "Scaling out with
+  Dask" page).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = [
     "RNNForecaster",
     "cross_val_forecast",
-    "fit_many_series",
     "generate",
     "make_windows",
 ]
@@ -718,178 +718,3 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
     if return_state:
         return vals, state
     return vals
-
-
-# -- many series ----------------------------------------------------------------------------
-def _series_items(series, id_col, value_col, time_col):
-    """(ids, list of series) from a dict, a list/tuple or a long-format DataFrame."""
-    pd = _pandas()
-    if pd is not None and isinstance(series, pd.DataFrame):
-        need = [id_col, value_col] + ([] if time_col is None else [time_col])
-        missing = [c for c in need if c not in series.columns]
-        if missing:
-            raise ValueError(
-                f"series is a DataFrame without the column(s) {missing}; it has "
-                f"{list(series.columns)}. A long-format frame needs id_col={id_col!r} and "
-                f"value_col={value_col!r} (and time_col, if given); pass the right names, or "
-                "dict(df.items()) for a wide frame with one column per series."
-            )
-        ids, out = [], []
-        for key, g in series.groupby(id_col, sort=False):
-            if time_col is not None:
-                g = g.sort_values(time_col, kind="stable")
-                s = pd.Series(g[value_col].to_numpy(), index=pd.Index(g[time_col]), name=value_col)
-                if isinstance(s.index, pd.DatetimeIndex) and len(s) >= 3:
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            s.index.freq = pd.infer_freq(s.index)
-                    except (TypeError, ValueError):
-                        pass
-            else:
-                s = g[value_col].to_numpy()
-            ids.append(key)
-            out.append(s)
-        return ids, out
-    if isinstance(series, dict):
-        return list(series.keys()), list(series.values())
-    if isinstance(series, (list, tuple)):
-        return list(range(len(series))), list(series)
-    raise TypeError(
-        "series must be a dict {id: series}, a list of series, or a long-format pandas "
-        f"DataFrame with id and value columns; got {type(series).__name__}. For a single "
-        "series use RNNForecaster(...).fit(y)."
-    )
-
-
-def _fit_one(y, params, horizon):
-    """Fit one forecaster (the task run on a worker) on one thread: tasks are the parallelism."""
-    from numrnn.parallel import single_threaded
-
-    with warnings.catch_warnings(), single_threaded():
-        warnings.simplefilter("ignore", category=_convergence_warning())
-        f = RNNForecaster(**params).fit(y)
-        return f if horizon is None else f.predict(horizon)
-
-
-def _fit_chunk(chunk, params, horizon):
-    """Fit a chunk [(id, y), ...] -> [(id, result), ...]."""
-    return [(i, _fit_one(y, params, horizon)) for i, y in chunk]
-
-
-def _convergence_warning():
-    from sklearn.exceptions import ConvergenceWarning
-
-    return ConvergenceWarning
-
-
-def fit_many_series(
-    series,
-    client=None,
-    *,
-    horizon=None,
-    id_col="id",
-    value_col="value",
-    time_col=None,
-    series_per_task=1,
-    n_jobs=None,
-    **forecaster_params,
-):
-    """Fit one :class:`RNNForecaster` per series, for many series, locally or on dask.
-
-    Parameters
-    ----------
-    series : dict, list or pandas DataFrame
-        ``{id: series}``; a list of series (ids 0..n-1); or a long-format DataFrame with one
-        row per observation, series ``id_col``, values ``value_col`` and, optionally, the
-        time ``time_col`` (rows are sorted by it within each series, and the forecasts carry
-        the continued time index when it is regular). Each series is anything
-        :meth:`RNNForecaster.fit` accepts.
-    client : distributed.Client, optional
-        Run on this dask cluster (one task per ``series_per_task`` series). Without one, the
-        fits run locally with joblib (``n_jobs``; under ``joblib.parallel_backend('dask')``
-        they go to dask too).
-    horizon : int, optional
-        When given, return each series' forecast of ``horizon`` steps instead of the fitted
-        forecaster (smaller to send back).
-    id_col, value_col, time_col : str
-        Column names for a long-format DataFrame.
-    series_per_task : int, default=1
-        Series fitted in one task. Larger values amortise scheduling for very short fits;
-        1 keeps the retry unit (a task lost with a dying worker) to one series.
-    n_jobs : int, optional
-        joblib workers for the local run (None: 1, or the active joblib backend's default).
-    **forecaster_params
-        Passed to every :class:`RNNForecaster` (``window``, ``cell``, ``hidden_size``,
-        ``max_iter``, ``random_state``, ...). With a fixed ``random_state`` a series gets the
-        same model wherever and however often it is fitted.
-
-    Returns
-    -------
-    results : dict
-        ``{id: fitted RNNForecaster}`` or, with ``horizon``, ``{id: forecast}``, in the order
-        the series were given. ``pandas.concat(results, names=[id_col])`` turns forecasts
-        into one long Series.
-
-    Notes
-    -----
-    *Failures*: on dask, each task has a deterministic key (a hash of its series, the
-    parameters and ``horizon``) and is pure, so when a worker dies its tasks are re-run
-    elsewhere (up to ``distributed.scheduler.allowed-failures`` times) and every id appears
-    exactly once in the result, with the same value a local run gives. Two clients
-    submitting the same work at the same time share the tasks instead of fitting twice.
-
-    *Threads*: every task holds BLAS to one thread; run one dask thread per core (see
-    :mod:`numrnn.parallel`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> ys = {f"s{i}": np.sin(np.arange(60) * 0.3 + i) for i in range(3)}
-    >>> fc = fit_many_series(ys, horizon=5, window=8, hidden_size=4, max_iter=5,
-    ...                      random_state=0)
-    >>> sorted(fc), fc["s0"].shape
-    (['s0', 's1', 's2'], (5,))
-    """
-    ids, values = _series_items(series, id_col, value_col, time_col)
-    if len(set(ids)) != len(ids):
-        raise ValueError("series ids must be unique; some ids repeat.")
-    if (
-        isinstance(series_per_task, (bool, np.bool_))
-        or not isinstance(series_per_task, numbers.Integral)
-        or series_per_task < 1
-    ):
-        raise ValueError(f"series_per_task must be an integer >= 1, got {series_per_task!r}.")
-    if horizon is not None and (
-        isinstance(horizon, (bool, np.bool_))
-        or not isinstance(horizon, numbers.Integral)
-        or horizon < 1
-    ):
-        raise ValueError(f"horizon must be None or an integer >= 1, got {horizon!r}.")
-    # Check the parameters here, once, rather than in every task.
-    proto = RNNForecaster(**forecaster_params)
-    proto._check_params()
-    params = proto.get_params()
-    items = list(zip(ids, values, strict=True))
-    k = int(series_per_task)
-    chunks = [items[s : s + k] for s in range(0, len(items), k)]
-    if client is None:
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=n_jobs)(delayed(_fit_chunk)(c, params, horizon) for c in chunks)
-    else:
-        from dask.base import tokenize
-
-        keys = [
-            f"numrnn-fit-{tokenize([(repr(i), y) for i, y in c], params, horizon)}" for c in chunks
-        ]
-        futures = client.map(
-            _fit_chunk, chunks, params=params, horizon=horizon, key=keys, pure=True
-        )
-        try:
-            parts = client.gather(futures)
-        finally:
-            for fut in futures:
-                fut.release()
-    done = dict(pair for part in parts for pair in part)
-    return {i: done[i] for i in ids}

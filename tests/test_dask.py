@@ -25,8 +25,9 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_val_score  # noqa: E402
 
 from numrnn.estimators import RNNRegressor  # noqa: E402
-from numrnn.forecasting import RNNForecaster, fit_many_series  # noqa: E402
+from numrnn.forecasting import RNNForecaster  # noqa: E402
 from numrnn.parallel import (  # noqa: E402
+    fit_many_series,  # noqa: E402
     kernel_cache_stats,
     single_thread_env,
     warm_up,

@@ -213,7 +213,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     for page in (
         "numrnn.io.save",
         "numrnn.io.load",
-        "numrnn.forecasting.fit_many_series",
+        "numrnn.parallel.fit_many_series",
         "numrnn.parallel.worker_plugin",
         "numrnn.estimators.NonFiniteLossError",
         "numrnn.preprocessing.SequenceScaler",

@@ -415,3 +415,109 @@ def test_failed_backward_shape_check_keeps_the_cache():
     with pytest.raises(ValueError, match="d_out must have the shape"):
         net.backward(np.ones((2, 5, 3)))
     assert net.backward(np.ones((2, 4, 3))).shape == x.shape
+
+
+# -- 9 (estimators). silent coercions, and the misleading messages ------------------------
+import pandas as pd  # noqa: E402
+
+X2 = np.random.default_rng(9).standard_normal((20, 6))
+Y2 = X2.sum(axis=1)
+
+
+def _reg(**kw):
+    return RNNRegressor(**{"hidden_size": 3, "max_iter": 1, "random_state": 0, **kw})
+
+
+def _masked(a):
+    m = np.ma.masked_array(a.copy(), mask=np.zeros(a.shape, bool))
+    m.mask[0, 2] = True
+    m.data[0, 2] = 1e30
+    return m
+
+
+BAD_INPUT = {
+    "complex y": (lambda: (X2, Y2 + 1j), ValueError, "y must hold real numbers"),
+    "complex X": (lambda: (X2 + 1j, Y2), ValueError, "X must hold real numbers"),
+    "masked 2-D X": (lambda: (_masked(X2), Y2), ValueError, "masked array"),
+    "masked 3-D X": (lambda: (_masked(X2)[:, :, None], Y2), ValueError, "masked array"),
+    "masked y": (
+        lambda: (X2, np.ma.masked_array(Y2, mask=np.arange(20) == 3)), ValueError, "y is a masked"
+    ),
+    "datetime64 X": (
+        lambda: (np.arange(120).astype("datetime64[D]").reshape(20, 6), Y2),
+        TypeError, "dates",
+    ),
+    "datetime frame": (
+        lambda: (pd.DataFrame({"t": pd.date_range("2020", periods=20), "v": Y2}), Y2),
+        TypeError, "dates",
+    ),
+    "pd.NA in a frame": (
+        lambda: (pd.DataFrame(X2).astype("Float64").mask(np.eye(20, 6, 5, dtype=bool)), Y2),
+        ValueError, "pd.NA",
+    ),
+    "0 features": (lambda: (np.zeros((20, 6, 0)), Y2), ValueError, "0 features"),
+    "dict X": (lambda: ({"a": X2}, Y2), TypeError, "dict"),
+    "str X": (lambda: ("data.csv", Y2), TypeError, "str"),
+    "generator X": (lambda: ((r for r in X2), Y2), TypeError, "generator"),
+    "float32 overflow X": (lambda: (X2 * 1e39, Y2), ValueError, "float32"),
+    "3-D y, output='last'": (
+        lambda: (X2, np.zeros((20, 6, 1))), ValueError, "output='sequence'",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_gets_one_clear_error(case):
+    make, exc, match = BAD_INPUT[case]
+    X, y = make()
+    with pytest.raises(exc, match=match):
+        _quiet_fit(_reg(), X, y)
+
+
+@pytest.mark.parametrize(
+    "sw, match",
+    [
+        (np.r_[np.nan, np.ones(19)], "1 NaN"),
+        (np.r_[np.inf, np.ones(19)], "1 infinite"),
+        (np.r_[-1.0, np.ones(19)], "1 negative"),
+        (np.array(["a"] * 20), "numbers"),
+    ],
+)
+def test_bad_sample_weight_is_named(sw, match):
+    with pytest.raises(ValueError, match=f"sample_weight.*{match}"):
+        _quiet_fit(_reg(), X2, Y2, sample_weight=sw)
+
+
+def test_none_label_is_named():
+    y = np.array(["a", "b"] * 10, dtype=object)
+    y[3] = None
+    with pytest.raises(ValueError, match="y contains None"):
+        _quiet_fit(RNNClassifier(hidden_size=3, max_iter=1), X2, y)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("learning_rate_init", np.inf), ("alpha", np.inf), ("tol", np.inf), ("dtype", None)],
+)
+def test_non_finite_or_none_hyperparameters_are_named(param, value):
+    with pytest.raises(ValueError, match=param):
+        _quiet_fit(_reg(**{param: value}), X2, Y2)
+
+
+def test_early_stopping_needs_two_validation_samples():
+    with pytest.raises(ValueError, match="validation"):
+        _quiet_fit(_reg(early_stopping=True, validation_fraction=0.05), X2, Y2)
+
+
+def test_dropout_with_one_layer_warns_like_pytorch():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        _quiet_fit(_reg(dropout=0.3), X2, Y2)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        LSTM(2, 3, dropout=0.3)
+
+
+def test_forget_bias_must_be_finite():
+    with pytest.raises(ValueError, match="forget_bias"):
+        LSTM(2, 3, forget_bias=np.nan)
+    with pytest.raises(TypeError, match="forget_bias"):
+        LSTM(2, 3, forget_bias="1")

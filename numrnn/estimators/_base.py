@@ -67,7 +67,14 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from numrnn._threads import blas_threads, recurrent_blas_threads
-from numrnn._validation import PARAMETERS, check_dtype, check_int, check_param, check_sequences
+from numrnn._validation import (
+    PARAMETERS,
+    check_dtype,
+    check_int,
+    check_param,
+    check_real_input,
+    check_sequences,
+)
 
 # The primitives under the names the estimators' code has used (a parameter of one estimator
 # only may use them; shared parameters belong in the table).
@@ -93,23 +100,6 @@ def _check_int_param(name, value, minimum, allow_none=False):
 
 
 _PREDICT_BATCH = 1024
-
-
-def _reject_complex(X, name="X"):
-    """NumPy silently drops imaginary parts when casting; complex input is an error here."""
-    items = X if isinstance(X, (list, tuple)) else [X]
-    for a in items:
-        dt = getattr(a, "dtype", None)
-        if dt is None:
-            try:
-                dt = np.asarray(a).dtype
-            except Exception:  # ragged nested lists: check_sequences reports them
-                continue
-        if np.issubdtype(dt, np.complexfloating):
-            raise ValueError(
-                f"Complex data not supported: {name} must be real-valued (got dtype {dt}). "
-                "Pass the real and imaginary parts as separate features."
-            )
 
 
 class BaseRNN(BaseEstimator):
@@ -239,6 +229,7 @@ class BaseRNN(BaseEstimator):
                 "X must be an array (n_samples, n_timesteps, n_features), a 2-D array "
                 "(n_samples, n_timesteps) or a list of sequences, got None. Pass the input data."
             )
+        check_real_input("X", X)  # complex, masked, dates, pd.NA, dict/str/generator
         ragged = False
         if isinstance(X, (list, tuple)):
             if len(X) == 0:
@@ -269,7 +260,6 @@ class BaseRNN(BaseEstimator):
             if reset:
                 self._fit_ndim = 2
         else:
-            _reject_complex(X)
             if not ragged:
                 X = np.asarray(X)
                 if X.dtype == object:
@@ -304,16 +294,30 @@ class BaseRNN(BaseEstimator):
         if isinstance(sample_weight, numbers.Number):
             sw = np.full(n, float(sample_weight))
         else:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            check_real_input("sample_weight", sample_weight)
+            try:
+                sw = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "sample_weight must hold numbers, got "
+                    f"{np.asarray(sample_weight).dtype} values. Pass a float array."
+                ) from None
         if sw.ndim != 1 or sw.shape[0] != n:
             raise ValueError(
                 f"sample_weight must be 1-D with one weight per sample ({n}), got shape "
                 f"{sw.shape}. Pass an array of shape (n_samples,)."
             )
-        if not np.isfinite(sw).all() or (sw < 0).any():
+        counts = {
+            "NaN": int(np.isnan(sw).sum()),
+            "infinite": int(np.isinf(sw).sum()),
+            "negative": int((sw < 0).sum()),
+        }
+        if any(counts.values()):
+            found = ", ".join(f"{c} {what}" for what, c in counts.items() if c)
+            first = int(np.argmax(~np.isfinite(sw) | (sw < 0)))
             raise ValueError(
-                "sample_weight must hold finite, non-negative numbers, got "
-                f"min={np.nanmin(sw)!r}. Remove NaN/inf/negative weights."
+                f"sample_weight must hold finite, non-negative numbers, got {found} (first at "
+                f"sample {first}: {sw[first]!r}). Remove or fix those weights."
             )
         if sw.sum() <= 0:
             raise ValueError(
@@ -799,11 +803,12 @@ class BaseRNN(BaseEstimator):
                 stratify = None
         idx = np.arange(n)
         n_val = int(np.ceil(n * self.validation_fraction))
-        if n_val < 1 or n - n_val < 1:
+        if n_val < 2 or n - n_val < 1:  # one validation sample has no usable score (R^2)
             raise ValueError(
                 f"early_stopping=True with validation_fraction={self.validation_fraction} "
-                f"leaves no training or validation data for {n} samples. Pass more samples, "
-                "change validation_fraction, or set early_stopping=False."
+                f"leaves {n_val} validation and {n - n_val} training samples of {n}; it needs "
+                "at least 2 validation samples and 1 training sample. Pass more samples, "
+                "raise validation_fraction, or set early_stopping=False."
             )
         tr, va = train_test_split(
             idx, test_size=self.validation_fraction, random_state=self._rng, stratify=stratify

@@ -82,6 +82,7 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
                     labels = np.asarray(labels.tolist())
                 except (TypeError, ValueError):
                     pass
+            _reject_none_labels(labels)
             check_classification_targets(labels)
             self._set_classes(labels, incremental=incremental, classes=classes)
             enc = np.zeros((n, T), dtype=np.int64)
@@ -104,6 +105,7 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
                 f"position(s) (first at sample {int(np.argmax(np.isnan(y)))}). Drop unlabeled "
                 "sequences before fitting."
             )
+        _reject_none_labels(y)
         check_classification_targets(y)
         self._set_classes(y, incremental=incremental, classes=classes)
         return np.searchsorted(self.classes_, y).astype(np.int64)
@@ -188,3 +190,15 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         tags.target_tags.multi_output = False
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def _reject_none_labels(labels) -> None:
+    """``None`` cannot be ordered with other labels (classes_ is sorted): name it."""
+    if labels.dtype == object:
+        none = np.array([v is None for v in labels.ravel()])
+        if none.any():
+            raise ValueError(
+                f"y contains None at {int(none.sum())} position(s) (first at index "
+                f"{int(np.argmax(none))}); every sequence needs a label. Drop unlabeled "
+                "sequences or give them a label."
+            )

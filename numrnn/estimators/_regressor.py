@@ -8,6 +8,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
+from numrnn._validation import check_real_input
 from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
 from numrnn.nn.losses import mse_loss
 
@@ -122,6 +123,11 @@ class RNNRegressor(RegressorMixin, BaseRNN):
                     "Pass targets of shape (n_samples,) or (n_samples, n_outputs)."
                 )
             Y = _numeric_y(y)
+            if Y.ndim not in (1, 2):  # before sklearn's check_array and its "dim <= 2"
+                raise ValueError(
+                    f"y must be (n_samples,) or (n_samples, n_outputs) for output='last', got "
+                    f"shape {Y.shape}. For per-step targets use output='sequence'."
+                )
             Y = check_array(
                 Y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
             )
@@ -197,7 +203,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
 
 
 def _numeric_y(y):
-    """y as float64, or one clear error for labels / objects."""
+    """y as float64, or one clear error for labels / objects / complex / masked values."""
+    check_real_input("y", y)
     try:
         return np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):

@@ -7,6 +7,7 @@ time-major (T, B, F) and C-contiguous.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -78,6 +79,14 @@ class RecurrentNetwork:
         self.bidirectional = check_param("bidirectional", bidirectional)
         self.merge_mode = check_param("merge_mode", merge_mode)
         self.dropout = check_param("dropout", dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(  # PyTorch's warning: dropout acts between layers only
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={self.dropout} "
+                f"and num_layers={self.num_layers}",
+                UserWarning,
+                stacklevel=3,
+            )
         self.dtype = check_param("dtype", dtype)
         orthogonal = check_param("orthogonal", orthogonal)
         self.options = dict(_options or {})
