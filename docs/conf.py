@@ -1,6 +1,7 @@
 """Sphinx configuration: ``python -m sphinx -W -b html docs docs/_build/html``."""
 
 import os
+import shutil
 import sys
 import warnings
 
@@ -18,6 +19,9 @@ extensions = [
     "numpydoc",
 ]
 autosummary_generate = True
+# autosummary writes a page per listed object into generated/ but never deletes one: start
+# afresh, so that an object moved or removed from the API cannot leave a stale page behind.
+shutil.rmtree(os.path.join(os.path.dirname(os.path.abspath(__file__)), "generated"), True)
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
