@@ -105,6 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quantiles_arg(text: str) -> tuple:
+    """--quantiles: comma-separated levels strictly between 0 and 1."""
+    try:
+        q = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        q = ()
+    if not q or not all(0.0 < v < 1.0 for v in q):
+        raise argparse.ArgumentTypeError(
+            f"--quantiles must be comma-separated levels strictly between 0 and 1, got "
+            f"{text!r}; e.g. --quantiles 0.1,0.9"
+        )
+    return q
+
+
 def _forecast_args(f: argparse.ArgumentParser) -> None:
     f.add_argument("file", help="CSV file with a header row")
     f.add_argument("--column", required=True, help="name of the column to forecast (required)")
@@ -153,6 +167,29 @@ def _forecast_args(f: argparse.ArgumentParser) -> None:
         type=_int_arg("--max-iter", 1),
         default=200,
         help="training epochs (default: 200)",
+    )
+    f.add_argument(
+        "--season-length",
+        type=_int_arg("--season-length", 1),
+        default=None,
+        metavar="M",
+        help="steps per season (12 for monthly data with a yearly cycle); the window then "
+        "covers two seasons (default: none)",
+    )
+    f.add_argument(
+        "--quantiles",
+        type=_quantiles_arg,
+        default=None,
+        metavar="Q1,Q2,...",
+        help="also forecast these quantile levels, e.g. 0.1,0.9 for an 80%% interval: one "
+        "column each in the output, a band in the plot (default: none)",
+    )
+    f.add_argument(
+        "--models",
+        type=_int_arg("--models", 1),
+        default=1,
+        metavar="K",
+        help="train K networks from derived seeds and take the median forecast (default: 1)",
     )
     f.add_argument(
         "--random-state",
@@ -691,7 +728,13 @@ def _forecast(args: argparse.Namespace) -> int:
     window = args.window
     block = args.horizon if args.strategy == "direct" else 1
     if window is None:
-        window = max(1, min(24, n // 3))
+        m = args.season_length or 1
+        window = max(1, min(max(24, 2 * m) if m > 1 else 24, n // 3))
+    if args.season_length is not None and args.season_length >= n:
+        raise CLIError(
+            f"--season-length {args.season_length} is not shorter than the {n} values of "
+            f"column {args.column!r}. Pass a smaller --season-length, or a longer series."
+        )
     need = window + block + 1
     if n < need or n < 4:
         need = max(need, 4)
@@ -716,6 +759,9 @@ def _forecast(args: argparse.Namespace) -> int:
         max_iter=args.max_iter,
         learning_rate_init=0.01,
         random_state=args.random_state,
+        season_length=args.season_length,
+        n_models=args.models,
+        quantiles=args.quantiles,
     )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -732,6 +778,10 @@ def _forecast(args: argparse.Namespace) -> int:
         except ValueError as exc:  # validation messages name the problem and the fix
             raise CLIError(str(exc)) from None
         p = np.asarray(f.predict(args.horizon), dtype=np.float64)
+        q = None
+        if args.quantiles:
+            q = np.asarray(f.predict_quantiles(args.horizon), dtype=np.float64)
+            levels = sorted(set(args.quantiles))
     print(
         f"Fitted {args.cell.upper()} forecaster (window={window}, {args.strategy}) on {n} "
         f"values in {time.perf_counter() - t0:.1f}s; final training loss "
@@ -751,7 +801,12 @@ def _forecast(args: argparse.Namespace) -> int:
         idx, idx_name = _date_strings(future, labels), date_name
     else:
         idx, idx_name = [str(i) for i in range(1, args.horizon + 1)], "step"
-    table = [f"{idx_name},{args.column}"] + [f"{i},{v:.6g}" for i, v in zip(idx, p, strict=True)]
+    head = f"{idx_name},{args.column}"
+    rows = [f"{i},{v:.6g}" for i, v in zip(idx, p, strict=True)]
+    if q is not None:
+        head += "".join(f",{args.column}_q{lv:g}" for lv in levels)
+        rows = [r + "".join(f",{v:.6g}" for v in qr) for r, qr in zip(rows, q, strict=True)]
+    table = [head] + rows
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write("\n".join(table) + "\n")
@@ -772,6 +827,8 @@ def _forecast(args: argparse.Namespace) -> int:
             xlabel=date_name if dates is not None else "step",
             ylabel=args.column,
             labels=("history", "actual", "forecast"),
+            interval=None if q is None else (q[:, 0], q[:, -1]),
+            interval_label=None if q is None else f"{levels[0]:g}-{levels[-1]:g} quantiles",
         )
         print(f"Plot written to {os.path.abspath(args.plot)}", file=sys.stderr)
     return 0

@@ -4,7 +4,10 @@ The file is a NumPy ``.npz`` archive: every array under its own name, plus one
 entry ``__numrnn__`` holding a JSON header (a unicode string) with
 
 * ``format`` (``"numrnn"``), ``format_version`` and the writing ``numrnn_version``;
-* ``kind`` (``"estimator"`` or ``"network"``) and ``class`` (``RNNRegressor``, ``LSTM``, ...);
+* ``kind`` (``"estimator"``, ``"network"`` or ``"forecaster"``) and ``class``
+  (``RNNRegressor``, ``LSTM``, ``RNNForecaster``, ...); a forecaster holds its parameters,
+  its fitted transforms and scaling, the end of its pandas index, and one estimator entry per
+  network (arrays under ``models/<i>/``);
 * the estimator's ``get_params()``, its fitted attributes (``classes_``, ``n_features_in_``,
   ``loss_curve_``, ...), the network's configuration, the optimizer's step count and the
   random generators' states, so that ``partial_fit`` after ``load`` continues exactly;
@@ -35,6 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from numrnn.cells import CELLS
 from numrnn.exceptions import FileFormatError
 
 __all__ = ["FileFormatError", "save", "load", "FORMAT_VERSION"]
@@ -122,15 +126,8 @@ def _make_generator(state):
 def _network_header(net, arrays, prefix):
     for k, v in net.state_dict().items():
         arrays[f"{prefix}/{k}"] = v
-    opts = {}
-    if net.cell == "rnn":
-        opts["nonlinearity"] = net.options["nonlinearity"]
-    elif net.cell == "lstm":
-        opts["peephole"] = bool(net.options.get("peephole", False))
-        fb = net.options.get("forget_bias")
-        opts["forget_bias"] = None if fb is None else float(fb)
-    else:
-        opts["reset_after"] = bool(net.options["reset_after"])
+    # the cell's own options, as the registry (numrnn.cells) lists them
+    opts = {name: net.options.get(name, default) for name, default in CELLS[net.cell].options}
     return {
         "class": type(net).__name__,
         "input_size": net.input_size,
@@ -149,7 +146,6 @@ def _network_header(net, arrays, prefix):
 
 def _expected_shapes(cfg) -> dict[str, tuple]:
     """The parameter shapes a network header implies, computed without allocating them."""
-    from numrnn.cells import CELLS
     from numrnn.cells.lstm import PEEPHOLE_NAMES
 
     sizes = {}
@@ -244,17 +240,162 @@ def _load_device(requested, saved) -> str:
 
 
 # -- save ---------------------------------------------------------------------------------
+def _params_header(model, arrays, prefix):
+    params = model.get_params(deep=False)
+    rs = params.get("random_state")
+    if rs is not None and not isinstance(rs, numbers.Integral):
+        warnings.warn(
+            f"random_state={rs!r} is not an int and is saved as None; the fitted weights "
+            "and the generators' states are saved exactly.",
+            UserWarning,
+            stacklevel=3,
+        )
+        params["random_state"] = None
+    return params, {k: _to_json(prefix + k, v, arrays) for k, v in params.items()}
+
+
+def _estimator_header(model, arrays, prefix):
+    """An estimator's header entries; its arrays go to ``arrays`` under ``prefix``."""
+    params, header = {}, {}
+    params, header["params"] = _params_header(model, arrays, prefix)
+    attrs = {}
+    for k, v in model.__dict__.items():
+        if k in params or k in _SPECIAL:
+            continue
+        attrs[k] = _to_json(prefix + k, v, arrays)
+    header["attrs"] = attrs
+    if hasattr(model, "network_"):
+        header["network"] = _network_header(model.network_, arrays, prefix + "network")
+        arrays[prefix + "head/weight"] = model.head_.weight
+        arrays[prefix + "head/bias"] = model.head_.bias
+    if hasattr(model, "_rng"):
+        alg, keys, pos, has_gauss, cached = model._rng.get_state()
+        arrays[prefix + "rng/keys"] = keys
+        header["rng"] = {"algorithm": alg, "pos": int(pos), "has_gauss": int(has_gauss),
+                         "cached_gaussian": float(cached)}  # fmt: skip
+    if hasattr(model, "_optimizer"):
+        st = model._optimizer.state_dict()
+        header["optimizer"] = {
+            "class": type(model._optimizer).__name__,
+            "t": int(st["t"]),
+            "buffers": [b for b in st if b not in ("t", "hyperparameters")],
+        }
+        for b in header["optimizer"]["buffers"]:
+            for n, a in st[b].items():
+                arrays[f"{prefix}optimizer/{b}/{n}"] = a
+    return header
+
+
+# Fitted attributes of a forecaster saved as plain values (its networks are saved as
+# estimators; its pandas index by _index_header).
+_FORECASTER_ATTRS = ("transform_", "season_length_", "window_", "quantiles_", "mean_", "scale_",
+                     "n_series_", "n_exog_", "_was_1d", "_columns", "_name", "_tail", "_tails")  # fmt: skip
+_FORECASTER_MODELS = ("RNNRegressor", "_QuantileRegressor")
+
+
+def _index_header(index):
+    """The end of a pandas index, enough to continue it (three entries, freq, name)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return None
+    name = index.name if isinstance(index.name, (str, int, float)) or index.name is None else None
+    if isinstance(index, pd.RangeIndex):
+        return {"type": "range", "start": int(index.start), "stop": int(index.stop),
+                "step": int(index.step), "name": name}  # fmt: skip
+    tail = index[-3:]
+    if isinstance(index, pd.PeriodIndex):
+        return {"type": "period", "ordinals": [int(v.ordinal) for v in tail],
+                "freq": index.freqstr, "name": name}  # fmt: skip
+    if isinstance(index, pd.DatetimeIndex):
+        if index.tz is not None:
+            return None
+        return {"type": "datetime", "iso": [v.isoformat() for v in tail],
+                "freq": index.freqstr, "name": name}  # fmt: skip
+    if pd.api.types.is_integer_dtype(index.dtype):
+        return {"type": "int", "values": [int(v) for v in tail], "name": name}
+    return {"type": "other", "name": name}
+
+
+def _index_from_header(h):
+    if h is None:
+        return None
+    import pandas as pd
+
+    kind = h.get("type")
+    if kind == "range":
+        return pd.RangeIndex(h["start"], h["stop"], h["step"], name=h["name"])
+    if kind == "period":
+        return pd.PeriodIndex.from_ordinals(h["ordinals"], freq=h["freq"], name=h["name"])
+    if kind == "datetime":
+        idx = pd.DatetimeIndex(pd.to_datetime(h["iso"]), name=h["name"])
+        if h["freq"]:
+            idx.freq = h["freq"]
+        return idx
+    if kind == "int":
+        return pd.Index(np.asarray(h["values"], dtype=np.int64), name=h["name"])
+    if kind == "other":
+        return pd.Index([0.5], name=h["name"])  # irregular: forecasts are numbered steps
+    raise FileFormatError(f"unknown index type {kind!r} in the header.")
+
+
+def _forecaster_header(model, arrays):
+    header = {}
+    _, header["params"] = _params_header(model, arrays, "forecaster/")
+    if not hasattr(model, "regressors_"):
+        return header
+    header["attrs"] = {k: _to_json("forecaster/" + k, getattr(model, k), arrays)
+                       for k in _FORECASTER_ATTRS}  # fmt: skip
+    header["index"] = None if model._index is None else _index_header(model._index)
+    header["models"] = []
+    for i, reg in enumerate(model.regressors_):
+        sub = _estimator_header(reg, arrays, f"models/{i}/")
+        sub["class"] = type(reg).__name__
+        header["models"].append(sub)
+    return header
+
+
+def _load_forecaster(header, arrays, device=None):
+    from numrnn.forecasting import RNNForecaster, _forecaster
+
+    params = {k: _from_json(v, arrays) for k, v in header["params"].items()}
+    unknown = sorted(set(params) - set(RNNForecaster._get_param_names()))
+    if unknown:
+        raise FileFormatError(f"parameters {unknown} are unknown to RNNForecaster here.")
+    if device is not None:
+        params["device"] = device
+    f = RNNForecaster(**params)
+    if "models" not in header:
+        return f
+    for k, v in header["attrs"].items():
+        if k not in _FORECASTER_ATTRS:
+            raise FileFormatError(f"the header sets {k!r}, not a fitted forecaster attribute.")
+        setattr(f, k, _from_json(v, arrays))
+    f.transform_ = tuple(tuple(s) if isinstance(s, list) else s for s in f.transform_)
+    f._index = _index_from_header(header["index"])
+    models = []
+    for i, sub in enumerate(header["models"]):
+        cls_name = sub.get("class")
+        if cls_name not in _FORECASTER_MODELS:
+            raise FileFormatError(f"unknown forecaster model class {cls_name!r}.")
+        cls = getattr(_forecaster, cls_name)
+        models.append(_load_estimator(sub, arrays, device, prefix=f"models/{i}/", cls=cls))
+    f.regressors_ = models
+    return f
+
+
 def save(model, path):
     """Write a fitted estimator or a ``numrnn.nn`` network to ``path`` (an ``.npz`` file).
 
     Parameters
     ----------
-    model : RNNRegressor, RNNClassifier (fitted or not), or numrnn.nn.RNN / LSTM / GRU
+    model : RNNRegressor, RNNClassifier, RNNForecaster (fitted or not), or numrnn.nn.RNN / LSTM / GRU
     path : str, os.PathLike or a binary file object
         Written as given (no extension is added); replaced atomically, keeping an existing
         file's mode (a new file gets the umask's) and writing through a symlink.
     """
     from numrnn.estimators._base import BaseRNN
+    from numrnn.forecasting import RNNForecaster
     from numrnn.nn.network import RecurrentNetwork
 
     arrays: dict[str, np.ndarray] = {}
@@ -274,45 +415,14 @@ def save(model, path):
                 f"{header['class']}. Save the parent class's instance, or use pickle."
             )
         header["kind"] = "estimator"
-        params = model.get_params(deep=False)
-        rs = params.get("random_state")
-        if rs is not None and not isinstance(rs, numbers.Integral):
-            warnings.warn(
-                f"random_state={rs!r} is not an int and is saved as None; the fitted weights "
-                "and the generators' states are saved exactly.",
-                UserWarning,
-                stacklevel=2,
-            )
-            params["random_state"] = None
-        header["params"] = {k: _to_json(k, v, arrays) for k, v in params.items()}
-        attrs = {}
-        for k, v in model.__dict__.items():
-            if k in params or k in _SPECIAL:
-                continue
-            attrs[k] = _to_json(k, v, arrays)
-        header["attrs"] = attrs
-        if hasattr(model, "network_"):
-            header["network"] = _network_header(model.network_, arrays, "network")
-            arrays["head/weight"] = model.head_.weight
-            arrays["head/bias"] = model.head_.bias
-        if hasattr(model, "_rng"):
-            alg, keys, pos, has_gauss, cached = model._rng.get_state()
-            arrays["rng/keys"] = keys
-            header["rng"] = {"algorithm": alg, "pos": int(pos), "has_gauss": int(has_gauss),
-                             "cached_gaussian": float(cached)}  # fmt: skip
-        if hasattr(model, "_optimizer"):
-            st = model._optimizer.state_dict()
-            header["optimizer"] = {
-                "class": type(model._optimizer).__name__,
-                "t": int(st["t"]),
-                "buffers": [b for b in st if b not in ("t", "hyperparameters")],
-            }
-            for b in header["optimizer"]["buffers"]:
-                for n, a in st[b].items():
-                    arrays[f"optimizer/{b}/{n}"] = a
+        header.update(_estimator_header(model, arrays, ""))
+    elif isinstance(model, RNNForecaster):
+        header["kind"] = "forecaster"
+        header.update(_forecaster_header(model, arrays))
     else:
         raise TypeError(
-            f"model must be an RNNRegressor, RNNClassifier or a numrnn.nn network, got "
+            f"model must be an RNNRegressor, RNNClassifier or a numrnn.nn network (or an "
+            "RNNForecaster), got "
             f"{type(model).__name__}. Use pickle or joblib for other objects."
         )
     header["arrays"] = {k: [list(a.shape), a.dtype.str] for k, a in arrays.items()}
@@ -524,10 +634,16 @@ def _read_entries(zf, size, where):
                 f"{where}: array {k!r} has shape {a_shape} and dtype {a_dtype}, but the header "
                 f"says {tuple(shape)} and {np.dtype(dt)}; the file is corrupt or was edited."
             )
-    net = header.get("network")
-    if isinstance(net, dict) and net.get("class") in _NET_CLASSES:
+    nets = [("network", header.get("network"))]
+    models = header.get("models") if header.get("kind") == "forecaster" else None
+    if isinstance(models, list):
+        nets += [(f"models/{i}/network", m.get("network")) for i, m in enumerate(models)
+                 if isinstance(m, dict)]  # fmt: skip
+    for prefix, net in nets:
+        if not (isinstance(net, dict) and net.get("class") in _NET_CLASSES):
+            continue
         try:
-            _check_network_arrays(net, listed, "network")
+            _check_network_arrays(net, listed, prefix)
         except FileFormatError as exc:
             raise FileFormatError(
                 f"{where} does not fit this numrnn ({_version()}; the file was written by "
@@ -563,6 +679,8 @@ def load(path, *, device=None):
             return _build_network(header["network"], arrays, "network", device)
         if header.get("kind") == "estimator":
             return _load_estimator(header, arrays, device)
+        if header.get("kind") == "forecaster":
+            return _load_forecaster(header, arrays, device)
         raise FileFormatError(f"unknown kind {header.get('kind')!r}.")
     except FileFormatError as exc:
         raise FileFormatError(
@@ -595,16 +713,17 @@ def _check_attribute_name(cls, name) -> None:
         )
 
 
-def _load_estimator(header, arrays, device=None):
+def _load_estimator(header, arrays, device=None, prefix="", cls=None):
     from numrnn import estimators
     from numrnn.nn.linear import Linear
 
     cls_name = header.get("class")
-    if cls_name not in _EST_CLASSES:
-        raise FileFormatError(
-            f"unknown estimator class {cls_name!r}; expected one of {_EST_CLASSES}."
-        )
-    cls = getattr(estimators, cls_name)
+    if cls is None:
+        if cls_name not in _EST_CLASSES:
+            raise FileFormatError(
+                f"unknown estimator class {cls_name!r}; expected one of {_EST_CLASSES}."
+            )
+        cls = getattr(estimators, cls_name)
     params = {k: _from_json(v, arrays) for k, v in header["params"].items()}
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
@@ -617,8 +736,8 @@ def _load_estimator(header, arrays, device=None):
     if dev != est.device:
         est.device = dev  # a refit runs where the model was loaded
     if "network" in header:
-        est.network_ = _build_network(header["network"], arrays, "network", est.device)
-        w, b = arrays["head/weight"], arrays["head/bias"]
+        est.network_ = _build_network(header["network"], arrays, prefix + "network", est.device)
+        w, b = arrays[prefix + "head/weight"], arrays[prefix + "head/bias"]
         head = Linear(w.shape[1], w.shape[0], dtype=est.network_.dtype,
                       rng=np.random.default_rng(0))  # fmt: skip
         head.load_state_dict({"weight": w, "bias": b})
@@ -631,7 +750,7 @@ def _load_estimator(header, arrays, device=None):
     if "rng" in header:
         r = header["rng"]
         rs = np.random.RandomState()
-        rs.set_state((r["algorithm"], arrays["rng/keys"], r["pos"], r["has_gauss"],
+        rs.set_state((r["algorithm"], arrays[prefix + "rng/keys"], r["pos"], r["has_gauss"],
                       r["cached_gaussian"]))  # fmt: skip
         est._rng = rs
     if "optimizer" in header and hasattr(est, "network_"):
@@ -641,7 +760,7 @@ def _load_estimator(header, arrays, device=None):
             raise FileFormatError(f"optimizer {o['class']} does not match solver={est.solver!r}.")
         state = {"t": o["t"]}
         for buf in o["buffers"]:
-            pre = f"optimizer/{buf}/"
+            pre = f"{prefix}optimizer/{buf}/"
             state[buf] = {k[len(pre) :]: a for k, a in arrays.items() if k.startswith(pre)}
         opt.load_state_dict(state)
         est._optimizer = opt

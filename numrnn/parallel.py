@@ -46,6 +46,7 @@ from numrnn._validation import check_int
 from numrnn.forecasting import RNNForecaster, _pandas
 
 __all__ = [
+    "SeriesFitError",
     "blas_threads",
     "fit_many_series",
     "kernel_cache_stats",
@@ -218,9 +219,31 @@ def _fit_one(y, params, horizon):
         return f if horizon is None else f.predict(horizon)
 
 
-def _fit_chunk(chunk, params, horizon):
-    """Fit a chunk [(id, y), ...] -> [(id, result), ...]."""
-    return [(i, _fit_one(y, params, horizon)) for i, y in chunk]
+class SeriesFitError(ValueError):
+    """Fitting one series of :func:`fit_many_series` failed; ``series_id`` names it and the
+    original exception is the ``__cause__``."""
+
+    def __init__(self, message, series_id=None):
+        super().__init__(message)
+        self.series_id = series_id
+
+    def __reduce__(self):  # picklable with its id (dask and joblib send it between processes)
+        return (type(self), (self.args[0], self.series_id))
+
+
+def _fit_chunk(chunk, params, horizon, errors="raise"):
+    """Fit a chunk [(id, y), ...] -> [(id, result), ...]; a failure is named by its id."""
+    out = []
+    for i, y in chunk:
+        try:
+            out.append((i, _fit_one(y, params, horizon)))
+        except Exception as exc:
+            err = SeriesFitError(f"series {i!r} failed: {type(exc).__name__}: {exc}", i)
+            if errors == "raise":
+                raise err from exc
+            err.__cause__ = exc
+            out.append((i, err))
+    return out
 
 
 def _convergence_warning():
@@ -239,6 +262,7 @@ def fit_many_series(
     time_col=None,
     series_per_task=1,
     n_jobs=None,
+    errors="raise",
     **forecaster_params,
 ):
     """Fit one :class:`RNNForecaster` per series, for many series, locally or on dask.
@@ -265,6 +289,10 @@ def fit_many_series(
         1 keeps the retry unit (a task lost with a dying worker) to one series.
     n_jobs : int, optional
         joblib workers for the local run (None: 1, or the active joblib backend's default).
+    errors : {'raise', 'return'}, default='raise'
+        A series whose fit fails raises :class:`SeriesFitError` naming its id (``'raise'``),
+        or (``'return'``) its entry in the result is that :class:`SeriesFitError` (the
+        original exception as its ``__cause__``) and every other series is fitted as usual.
     **forecaster_params
         Passed to every :class:`RNNForecaster` (``window``, ``cell``, ``hidden_size``,
         ``max_iter``, ``random_state``, ...). With a fixed ``random_state`` a series gets the
@@ -297,6 +325,8 @@ def fit_many_series(
     >>> sorted(fc), fc["s0"].shape
     (['s0', 's1', 's2'], (5,))
     """
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}.")
     ids, values = _series_items(series, id_col, value_col, time_col)
     if len(set(ids)) != len(ids):
         raise ValueError("series ids must be unique; some ids repeat.")
@@ -313,15 +343,18 @@ def fit_many_series(
     if client is None:
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=n_jobs)(delayed(_fit_chunk)(c, params, horizon) for c in chunks)
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_chunk)(c, params, horizon, errors) for c in chunks
+        )
     else:
         from dask.base import tokenize
 
         keys = [
-            f"numrnn-fit-{tokenize([(repr(i), y) for i, y in c], params, horizon)}" for c in chunks
+            f"numrnn-fit-{tokenize([(repr(i), y) for i, y in c], params, horizon, errors)}"
+            for c in chunks
         ]
         futures = client.map(
-            _fit_chunk, chunks, params=params, horizon=horizon, key=keys, pure=True
+            _fit_chunk, chunks, params=params, horizon=horizon, errors=errors, key=keys, pure=True
         )
         try:
             parts = client.gather(futures)

@@ -120,6 +120,8 @@ def plot_forecast(
     x_forecast=None,
     xlabel=None,
     ylabel="value",
+    interval=None,
+    interval_label="80 % interval",
 ):
     """The last ``n_tail`` training values, the forecast and (optionally) the actual values.
 
@@ -146,6 +148,10 @@ def plot_forecast(
     xlabel : str, optional
         Default: ``'date'`` for dates, ``'time step'`` otherwise.
     ylabel : str, default='value'
+    interval : (lower, upper) array-likes, optional
+        A prediction interval over the forecast steps, drawn as a band.
+    interval_label : str
+        Its legend entry.
     """
     ax = _axes(ax, path)
     xt, vt = _xy(y_train, x=x)
@@ -156,6 +162,9 @@ def plot_forecast(
         xa, va = _xy(y_true, start=n, x=x_forecast)
         ax.plot(xa, va, color="tab:blue", label=labels[1])
     ax.plot(xf, vf, color="tab:red", ls="--", marker=".", ms=3, label=labels[2])
+    if interval is not None:
+        lo, hi = (np.asarray(b, dtype=np.float64).ravel() for b in interval)
+        ax.fill_between(xf, lo, hi, color="tab:red", alpha=0.2, lw=0, label=interval_label)
     ax.axvline(xt[-1], color="0.7", lw=0.8)
     if xlabel is None:
         xlabel = "date" if np.issubdtype(np.asarray(xt).dtype, np.datetime64) else "time step"

@@ -244,10 +244,19 @@ def test_unwritable_output_fails_before_training(
     assert len(err.splitlines()) == 1 and option in err and message in err, err
 
 
-def test_overflowing_forecast_fails(tmp_path, capsys):
+def test_huge_values_forecast_or_fail_clearly(tmp_path, capsys, monkeypatch):
+    # 1e200 * sin used to overflow (its variance) and print -inf; it is now scaled without
+    # overflow and forecast. A forecast that is still not finite fails with exit status 2.
     p = tmp_path / "big.csv"
     p.write_text("value\n" + "".join(f"{1e200 * np.sin(0.3 * i):.6g}\n" for i in range(60)))
     args = ["forecast", str(p), "--column", "value", "--horizon", "3", "--max-iter", "2"]
+    assert main(args) == 0
+    values = [float(line.split(",")[1]) for line in capsys.readouterr().out.split()[1:]]
+    assert len(values) == 3 and all(np.isfinite(v) and abs(v) < 2e200 for v in values)
+
+    from numrnn.forecasting import RNNForecaster
+
+    monkeypatch.setattr(RNNForecaster, "predict", lambda self, h, **kw: np.full(h, -np.inf))
     assert main(args) == 2
     captured = capsys.readouterr()
     assert "inf" not in captured.out and "not finite" in captured.err and "Rescale" in captured.err

@@ -595,3 +595,37 @@ def test_adam_copies_update_their_own_parameters():
         for k in params:
             assert not np.array_equal(clone.params[k], before[k])
             assert clone.params[k] is not params[k]
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (3, 5, 3)])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pinball_gradient_finite_differences(shape, masked, weighted):
+    from numrnn.nn.losses import pinball_loss
+
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal(shape)
+    target = rng.standard_normal(shape)  # no ties: the loss is differentiable here
+    q = np.array([0.1, 0.5, 0.9])
+    mask = None
+    if masked:
+        mask = rng.random(shape[:-1]) < 0.7
+        mask.flat[0] = True
+    sw = rng.random(shape[0]) + 0.1 if weighted else None
+    loss, grad = pinball_loss(pred, target, q, mask, sw)
+    fd = _fd_grad(lambda: pinball_loss(pred, target, q, mask, sw)[0], pred)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    # The minimiser of the expected loss is the quantile: column k at level q_k.
+    samples = rng.standard_normal(2001)
+    levels = np.quantile(samples, q)
+    grid = levels[None, :] + np.array([[-0.05], [0.0], [0.05]])
+    losses = [pinball_loss(np.tile(g, (samples.size, 1)), np.tile(samples[:, None], 3), q)[0]
+              for g in grid]  # fmt: skip
+    assert losses[1] <= min(losses[0], losses[2])
+
+
+def test_pinball_rejects_levels_outside_0_1():
+    from numrnn.nn.losses import pinball_loss
+
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        pinball_loss(np.zeros((2, 1)), np.zeros((2, 1)), [1.0])

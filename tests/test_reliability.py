@@ -521,3 +521,30 @@ def test_forget_bias_must_be_finite():
         LSTM(2, 3, forget_bias=np.nan)
     with pytest.raises(TypeError, match="forget_bias"):
         LSTM(2, 3, forget_bias="1")
+
+
+# -- Also: Adam compiled once, whatever the number of parameters ---------------------------
+def test_adam_compiles_once_for_any_parameter_count():
+    from numrnn.kernels.cpu.optim import adam_update
+    from numrnn.nn.optim import Adam
+
+    rng = np.random.default_rng(0)
+
+    def run(n):
+        params = {f"p{i}": rng.standard_normal(3 + i % 4).astype(np.float32) for i in range(n)}
+        singles = {k: v.copy() for k, v in params.items()}
+        opt = Adam(params, lr=0.01)
+        one = {k: Adam({k: v}, lr=0.01) for k, v in singles.items()}
+        for _ in range(2):
+            grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
+            opt.step(grads)
+            for k, o in one.items():
+                o.step({k: grads[k]})
+        for k in params:  # the grouped update gives each parameter's own bits
+            np.testing.assert_array_equal(params[k], singles[k])
+
+    run(5)
+    compiled = len(adam_update.signatures)
+    run(23)
+    run(1100)  # numba refuses tuples of 1000 or more
+    assert len(adam_update.signatures) == compiled

@@ -87,12 +87,10 @@ from numrnn.estimators._host import HostEngine, carry_state, state_rows
 from numrnn.exceptions import InvalidParameterError, NonFiniteLossError
 from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
-from numrnn.nn.network import GRU, LSTM, RNN
+from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
 from numrnn.nn.readout import readout_forward
 from numrnn.nn.step import apply_update, penalty
-
-_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def _check_int_param(name, value, minimum, allow_none=False):
@@ -359,13 +357,12 @@ class BaseRNN(BaseEstimator):
             random_state=gen,
             device=self.device,
         )
-        if self.cell == "rnn":
-            kwargs["nonlinearity"] = self.nonlinearity
-        elif self.cell == "lstm":
-            kwargs["peephole"] = bool(self.peephole)
-        else:
-            kwargs["reset_after"] = bool(self.reset_after)
-        self.network_ = _CELLS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
+        # the cell's own options (numrnn.cells registry) that the estimator has as parameters
+        own = self._get_param_names()
+        kwargs.update(
+            (name, getattr(self, name)) for name in CELLS[self.cell].option_names if name in own
+        )
+        self.network_ = NETWORKS[self.cell](self._n_step_features, self.hidden_size, **kwargs)
         self.head_ = Linear(
             self.network_.layer_output_size,
             self.n_outputs_,

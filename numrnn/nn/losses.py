@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse_loss", "softmax", "softmax_cross_entropy"]
+__all__ = ["mse_loss", "pinball_loss", "softmax", "softmax_cross_entropy"]
 
 
 def _float_array(name: str, value) -> np.ndarray:
@@ -124,6 +124,71 @@ def mse_loss(
         grad = wd
         grad *= dtype.type(2.0 * scale)
     return loss, grad
+
+
+def pinball_loss(
+    pred: np.ndarray,
+    target: np.ndarray,
+    quantiles,
+    mask: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """Pinball (quantile) loss and its gradient with respect to ``pred``.
+
+    Output column ``k`` estimates the ``quantiles[k]`` quantile of its target: with
+    ``u = target - pred``, the loss of an entry is ``max(q u, (q - 1) u)``, minimised in
+    expectation by the ``q``-quantile of the target's distribution.
+
+    Parameters
+    ----------
+    pred : ndarray of shape (N, K) or (B, T, K)
+    target : ndarray of the same shape as ``pred`` (or without the last axis when K == 1)
+    quantiles : float or array-like of shape (K,)
+        The level of each output column, each strictly between 0 and 1.
+    mask, sample_weight
+        As in :func:`mse_loss`.
+
+    Returns
+    -------
+    loss : float
+        ``sum_r w_r * sum_k rho_{q_k}(target - pred) / (K * sum_r w_r)`` over valid entries.
+    grad : ndarray, same shape and dtype as ``pred``
+        ``d loss / d pred``: ``(1 - q_k) / n`` where ``pred > target``, ``-q_k / n`` where
+        ``pred < target`` (the subgradient ``(1 - 2 q_k) / (2 n)`` at a tie), times the weight.
+    """
+    pred = _float_array("pred", pred)
+    dtype = pred.dtype
+    target = np.asarray(target)
+    if target.shape != pred.shape:
+        if pred.shape[-1] == 1 and target.shape == pred.shape[:-1]:
+            target = target[..., None]
+        else:
+            raise ValueError(
+                f"target must have the shape of pred {pred.shape}, got {target.shape}."
+            )
+    K = pred.shape[-1]
+    q = np.broadcast_to(np.asarray(quantiles, dtype=np.float64), (K,))
+    if not np.all((q > 0) & (q < 1)):
+        raise ValueError(
+            f"quantiles must lie strictly between 0 and 1, got {q.tolist()}. Pass levels such "
+            "as (0.1, 0.5, 0.9)."
+        )
+    valid, w, total = _entry_weights(pred.shape[:-1], mask, sample_weight, dtype)
+    if total <= 0.0:
+        return 0.0, np.zeros_like(pred)
+    u = np.subtract(target, pred, dtype=np.float64)
+    if valid is not None:
+        u = np.where(valid[..., None], u, 0.0)  # padded targets may be NaN
+    rho = np.maximum(q * u, (q - 1.0) * u)
+    # d rho / d pred = -q (u > 0), 1 - q (u < 0), the mean of both at u == 0.
+    g = np.where(u > 0, -q, np.where(u < 0, 1.0 - q, 0.5 - q))
+    if valid is not None:
+        g = np.where(valid[..., None], g, 0.0)
+    scale = 1.0 / (K * total)
+    if w is not None:
+        rho = rho * w[..., None]
+        g = g * w[..., None]
+    return float(rho.sum()) * scale, (g * scale).astype(dtype)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -266,10 +266,13 @@ class Adam(_Optimizer):
         super().__init__(params)
 
     def _flat_groups(self) -> list:
-        """``(names, params, exp_avgs, exp_avg_sqs)`` per dtype, as tuples of flat views, for
+        """``(names, params, exp_avgs, exp_avg_sqs)`` per dtype, the last three as lists of
+        fixed-size tuples of flat views (:func:`numrnn.kernels.cpu.optim.fixed_groups`), for
         the parameters that are C-contiguous float32/float64 (made once: the arrays are
         updated in place, never replaced)."""
         if getattr(self, "_groups", None) is None:
+            from numrnn.kernels.cpu.optim import fixed_groups  # numba on first use only
+
             by_dtype: dict = {}
             for name, p in self.params.items():
                 m, v = self._state["exp_avg"][name], self._state["exp_avg_sq"][name]
@@ -278,11 +281,13 @@ class Adam(_Optimizer):
             self._groups = [
                 (
                     tuple(names),
-                    tuple(self.params[n].reshape(-1) for n in names),
-                    tuple(self._state["exp_avg"][n].reshape(-1) for n in names),
-                    tuple(self._state["exp_avg_sq"][n].reshape(-1) for n in names),
+                    fixed_groups(tuple(self.params[n].reshape(-1) for n in names), dt),
+                    fixed_groups(tuple(self._state["exp_avg"][n].reshape(-1) for n in names), dt),
+                    fixed_groups(
+                        tuple(self._state["exp_avg_sq"][n].reshape(-1) for n in names), dt
+                    ),
                 )
-                for names in by_dtype.values()
+                for dt, names in by_dtype.items()
             ]
         return self._groups
 
@@ -298,16 +303,18 @@ class Adam(_Optimizer):
         compiled = set()
         for names, ps, ms, vs in self._flat_groups():
             gs = tuple(grads[n] for n in names)
-            dtype = ps[0].dtype
+            dtype = ps[0][0].dtype
             if not _flat_same_dtype(*gs) or gs[0].dtype != dtype:
                 continue  # these take the NumPy update below
-            from numrnn.kernels.cpu.optim import adam_update  # numba on first use only
+            from numrnn.kernels.cpu.optim import adam_update, fixed_groups  # numba on first use
 
             dt = dtype.type  # the scalars cast as the NumPy path casts them
-            adam_update(
-                ps, tuple(g.reshape(-1) for g in gs), ms, vs, dt(wd), dt(1.0 - beta1),
-                dt(beta2), dt(1.0 - beta2), dt(bias_correction2_sqrt), dt(eps), dt(step_size),
-            )  # fmt: skip
+            scalars = (dt(wd), dt(1.0 - beta1), dt(beta2), dt(1.0 - beta2),
+                       dt(bias_correction2_sqrt), dt(eps), dt(step_size))  # fmt: skip
+            # one compiled version for any parameter count: calls on fixed-size groups
+            flat_gs = fixed_groups(tuple(g.reshape(-1) for g in gs), dtype)
+            for p8, g8, m8, v8 in zip(ps, flat_gs, ms, vs, strict=True):
+                adam_update(p8, g8, m8, v8, *scalars)
             compiled.update(names)
         for name, p in self.params.items():
             if name in compiled:

@@ -13,6 +13,23 @@ import numpy as np
 
 from numrnn._jit import exact_kernel
 
+#: Parameters per compiled call. Numba specialises a function for each tuple length, and
+#: compiles a tuple indexed in a loop into code that grows with the length (a 15-layer
+#: model's first fit spent 37 s compiling, 250 layers exceeded numba's 1000-element limit):
+#: the optimizer passes tuples of exactly this many flat arrays (the last one padded with
+#: empty arrays), so one compiled version serves any number of parameters.
+GROUP = 8
+
+
+def fixed_groups(arrays: tuple, dtype) -> list[tuple]:
+    """``arrays`` cut into tuples of :data:`GROUP`, the last padded with empty arrays."""
+    pad = np.empty(0, dtype=dtype)
+    out = []
+    for i in range(0, len(arrays), GROUP):
+        part = tuple(arrays[i : i + GROUP])
+        out.append(part + (pad,) * (GROUP - len(part)))
+    return out
+
 
 @exact_kernel
 def adam_update(ps, gs, ms, vs, weight_decay, one_minus_beta1, beta2, one_minus_beta2,
