@@ -38,6 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from numrnn.cells import CELLS
 from numrnn.exceptions import FileFormatError
 
 __all__ = ["FileFormatError", "save", "load", "FORMAT_VERSION"]
@@ -125,15 +126,8 @@ def _make_generator(state):
 def _network_header(net, arrays, prefix):
     for k, v in net.state_dict().items():
         arrays[f"{prefix}/{k}"] = v
-    opts = {}
-    if net.cell == "rnn":
-        opts["nonlinearity"] = net.options["nonlinearity"]
-    elif net.cell == "lstm":
-        opts["peephole"] = bool(net.options.get("peephole", False))
-        fb = net.options.get("forget_bias")
-        opts["forget_bias"] = None if fb is None else float(fb)
-    else:
-        opts["reset_after"] = bool(net.options["reset_after"])
+    # the cell's own options, as the registry (numrnn.cells) lists them
+    opts = {name: net.options.get(name, default) for name, default in CELLS[net.cell].options}
     return {
         "class": type(net).__name__,
         "input_size": net.input_size,
@@ -152,7 +146,6 @@ def _network_header(net, arrays, prefix):
 
 def _expected_shapes(cfg) -> dict[str, tuple]:
     """The parameter shapes a network header implies, computed without allocating them."""
-    from numrnn.cells import CELLS
     from numrnn.cells.lstm import PEEPHOLE_NAMES
 
     sizes = {}

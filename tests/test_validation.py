@@ -61,3 +61,17 @@ def test_network_options_are_not_truthy_stand_ins(make):
     """``peephole="no"`` used to become True (``bool("no")``)."""
     with pytest.raises(InvalidParameterError, match="must be"):
         make()
+
+
+def test_cells_registry_holds_options_and_every_backends_layers():
+    import inspect
+
+    from numrnn.backends.cpu import CPUBackend
+
+    for name, spec in CELLS.items():
+        forward, backward = spec.layer(CPUBackend.name)
+        assert callable(forward) and callable(backward)
+        net_cls = nn.network.NETWORKS[name]
+        accepted = inspect.signature(net_cls.__init__).parameters
+        for option, default in spec.options:  # the network takes each option, same default
+            assert accepted[option].default == default, (name, option)

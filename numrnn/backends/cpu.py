@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numrnn._threads import loop_threads, run_row_ranges
+from numrnn.cells import CELLS
 from numrnn.kernels import cpu as K
 from numrnn.kernels.cpu import gemm
 
@@ -87,48 +88,62 @@ class CPUBackend:
     def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
         """Forward one layer and direction; returns ``(out, h_n, c_n, cache)``.
 
-        Without ``requires_grad`` the LSTM keeps one step of gates and cells, not all T
+        ``cell`` names the entry of the registry ``numrnn.cells.CELLS`` whose CPU functions
+        run. Without ``requires_grad`` the LSTM keeps one step of gates and cells, not all T
         (the cache is then unusable for BPTT, and the caller drops it).
         """
+        forward, _ = CELLS[cell].layer(self.name)
+        return forward(self, x, p, h0, c0, lengths, options, requires_grad)
+
+    def _lstm_forward(self, x, p, h0, c0, lengths, options, requires_grad):
         T, B, _ = x.shape
         H = h0.shape[1]
         dt = x.dtype
         out = np.empty((T, B, H), dtype=dt)
         h_n = np.empty((B, H), dtype=dt)
-        c_n = None
-        if cell == "lstm":
-            steps = T if requires_grad else 1
-            gates = np.empty((steps, B, 4 * H), dtype=dt)
-            cells = np.empty((steps, B, H), dtype=dt)
-            c_n = np.empty((B, H), dtype=dt)
-            threads = loop_threads(B, T * B * 4 * H * (x.shape[2] + H))
-            args = (
-                x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"],
-                p["w_peep"], h0, c0, lengths, out, cells, gates, h_n, c_n,
-            )  # fmt: skip
-            run_row_ranges(K.lstm_forward_rows, args, B, threads)
-            cache = LayerCache(x, h0, c0, lengths, out, gates, cells)
-        elif cell == "gru":
-            gates = np.empty((T, B, 3 * H), dtype=dt)
-            aux = np.empty((T, B, H), dtype=dt)
-            after = options["reset_after"]
-            threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
-            bias = K.gru_input_bias(p["b_ih"], p["b_hh"], after)
-            run_row_ranges(K.input_projection_rows, (x, p["w_ih"], bias, gates), T * B, threads)
-            w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
-            args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
-            run_row_ranges(K.gru_forward_rows, args, B, threads)
-            cache = LayerCache(x, h0, None, lengths, out, gates, aux)
-        else:
-            relu = options["nonlinearity"] == "relu"
-            threads = loop_threads(B, T * B * H * (x.shape[2] + H))
-            args = (
-                x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"], h0,
-                lengths, relu, out, h_n,
-            )  # fmt: skip
-            run_row_ranges(K.rnn_forward_rows, args, B, threads)
-            cache = LayerCache(x, h0, None, lengths, out)
-        return out, h_n, c_n, cache
+        steps = T if requires_grad else 1
+        gates = np.empty((steps, B, 4 * H), dtype=dt)
+        cells = np.empty((steps, B, H), dtype=dt)
+        c_n = np.empty((B, H), dtype=dt)
+        threads = loop_threads(B, T * B * 4 * H * (x.shape[2] + H))
+        args = (
+            x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"],
+            p["w_peep"], h0, c0, lengths, out, cells, gates, h_n, c_n,
+        )  # fmt: skip
+        run_row_ranges(K.lstm_forward_rows, args, B, threads)
+        return out, h_n, c_n, LayerCache(x, h0, c0, lengths, out, gates, cells)
+
+    def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad):
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dt = x.dtype
+        out = np.empty((T, B, H), dtype=dt)
+        h_n = np.empty((B, H), dtype=dt)
+        gates = np.empty((T, B, 3 * H), dtype=dt)
+        aux = np.empty((T, B, H), dtype=dt)
+        after = options["reset_after"]
+        threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
+        bias = K.gru_input_bias(p["b_ih"], p["b_hh"], after)
+        run_row_ranges(K.input_projection_rows, (x, p["w_ih"], bias, gates), T * B, threads)
+        w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
+        args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
+        run_row_ranges(K.gru_forward_rows, args, B, threads)
+        return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
+
+    def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad):
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dt = x.dtype
+        out = np.empty((T, B, H), dtype=dt)
+        h_n = np.empty((B, H), dtype=dt)
+        relu = options["nonlinearity"] == "relu"
+        threads = loop_threads(B, T * B * H * (x.shape[2] + H))
+        args = (
+            x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"], h0,
+            lengths, relu, out, h_n,
+        )  # fmt: skip
+        run_row_ranges(K.rnn_forward_rows, args, B, threads)
+        return out, h_n, None, LayerCache(x, h0, None, lengths, out)
 
     def layer_backward(
         self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,
@@ -147,63 +162,93 @@ class CPUBackend:
         goes into it. The returned ``dx`` may thus be one of those buffers. ``d_out=None``
         means zeros.
         """
+        _, backward = CELLS[cell].layer(self.name)
+        return backward(self, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned, x_owned)
+
+    def _gated_buffers(self, cache, d_out, need_dx, d_out_owned, x_owned):
+        """``(d_out, dx)`` for the LSTM's and GRU's BPTT: zeros for a missing ``d_out`` (one
+        step: the kernels read it at every step) and the buffer ``dx`` goes into."""
         x = cache.x
-        T, B, I = x.shape
-        H = cache.h0.shape[1]
-        G = {"lstm": 4, "gru": 3}.get(cell, 1)
-        threads = loop_threads(B, T * B * G * H * (I + H))
-        if cell == "rnn" and not d_out_owned:
-            return self._rnn_backward_chunked(cache, p, d_out, dh_n, need_dx, options, x_owned)
-        if d_out is None:  # one step of zeros: the LSTM and GRU kernels read it at every step
+        B, H = x.shape[1], cache.h0.shape[1]
+        if d_out is None:
             d_out = np.zeros((1, B, H), dtype=x.dtype)
         if not need_dx:
             dx = None
         elif x_owned:
             dx = x
-        elif d_out_owned and cell != "rnn" and d_out.shape == x.shape:
+        elif d_out_owned and d_out.shape == x.shape:
             dx = d_out
-        elif cache.cells is not None and cache.cells.shape == x.shape:
+        elif cache.cells.shape == x.shape:
             # LSTM c_t and GRU aux are dead once the weight gradients are done, before dx
             dx = cache.cells
         else:
             dx = np.empty_like(x)
+        return d_out, dx
+
+    def _lstm_backward(self, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned, x_owned):
+        x = cache.x
+        T, B, I = x.shape
+        H = cache.h0.shape[1]
+        threads = loop_threads(B, T * B * 4 * H * (I + H))
+        d_out, dx = self._gated_buffers(cache, d_out, need_dx, d_out_owned, x_owned)
         g = {k: np.empty_like(v) for k, v in p.items()}
         dh0 = np.empty_like(cache.h0)
-        dc0 = None
-        if cell == "lstm":
-            dc0 = np.empty_like(cache.c0)
-            args = (
-                gemm.packed(p["w_hh"]), p["w_peep"], cache.c0, cache.lengths, cache.cells,
-                cache.gates, d_out, dh_n, dc_n, dh0, dc0,
-            )  # fmt: skip
-            run_row_ranges(K.lstm_backward_rows, args, B, threads)
-            if options.get("peephole", False):
-                K.peephole_gradients(cache.c0, cache.cells, cache.gates, g["w_peep"])
-            else:  # w_peep is fixed at zero: no T*B*3H pass for a gradient nobody reads
-                g["w_peep"][:] = 0.0
-            args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-            run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
-        elif cell == "gru":
-            after = options["reset_after"]
-            d_rec = K.gru_recurrent_gradient_buffer(cache.out, after)
-            w_a, w_b = K.gru_packed_weights(p["w_hh"], False, after)
-            args = (
-                w_a, w_b, cache.h0, cache.lengths, after, cache.out, cache.gates, cache.cells,
-                d_out, dh_n, d_rec, dh0,
-            )  # fmt: skip
-            run_row_ranges(K.gru_backward_rows, args, B, threads)
-            args = (
-                x, cache.h0, after, cache.out, cache.gates, cache.cells, d_rec, g["w_ih"],
-                g["w_hh"], g["b_ih"], g["b_hh"],
-            )  # fmt: skip
-            run_row_ranges(K.gru_weight_gradient_rows, args, 3 * H, threads)
-        else:  # d_out is ours: the pre-activation gradients overwrite it
-            d_pre = d_out
-            self._rnn_rows(cache, p, d_pre, dh_n, dh0, g, options, threads, 0, T)
+        dc0 = np.empty_like(cache.c0)
+        args = (
+            gemm.packed(p["w_hh"]), p["w_peep"], cache.c0, cache.lengths, cache.cells,
+            cache.gates, d_out, dh_n, dc_n, dh0, dc0,
+        )  # fmt: skip
+        run_row_ranges(K.lstm_backward_rows, args, B, threads)
+        if options.get("peephole", False):
+            K.peephole_gradients(cache.c0, cache.cells, cache.gates, g["w_peep"])
+        else:  # w_peep is fixed at zero: no T*B*3H pass for a gradient nobody reads
+            g["w_peep"][:] = 0.0
+        args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
+        run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
         if need_dx:
-            d_gates = d_out if cell == "rnn" else cache.gates
-            run_row_ranges(K.input_gradient_rows, (d_gates, p["w_ih"], dx), T * B, threads)
+            run_row_ranges(K.input_gradient_rows, (cache.gates, p["w_ih"], dx), T * B, threads)
         return dx, g, dh0, dc0
+
+    def _gru_backward(self, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned, x_owned):
+        x = cache.x
+        T, B, I = x.shape
+        H = cache.h0.shape[1]
+        threads = loop_threads(B, T * B * 3 * H * (I + H))
+        d_out, dx = self._gated_buffers(cache, d_out, need_dx, d_out_owned, x_owned)
+        g = {k: np.empty_like(v) for k, v in p.items()}
+        dh0 = np.empty_like(cache.h0)
+        after = options["reset_after"]
+        d_rec = K.gru_recurrent_gradient_buffer(cache.out, after)
+        w_a, w_b = K.gru_packed_weights(p["w_hh"], False, after)
+        args = (
+            w_a, w_b, cache.h0, cache.lengths, after, cache.out, cache.gates, cache.cells,
+            d_out, dh_n, d_rec, dh0,
+        )  # fmt: skip
+        run_row_ranges(K.gru_backward_rows, args, B, threads)
+        args = (
+            x, cache.h0, after, cache.out, cache.gates, cache.cells, d_rec, g["w_ih"],
+            g["w_hh"], g["b_ih"], g["b_hh"],
+        )  # fmt: skip
+        run_row_ranges(K.gru_weight_gradient_rows, args, 3 * H, threads)
+        if need_dx:
+            run_row_ranges(K.input_gradient_rows, (cache.gates, p["w_ih"], dx), T * B, threads)
+        return dx, g, dh0, None
+
+    def _rnn_backward(self, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned, x_owned):
+        if not d_out_owned:
+            return self._rnn_backward_chunked(cache, p, d_out, dh_n, need_dx, options, x_owned)
+        x = cache.x
+        T, B, I = x.shape
+        H = cache.h0.shape[1]
+        threads = loop_threads(B, T * B * H * (I + H))
+        dx = (x if x_owned else np.empty_like(x)) if need_dx else None
+        g = {k: np.empty_like(v) for k, v in p.items()}
+        dh0 = np.empty_like(cache.h0)
+        # d_out is ours: the pre-activation gradients overwrite it
+        self._rnn_rows(cache, p, d_out, dh_n, dh0, g, options, threads, 0, T)
+        if need_dx:
+            run_row_ranges(K.input_gradient_rows, (d_out, p["w_ih"], dx), T * B, threads)
+        return dx, g, dh0, None
 
     def _rnn_rows(self, cache, p, d_pre, dh_n, dh0, g, options, threads, t0, t1):
         """Steps ``t0..t1`` of the Elman RNN's BPTT: ``d_pre`` (t1-t0, B, H) holds their
@@ -270,3 +315,11 @@ class CPUBackend:
                 args = (dp, p["w_ih"], dx[t0:t1])
                 run_row_ranges(K.input_gradient_rows, args, (t1 - t0) * B, threads)
         return dx, g, dh0, None
+
+
+for _name in CELLS:  # the CPU functions of every cell of the registry
+    CELLS[_name].register(
+        CPUBackend.name,
+        getattr(CPUBackend, f"_{_name}_forward"),
+        getattr(CPUBackend, f"_{_name}_backward"),
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import cuda
 
+from numrnn.cells import CELLS
 from numrnn.kernels import cuda as K
 from numrnn.kernels.cuda.common import (
     DEFAULT_ROWS,
@@ -215,39 +216,46 @@ class CUDABackend:
     def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
         """Forward one layer and direction; returns ``(out, h_n, c_n, cache)`` on the device.
 
-        ``requires_grad`` is accepted for the CPU backend's sake; the device keeps all steps.
+        ``cell`` names the entry of the registry ``numrnn.cells.CELLS`` whose CUDA functions
+        run. ``requires_grad`` is accepted for the CPU backend's sake; the device keeps all
+        steps.
         """
+        forward, _ = CELLS[cell].layer(self.name)
         T, B, _ = x.shape
         H = h0.shape[1]
-        dt = x.dtype
-        d = self._params(p)
-        out = cuda.device_array((T, B, H), dtype=dt)
-        h_n = cuda.device_array((B, H), dtype=dt)
-        c_n = None
-        if cell == "lstm":
-            gates = cuda.device_array((T, B, 4 * H), dtype=dt)
-            cells = cuda.device_array((T, B, H), dtype=dt)
-            c_n = cuda.device_array((B, H), dtype=dt)
-            K.lstm_forward(
-                x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], d["w_peep"],
-                h0, c0, lengths, out, cells, gates, h_n, c_n, **self._kw,
-            )  # fmt: skip
-            cache = LayerCache(x, h0, c0, lengths, out, gates, cells)
-        elif cell == "gru":
-            gates = cuda.device_array((T, B, 3 * H), dtype=dt)
-            aux = cuda.device_array((T, B, H), dtype=dt)
-            K.gru_forward(
-                x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
-                bool(options["reset_after"]), out, gates, aux, h_n, **self._kw,
-            )  # fmt: skip
-            cache = LayerCache(x, h0, None, lengths, out, gates, aux)
-        else:
-            K.rnn_forward(
-                x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
-                options["nonlinearity"] == "relu", out, h_n, **self._kw,
-            )  # fmt: skip
-            cache = LayerCache(x, h0, None, lengths, out)
-        return out, h_n, c_n, cache
+        out = cuda.device_array((T, B, H), dtype=x.dtype)
+        h_n = cuda.device_array((B, H), dtype=x.dtype)
+        return forward(self, x, self._params(p), h0, c0, lengths, options, out, h_n)
+
+    def _lstm_forward(self, x, d, h0, c0, lengths, options, out, h_n):
+        T, B, _ = x.shape
+        H, dt = h0.shape[1], x.dtype
+        gates = cuda.device_array((T, B, 4 * H), dtype=dt)
+        cells = cuda.device_array((T, B, H), dtype=dt)
+        c_n = cuda.device_array((B, H), dtype=dt)
+        K.lstm_forward(
+            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], d["w_peep"],
+            h0, c0, lengths, out, cells, gates, h_n, c_n, **self._kw,
+        )  # fmt: skip
+        return out, h_n, c_n, LayerCache(x, h0, c0, lengths, out, gates, cells)
+
+    def _gru_forward(self, x, d, h0, c0, lengths, options, out, h_n):
+        T, B, _ = x.shape
+        H, dt = h0.shape[1], x.dtype
+        gates = cuda.device_array((T, B, 3 * H), dtype=dt)
+        aux = cuda.device_array((T, B, H), dtype=dt)
+        K.gru_forward(
+            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
+            bool(options["reset_after"]), out, gates, aux, h_n, **self._kw,
+        )  # fmt: skip
+        return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
+
+    def _rnn_forward(self, x, d, h0, c0, lengths, options, out, h_n):
+        K.rnn_forward(
+            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
+            options["nonlinearity"] == "relu", out, h_n, **self._kw,
+        )  # fmt: skip
+        return out, h_n, None, LayerCache(x, h0, None, lengths, out)
 
     def layer_backward(
         self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,
@@ -259,6 +267,7 @@ class CUDABackend:
         and ignored; ``d_out=None`` means zeros. Everything returned is a device array (the
         network calls :meth:`to_host` on the gradients). The cache's gate buffer is consumed.
         """
+        _, backward = CELLS[cell].layer(self.name)
         x, dt = cache.x, cache.x.dtype
         if d_out is None:
             d_out = zeros(cache.out.shape, dt, threads=self.threads)
@@ -266,24 +275,38 @@ class CUDABackend:
         dx = cuda.device_array(x.shape, dtype=dt) if need_dx else cuda.device_array((1, 1, 1), dt)
         g = {k: cuda.device_array(v.shape, dtype=v.dtype) for k, v in p.items()}
         dh0 = cuda.device_array(cache.h0.shape, dtype=dt)
-        dc0 = None
-        if cell == "lstm":
-            dc0 = cuda.device_array(cache.c0.shape, dtype=dt)
-            K.lstm_backward(
-                x, d["w_ih"], d["w_hh"], d["w_peep"], cache.h0, cache.c0, cache.lengths,
-                cache.out, cache.cells, cache.gates, d_out, dh_n, dc_n, need_dx, dx,
-                g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], g["w_peep"], dh0, dc0, **self._kw,
-            )  # fmt: skip
-        elif cell == "gru":
-            K.gru_backward(
-                x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths, bool(options["reset_after"]),
-                cache.out, cache.gates, cache.cells, d_out, dh_n, need_dx, dx,
-                g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
-            )  # fmt: skip
-        else:
-            K.rnn_backward(
-                x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths,
-                options["nonlinearity"] == "relu", cache.out, d_out, dh_n, need_dx, dx,
-                g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
-            )  # fmt: skip
+        dc0 = backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options)
         return (dx if need_dx else None), g, dh0, dc0
+
+    def _lstm_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
+        dc0 = cuda.device_array(cache.c0.shape, dtype=cache.x.dtype)
+        K.lstm_backward(
+            cache.x, d["w_ih"], d["w_hh"], d["w_peep"], cache.h0, cache.c0, cache.lengths,
+            cache.out, cache.cells, cache.gates, d_out, dh_n, dc_n, need_dx, dx,
+            g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], g["w_peep"], dh0, dc0, **self._kw,
+        )  # fmt: skip
+        return dc0
+
+    def _gru_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
+        K.gru_backward(
+            cache.x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths,
+            bool(options["reset_after"]), cache.out, cache.gates, cache.cells, d_out, dh_n,
+            need_dx, dx, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
+        )  # fmt: skip
+        return None
+
+    def _rnn_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
+        K.rnn_backward(
+            cache.x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths,
+            options["nonlinearity"] == "relu", cache.out, d_out, dh_n, need_dx, dx,
+            g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
+        )  # fmt: skip
+        return None
+
+
+for _name in CELLS:  # the CUDA functions of every cell of the registry
+    CELLS[_name].register(
+        CUDABackend.name,
+        getattr(CUDABackend, f"_{_name}_forward"),
+        getattr(CUDABackend, f"_{_name}_backward"),
+    )

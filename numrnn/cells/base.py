@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,12 +17,30 @@ class CellSpec:
     num_gates : G, the number of H-sized blocks in ``weight_ih`` (1, 4 or 3)
     has_cell_state : whether the state is (h, c) rather than h
     forget_gate : index of the forget-gate block, or None
+    options : the cell's own options with their defaults (the network's keyword arguments;
+        an estimator passes those of them it has as parameters)
+    layers : per backend name, the ``(forward, backward)`` pair that runs one layer and
+        direction of this cell; each backend registers its own (:meth:`register`)
     """
 
     name: str
     num_gates: int
     has_cell_state: bool = False
     forget_gate: int | None = None
+    options: tuple = ()
+    layers: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def option_names(self) -> tuple:
+        return tuple(name for name, _ in self.options)
+
+    def register(self, backend: str, forward, backward) -> None:
+        """Record ``backend``'s functions for one layer and direction of this cell."""
+        self.layers[backend] = (forward, backward)
+
+    def layer(self, backend: str):
+        """``(forward, backward)`` of ``backend`` for this cell."""
+        return self.layers[backend]
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -2,4 +2,4 @@
 
 from numrnn.cells.base import CellSpec
 
-GRU_SPEC = CellSpec(name="gru", num_gates=3)
+GRU_SPEC = CellSpec(name="gru", num_gates=3, options=(("reset_after", True),))

@@ -18,7 +18,7 @@ from numrnn.backends import get_backend
 from numrnn.cells import CELLS, init_direction_params
 from numrnn.cells.lstm import PEEPHOLE_NAMES
 
-__all__ = ["GRU", "LSTM", "MERGE_MODES", "RNN", "RecurrentNetwork"]
+__all__ = ["GRU", "LSTM", "MERGE_MODES", "NETWORKS", "RNN", "RecurrentNetwork"]
 _KERNEL_KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 _TORCH_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -647,3 +647,8 @@ class GRU(RecurrentNetwork):
             _options={"reset_after": self.reset_after},
             **kwargs,
         )
+
+
+#: The network class of each cell of the registry ``numrnn.cells.CELLS``, by name.
+NETWORKS = {cls.cell: cls for cls in (RNN, LSTM, GRU)}
+assert set(NETWORKS) == set(CELLS), "every registered cell has a network class"
