@@ -51,8 +51,6 @@ CONFIGS = {
         Config("long", 16, 1000, 4, 64, 1),
     )
 }
-# Seconds-or-more per step for some cells on 2 cores: excluded from `asv run --quick` filters.
-BIG_CONFIGS = ("bidir", "large", "long")
 
 
 def layer_input_sizes(cfg: Config) -> list[int]:

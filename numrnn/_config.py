@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_DTYPE = os.environ.get("NUMRNN_DTYPE", "float32")
 DEFAULT_DEVICE = os.environ.get("NUMRNN_DEVICE", "auto")
 
 _VALID_DEVICES = ("auto", "cpu", "cuda")

@@ -367,8 +367,12 @@ def check_sequences(
     dtype=np.float64,
     allow_2d: bool = False,
     nan_padding: bool = False,
+    pad: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a batch of sequences and return ``(padded, lengths)``.
+
+    With ``pad=False`` a ragged list is returned as a list of (T_i, F) arrays of ``dtype``
+    instead of one array padded to the longest sequence (memory in proportion to the data).
 
     Parameters
     ----------
@@ -422,6 +426,8 @@ def check_sequences(
             )
         lens = np.array([a.shape[0] for a in seqs], dtype=np.int64)
         F = seqs[0].shape[1]
+        if not pad:
+            return _checked_ragged(name, seqs, lens, n_features, dtype), lens
         T = int(lens.max())
         padded = np.zeros((len(seqs), T, F), dtype=dtype)
         with np.errstate(over="ignore"):  # an overflow is reported below, by name
@@ -505,19 +511,46 @@ def check_sequences(
             "Pass sequences with the same number of features."
         )
     if not np.isfinite(padded).all():
-        bad_idx = np.argwhere(~np.isfinite(padded))[0]
-        i, t, f = (int(v) for v in bad_idx)
-        source = seqs[i][t, f] if is_list else arr[i, t, f]
-        if np.isfinite(source):  # finite before the cast: too large for the dtype
-            info = np.finfo(padded.dtype)
-            raise ValueError(
-                f"{name} has values too large for {padded.dtype.name} (max {info.max:.3g}; first "
-                f"at sample {i}, step {t}, feature {f}: {float(source):.3g}). Scale {name}, "
-                "or use dtype='float64'."
-            )
-        raise ValueError(
-            f"{name} contains NaN or inf inside a sequence (first at sample {bad_idx[0]}, "
-            f"step {bad_idx[1]}, feature {bad_idx[2]}). Only trailing all-NaN steps count as "
-            "padding; impute or drop missing values inside sequences."
-        )
+        i, t, f = (int(v) for v in np.argwhere(~np.isfinite(padded))[0])
+        _non_finite(name, i, t, f, seqs[i][t, f] if is_list else arr[i, t, f], padded.dtype)
     return padded, arr_lengths
+
+
+def _non_finite(name, i, t, f, source, dtype):
+    """Raise for the first non-finite value, at sample ``i``, step ``t``, feature ``f``."""
+    if np.isfinite(source):  # finite before the cast: too large for the dtype
+        info = np.finfo(dtype)
+        raise ValueError(
+            f"{name} has values too large for {np.dtype(dtype).name} (max {info.max:.3g}; first "
+            f"at sample {i}, step {t}, feature {f}: {float(source):.3g}). Scale {name}, "
+            "or use dtype='float64'."
+        )
+    raise ValueError(
+        f"{name} contains NaN or inf inside a sequence (first at sample {i}, "
+        f"step {t}, feature {f}). Only trailing all-NaN steps count as "
+        "padding; impute or drop missing values inside sequences."
+    )
+
+
+def _checked_ragged(name, seqs, lens, n_features, dtype) -> list:
+    """:func:`check_sequences`'s checks on a ragged list, each sequence cast to ``dtype``
+    on its own (the values a padded array would hold, without the padding)."""
+    if (lens < 1).any():
+        k = int(np.argmax(lens < 1))
+        raise ValueError(f"{name}[{k}] has 0 time steps. Every sequence needs at least one step.")
+    F = seqs[0].shape[1]
+    if n_features is not None and F != n_features:
+        raise ValueError(
+            f"{name} has {F} features per step, but {n_features} were expected "
+            "(the network's input_size, or the n_features_in_ seen in fit). "
+            "Pass sequences with the same number of features."
+        )
+    out = []
+    with np.errstate(over="ignore"):  # an overflow is reported by name
+        for i, a in enumerate(seqs):
+            c = np.ascontiguousarray(a, dtype=dtype)
+            if not np.isfinite(c).all():
+                t, f = (int(v) for v in np.argwhere(~np.isfinite(c))[0])
+                _non_finite(name, i, t, f, a[t, f], dtype)
+            out.append(c)
+    return out

@@ -13,7 +13,8 @@ fight for those cores:
 * Dask's worker threads (``threads_per_worker``; the parallelism we want),
 * numrnn's time-loop threads (capped by ``NUMRNN_NUM_THREADS`` / ``NUMBA_NUM_THREADS``),
 * the BLAS pools (NumPy's and SciPy's OpenBLAS, or MKL),
-* Numba's threading layer (``NUMBA_NUM_THREADS``; numrnn runs no ``parallel=True`` code).
+* Numba's threading layer (``NUMBA_NUM_THREADS``; numrnn's ``parallel=True`` row-range
+  drivers, :mod:`numrnn.kernels.cpu.parallel`, run in it).
 
 The rule: ``n_workers * threads_per_worker == cores`` and every other pool at one thread.
 :func:`single_thread_env` gives the environment for spawned worker processes (a Nanny applies

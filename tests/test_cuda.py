@@ -43,6 +43,17 @@ FIT_CASES = [
 ]  # fmt: skip
 
 
+def _numba_cuda_missing() -> bool:
+    """numba-cuda (the 'cuda' extra) absent: numba's bundled, deprecated ``numba.cuda`` is
+    then all there is, and it cannot compile these kernels. CUDA tests skip, not fail."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba_cuda") is None
+
+
+NO_NUMBA_CUDA = "numba-cuda is not installed (pip install 'numrnn[cuda]')"
+
+
 def _env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -68,6 +79,8 @@ def sim_results():
     results = {}
     for p in procs:
         out, err = p.communicate(timeout=600)
+        if p.returncode != 0 and _numba_cuda_missing():
+            pytest.skip(NO_NUMBA_CUDA)
         assert p.returncode == 0, f"simulator subprocess failed:\n{err[-4000:]}"
         for line in out.splitlines():
             if line.startswith("CASE "):
@@ -95,6 +108,8 @@ def test_device_fit_on_simulator(sim_results, case):
 
 def test_compile_ptx():
     """Every kernel compiles to PTX for float32 and float64; float32 code has no .f64."""
+    if _numba_cuda_missing():
+        pytest.skip(NO_NUMBA_CUDA)
     env = _env(NUMBA_FORCE_CUDA_CC="8.0")  # no driver: do not ask NVRTC/driver for the arch
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     if "CUDA_HOME" not in env and Path("/usr/local/cuda-13.0").is_dir():

@@ -125,6 +125,7 @@ def estimators(draw):
         batch_size=draw(st.integers(2, 8)),
         dtype=draw(st.sampled_from(["float32", "float64"])),
         early_stopping=draw(st.booleans()),
+        validation_fraction=0.25,  # at least 2 validation samples of 8-12 (issue #19)
         max_iter=2,
         random_state=draw(st.integers(0, 1000)),
     )

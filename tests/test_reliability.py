@@ -548,3 +548,68 @@ def test_adam_compiles_once_for_any_parameter_count():
     run(23)
     run(1100)  # numba refuses tuples of 1000 or more
     assert len(adam_update.signatures) == compiled
+
+
+# -- 6. ragged predict: memory proportional to the data, same results ---------------------
+import tracemalloc  # noqa: E402
+
+
+def _ragged(n_short=400, long=20000, seed=6):
+    rng = np.random.default_rng(seed)
+    seqs = [rng.standard_normal((int(t), 1)) for t in rng.integers(3, 12, n_short)]
+    seqs.insert(n_short // 2, rng.standard_normal((long, 1)) * 0.1)
+    return seqs
+
+
+def _nan_padded(seqs):
+    T = max(len(s) for s in seqs)
+    out = np.full((len(seqs), T, seqs[0].shape[1]), np.nan)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def _peak_predict(m, seqs):
+    tracemalloc.start()
+    got = m.predict(seqs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return got, peak
+
+
+def test_ragged_predict_memory_does_not_follow_the_longest_sequence():
+    """One long sequence among short ones: predict no longer pads every sequence to it
+    (401 x 60 000 steps x 4 B = 96 MB); what remains is one time chunk of the batch."""
+    fit = _ragged(n_short=40, long=30)
+    m = _quiet_fit(RNNRegressor(cell="lstm", hidden_size=4, max_iter=1, random_state=0),
+                   fit, np.array([s.sum() for s in fit]))  # fmt: skip
+    m.predict(fit)  # compile outside the measurement
+    short, peak_short = _peak_predict(m, _ragged(long=20000))
+    seqs = _ragged(long=60000)
+    got, peak_long = _peak_predict(m, seqs)
+    padded_bytes = len(seqs) * 60000 * 4
+    # measured: ~12 MB (one 1024-step chunk of the 401-row batch) against 120 MB before
+    assert peak_long < padded_bytes / 4, (peak_long, padded_bytes)
+    assert peak_long < 1.5 * peak_short + (1 << 20), (peak_short, peak_long)
+    np.testing.assert_array_equal(got, m.predict(_nan_padded(seqs)))  # same bits per sample
+
+
+def test_ragged_sequence_predict_matches_padded_per_sample():
+    seqs = _ragged(n_short=50, long=2500)
+    fit = seqs[:20]
+    m = _quiet_fit(
+        RNNRegressor(cell="gru", hidden_size=4, max_iter=1, random_state=0, output="sequence"),
+        fit, [s[:, 0] for s in fit],
+    )  # fmt: skip
+    got = m.predict(seqs)
+    ref = m.predict(_nan_padded(seqs))
+    for i, s in enumerate(seqs):
+        np.testing.assert_array_equal(got[i], ref[i, : len(s)])
+
+
+def test_ragged_classifier_predict_matches_padded():
+    seqs = _ragged(n_short=60, long=3000)
+    labels = np.array([int(s[:, 0].sum() > 0) for s in seqs])
+    m = _quiet_fit(RNNClassifier(cell="lstm", hidden_size=3, max_iter=1, random_state=0,
+                                 bidirectional=True), seqs[:30], labels[:30])  # fmt: skip
+    np.testing.assert_array_equal(m.predict_proba(seqs), m.predict_proba(_nan_padded(seqs)))

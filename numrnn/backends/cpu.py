@@ -93,14 +93,14 @@ class CPUBackend:
         (the cache is then unusable for BPTT, and the caller drops it).
         """
         forward, _ = CELLS[cell].layer(self.name)
-        return forward(self, x, p, h0, c0, lengths, options, requires_grad)
-
-    def _lstm_forward(self, x, p, h0, c0, lengths, options, requires_grad):
         T, B, _ = x.shape
-        H = h0.shape[1]
-        dt = x.dtype
-        out = np.empty((T, B, H), dtype=dt)
-        h_n = np.empty((B, H), dtype=dt)
+        out = np.empty((T, B, h0.shape[1]), dtype=x.dtype)
+        h_n = np.empty((B, h0.shape[1]), dtype=x.dtype)
+        return forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n)
+
+    def _lstm_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
+        T, B, _ = x.shape
+        H, dt = h0.shape[1], x.dtype
         steps = T if requires_grad else 1
         gates = np.empty((steps, B, 4 * H), dtype=dt)
         cells = np.empty((steps, B, H), dtype=dt)
@@ -113,12 +113,9 @@ class CPUBackend:
         run_row_ranges(K.lstm_forward_rows, args, B, threads)
         return out, h_n, c_n, LayerCache(x, h0, c0, lengths, out, gates, cells)
 
-    def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad):
+    def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
         T, B, _ = x.shape
-        H = h0.shape[1]
-        dt = x.dtype
-        out = np.empty((T, B, H), dtype=dt)
-        h_n = np.empty((B, H), dtype=dt)
+        H, dt = h0.shape[1], x.dtype
         gates = np.empty((T, B, 3 * H), dtype=dt)
         aux = np.empty((T, B, H), dtype=dt)
         after = options["reset_after"]
@@ -130,12 +127,9 @@ class CPUBackend:
         run_row_ranges(K.gru_forward_rows, args, B, threads)
         return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
 
-    def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad):
+    def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
         T, B, _ = x.shape
         H = h0.shape[1]
-        dt = x.dtype
-        out = np.empty((T, B, H), dtype=dt)
-        h_n = np.empty((B, H), dtype=dt)
         relu = options["nonlinearity"] == "relu"
         threads = loop_threads(B, T * B * H * (x.shape[2] + H))
         args = (

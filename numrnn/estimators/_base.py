@@ -208,8 +208,9 @@ class BaseRNN(BaseEstimator):
                 "bidirectional=False."
             )
 
-    def _validate_X(self, X, *, reset):
-        """Return (padded (n, T, F) array, lengths, was_ragged).
+    def _validate_X(self, X, *, reset, pad=True):
+        """Return (padded (n, T, F) array, lengths, was_ragged); with ``pad=False`` a ragged
+        list stays a list of (T_i, F) arrays (for :meth:`_forward_predict`).
 
         Two input conventions, as a scikit-learn user expects:
 
@@ -279,6 +280,7 @@ class BaseRNN(BaseEstimator):
             dtype=check_dtype(self.dtype),
             allow_2d=True,
             nan_padding=True,
+            pad=pad or not ragged,
         )
         if reset:
             self._n_step_features = int(Xp.shape[2])
@@ -457,18 +459,19 @@ class BaseRNN(BaseEstimator):
 
         Only the state is carried from chunk to chunk, so memory is O(batch * chunk), not
         O(batch * T): a 10^5-step sequence predicts in bounded memory. Rows that have ended
-        are left out of later chunks and keep their state (as in truncated BPTT).
+        are left out of later chunks and keep their state (as in truncated BPTT). ``xb`` is
+        a padded batch or a list of sequences (:func:`_rows_slice` pads each chunk alone).
         """
         net = self.network_
         C = int(net.inference_chunk)
-        B, Tb = xb.shape[0], int(lb.max())
+        B, Tb = len(xb), int(lb.max())
         state = None
         for t0 in range(0, Tb, C):
             lc = np.clip(lb - t0, 0, C)
             idx = np.flatnonzero(lc > 0)
             la = lc[idx]
             _, h_n = net._inference(
-                xb[idx, t0 : t0 + int(la.max())], state_rows(state, idx), lengths=la
+                _rows_slice(xb, idx, t0, t0 + int(la.max())), state_rows(state, idx), lengths=la
             )
             state = carry_state(state, h_n, idx, B)
         return state
@@ -476,31 +479,44 @@ class BaseRNN(BaseEstimator):
     def _forward_predict(self, Xp, lengths):
         """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
 
+        ``Xp`` may be a list of sequences (``_validate_X(..., pad=False)``): each batch is
+        then padded on its own, to its longest sequence (a unidirectional 'last' readout
+        pads each time chunk only), and 'sequence' returns a list of (T_i, K) arrays, so
+        memory follows the data, not n x the longest sequence. The batches are the same
+        consecutive samples as for a padded array, so every sample gets the same bits.
+
         Thread-safe: the network runs through ``_inference`` (no dropout, no gradients),
         which writes nothing of the network; nothing of the head is written either.
         """
         net, head = self.network_, self.head_
+        ragged = isinstance(Xp, list)
         outs = []
         with self._blas_threads():
-            for s in range(0, Xp.shape[0], _PREDICT_BATCH):
+            for s in range(0, len(Xp), _PREDICT_BATCH):
                 xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
                 Tb = int(lb.max())
                 last = self.output == "last"
                 if last and self.readout == "last" and net.num_directions == 1:
                     h_n = self._final_state_chunked(xb, lb)
                 else:
-                    out, h_n = net._inference(xb[:, :Tb], lengths=lb)
+                    xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if ragged else xb[:, :Tb]
+                    out, h_n = net._inference(xin, lengths=lb)
                 if last:
                     feat, _ = readout_forward(
                         self.readout, None if self.readout == "last" else out, h_n, lb,
                         net.num_layers, net.num_directions, net.merge_mode,
                     )  # fmt: skip
                     outs.append(feat @ head.weight.T + head.bias)
+                elif ragged:
+                    z = out @ head.weight.T + head.bias
+                    outs.extend(z[i, : lb[i]] for i in range(len(xb)))
                 else:
                     z = out @ head.weight.T + head.bias
                     full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
                     full[:, :Tb] = z
                     outs.append(full)
+        if ragged and self.output != "last":
+            return outs
         return np.concatenate(outs, axis=0)
 
     # -- training -----------------------------------------------------------------------
@@ -887,3 +903,16 @@ def _pad_sequence_targets(y, lengths, T, *, numeric):
             "target per sequence."
         )
     return Y
+
+
+def _rows_slice(xb, rows, t0, t1):
+    """Steps ``t0:t1`` of the samples ``rows`` as a padded (len(rows), t1 - t0, F) array, from
+    a padded batch or from a list of sequences (zeros past each sequence, as padding)."""
+    if not isinstance(xb, list):
+        return xb[rows, t0:t1]
+    first = xb[rows[0]]
+    out = np.zeros((len(rows), t1 - t0, first.shape[1]), dtype=first.dtype)
+    for j, r in enumerate(rows):
+        part = xb[r][t0:t1]
+        out[j, : part.shape[0]] = part
+    return out

@@ -132,9 +132,11 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
 
     def _proba(self, X):
         check_is_fitted(self, "network_")
-        Xp, lengths, ragged = self._validate_X(X, reset=False)
-        p = softmax(self._forward_predict(Xp, lengths)).astype(np.float64)
-        return p, lengths, ragged
+        Xp, lengths, ragged = self._validate_X(X, reset=False, pad=False)
+        z = self._forward_predict(Xp, lengths)
+        if isinstance(z, list):  # ragged 'sequence': one (T_i, K) array per sample
+            return [softmax(zi).astype(np.float64) for zi in z], lengths, ragged
+        return softmax(z).astype(np.float64), lengths, ragged
 
     def predict_proba(self, X):
         """Class probabilities: (n, n_classes) for 'last'; (n, T, n_classes) for 'sequence'
@@ -142,7 +144,7 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         p, lengths, ragged = self._proba(X)
         if self.output == "sequence":
             if ragged:
-                return [p[i, : lengths[i]] for i in range(p.shape[0])]
+                return p
             p[~self._seq_mask(lengths, p.shape[1])] = np.nan
         return p
 
@@ -157,11 +159,11 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         """Labels: (n,) for 'last'; (n, T) for 'sequence' (a list of (T_i,) arrays for a
         ragged list X; for a padded array, padded steps hold None, or NaN for float labels)."""
         p, lengths, ragged = self._proba(X)
+        if isinstance(p, list):
+            return [self.classes_[pi.argmax(-1)] for pi in p]
         labels = self.classes_[p.argmax(-1)]
         if self.output == "last":
             return labels
-        if ragged:
-            return [labels[i, : lengths[i]] for i in range(labels.shape[0])]
         pad = ~self._seq_mask(lengths, labels.shape[1])
         if pad.any():
             if labels.dtype.kind == "f":
@@ -180,7 +182,14 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         Y = _pad_sequence_targets(y, lengths, Xp.shape[1], numeric=False)
         mask = self._seq_mask(lengths, Xp.shape[1])
         y_true = np.asarray(Y[mask].tolist())
-        y_pred = self.classes_[self._proba(X)[0].argmax(-1)][mask]
+        p = self._proba(X)[0]
+        if isinstance(p, list):  # a ragged list X: one (T_i, K) array per sample
+            pred = np.zeros(mask.shape, dtype=np.int64)
+            for i, pi in enumerate(p):
+                pred[i, : pi.shape[0]] = pi.argmax(-1)
+        else:
+            pred = p.argmax(-1)
+        y_pred = self.classes_[pred][mask]
         sw = self._validate_sample_weight(sample_weight, Xp.shape[0])
         w = None if sw is None else np.broadcast_to(sw[:, None], mask.shape)[mask]
         return accuracy_score(y_true, y_pred, sample_weight=w)

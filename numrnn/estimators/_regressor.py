@@ -43,7 +43,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         state of each direction; 'mean' / 'max', the top layer's output pooled over each
         sequence's valid steps (padding never contributes). Pooled readouts need
         ``bptt_steps=None``. The default keeps the behaviour of earlier releases until the
-        classification benchmark (issue #14) chooses one.
+        classification benchmark chooses one.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT). See ``numrnn.estimators._base``.
     clip_norm, clip_value : float or None, default=None
@@ -172,8 +172,11 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         """Predict: (n,) or (n, n_outputs) for 'last'; (n, T[, n_outputs]) for 'sequence'
         with NaN at padded steps (a list of (T_i[, n_outputs]) arrays for a ragged list X)."""
         check_is_fitted(self, "network_")
-        Xp, lengths, ragged = self._validate_X(X, reset=False)
-        z = self._forward_predict(Xp, lengths).astype(np.float64)
+        Xp, lengths, ragged = self._validate_X(X, reset=False, pad=False)
+        z = self._forward_predict(Xp, lengths)
+        if ragged and self.output == "sequence":  # a list of (T_i, K) arrays
+            return [zi[:, 0] if self._y_ndim == 2 else zi for zi in _float64(z)]
+        z = z.astype(np.float64)
         if self.output == "last":
             return z[:, 0] if self._y_ndim == 1 else z
         if self._y_ndim == 2:
@@ -226,3 +229,7 @@ def _check_finite_y(Y):
             f"y must be finite, got NaN or infinity in {int(bad.sum())} target value(s) "
             f"(first at sample {i}: {Y[i]!r}). Drop those samples or impute their targets."
         )
+
+
+def _float64(arrays: list) -> list:
+    return [a.astype(np.float64) for a in arrays]

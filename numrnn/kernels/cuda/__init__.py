@@ -1,6 +1,8 @@
-"""``numba.cuda`` kernels with the names and arguments of :mod:`numrnn.kernels.cpu`.
+"""``numba.cuda`` kernels for :class:`numrnn.backends.cuda.CUDABackend`: one launcher per
+cell and pass (``lstm_forward``, ``gru_backward``, ...), where the CPU side has
+row-range kernels (:mod:`numrnn.kernels.cpu`, ``lstm_forward_rows``, ...).
 
-Same conventions (time-major C-contiguous buffers, PyTorch parameter layout, ``lengths``,
+The same conventions (time-major C-contiguous buffers, PyTorch parameter layout, ``lengths``,
 caller-provided outputs, backward overwriting the gate cache with gate gradients), but every
 array is a device array and each function is a host-side launcher that queues kernels:
 

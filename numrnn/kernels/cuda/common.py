@@ -58,22 +58,6 @@ def d_sigmoid(x):
     return HALF * d_tanh(HALF * x) + HALF
 
 
-@cuda.jit(device=True, inline=True)
-def load_row(sh, src, n):
-    """Cooperatively copy ``src[:n]`` into shared memory (all threads of the block)."""
-    for k in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-        sh[k] = src[k]
-
-
-@cuda.jit(device=True, inline=True)
-def row_dot(sh, w, n, col):
-    """``sum_k sh[k] * w[k, col]`` for k < n in fixed order (coalesced over ``col``)."""
-    acc = ZERO
-    for k in range(n):
-        acc += sh[k] * w[k, col]
-    return acc
-
-
 # ----------------------------------------------------------------------------- GEMM
 @cuda.jit
 def _gemm_kernel(a, b, c, trans_a, trans_b, accumulate, bias1, n_bias1, bias2, n_bias2):

@@ -14,6 +14,12 @@ from numba import cuda
 from numrnn.kernels.cuda.common import _blocks
 
 
+@cuda.jit(device=True, inline=True)
+def _step_row_feature(i, B, D):
+    """``(t, b, d)`` of flat index ``i`` into a time-major (T, B, D) array."""
+    return i // (B * D), (i % (B * D)) // D, i % D
+
+
 @cuda.jit
 def _float_lengths_kernel(lengths, out):
     b = cuda.grid(1)
@@ -42,10 +48,7 @@ def _mean_pool_backward_kernel(dfeat, flen, dx):
     i = cuda.grid(1)
     T, B, D = dx.shape
     if i < T * B * D:
-        t = i // (B * D)
-        r = i % (B * D)
-        b = r // D
-        d = r % D
+        t, b, d = _step_row_feature(i, B, D)
         if t < int(flen[b]):
             dx[t, b, d] = dfeat[b, d] / flen[b]
         else:
@@ -77,10 +80,7 @@ def _max_pool_backward_kernel(dfeat, arg, dx):
     i = cuda.grid(1)
     T, B, D = dx.shape
     if i < T * B * D:
-        t = i // (B * D)
-        r = i % (B * D)
-        b = r // D
-        d = r % D
+        t, b, d = _step_row_feature(i, B, D)
         if t == arg[b, d]:
             dx[t, b, d] = dfeat[b, d]
         else:
