@@ -1,4 +1,4 @@
-"""Forecast many series at once on a dask cluster (issue #8).
+"""Forecast many series at once on a dask cluster.
 
 A long-format table (one row per store and day) -> one RNNForecaster per store, fitted on a
 two-worker LocalCluster -> a long table of 7-day forecasts. Without dask installed, or with

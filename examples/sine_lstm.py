@@ -1,6 +1,6 @@
 """Train a small LSTM with ``numrnn.nn`` on a sine wave and print the loss falling.
 
-Next-step prediction (seed 002): the input is sin(t), the target sin(t + dt), one value per
+Next-step prediction: the input is sin(t), the target sin(t + dt), one value per
 step. The loop is written by hand, as a PyTorch user would: forward, loss, backward, Adam.
 """
 

@@ -13,18 +13,29 @@ Every CPU kernel in :mod:`numrnn.kernels.cpu` is decorated with :func:`kernel`.
 - ``fastmath`` without ``nnan``/``ninf``: reassociation and contraction are allowed, but
   NaN and inf keep their meaning, so a diverging fit is still detected.
 - ``nogil=True``: kernels can run in threads (joblib, dask) side by side.
+
+Where no cache directory is writable (a read-only install with a read-only HOME and no
+writable ``NUMBA_CACHE_DIR``: hardened containers), kernels compile in memory in every
+process, with one warning, instead of failing at import.
+
+The first kernel of a cell and dtype that has to be compiled (a cache miss) logs one line
+on the ``numrnn`` logger (INFO; the command line prints it): compilation takes seconds, and
+a silent first call looks hung. Nothing is logged when the kernels load from the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import warnings
 from pathlib import Path
 
-from numba import njit
+from numba import njit, types
 from numba.core.caching import (
     CompileResultCacheImpl,
     FunctionCache,
     InTreeCacheLocator,
+    NullCache,
     UserProvidedCacheLocator,
     UserWideCacheLocator,
 )
@@ -32,7 +43,6 @@ from numba.core.caching import (
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 KERNEL_OPTIONS: dict = {
-    "cache": True,
     "nogil": True,
     "error_model": "numpy",
     "fastmath": set(FASTMATH_FLAGS),
@@ -83,16 +93,120 @@ class _KernelCacheImpl(CompileResultCacheImpl):
     _locator_classes = [_UserDirLocator, _InTreeLocator, _UserWideLocator]
 
 
+logger = logging.getLogger("numrnn")
+
+#: CPU seconds to compile what a first fit of each cell needs, on one core (measured with
+#: the cold first default fit on the `small` data, float32, process CPU time on a loaded
+#: 2-core machine, after #17 removed duplicate specialisations); float64 is similar.
+COLD_COMPILE_SECONDS = {"rnn": 25, "lstm": 35, "gru": 40}
+_CELLS = tuple(COLD_COMPILE_SECONDS)
+_announced: set = set()
+_cache_writable = True
+
+
+def _cell_and_dtype(py_func, sig) -> tuple[str | None, str]:
+    """The cell a kernel belongs to (its module or name prefix) and the dtype it runs."""
+    module = py_func.__module__.rsplit(".", 1)[-1]
+    cell = module if module in _CELLS else py_func.__name__.split("_", 1)[0]
+    dtype = "float32"
+    for arg in sig:
+        for t in getattr(arg, "types", (arg,)):  # the parallel drivers take a tuple
+            if isinstance(getattr(t, "dtype", None), types.Float):
+                return (cell if cell in _CELLS else None), str(t.dtype)
+    return (cell if cell in _CELLS else None), dtype
+
+
+def announce_compile(py_func, sig) -> None:
+    """Log, once per process for each cell and dtype, that its kernels are compiling."""
+    cell, dtype = _cell_and_dtype(py_func, sig)
+    if cell is None or (cell, dtype) in _announced:
+        return
+    _announced.add((cell, dtype))
+    seconds = COLD_COMPILE_SECONDS[cell]
+    if _cache_writable:
+        where = f"first use on this machine, about {seconds} s; cached afterwards"
+    else:
+        where = f"about {seconds} s, in every process: no writable cache"
+    logger.info("compiling numrnn kernels for %s/%s (%s)", cell, dtype, where)
+
+
 class KernelCache(FunctionCache):
     """Numba's on-disk cache, invalidated when any CPU kernel module changes."""
 
     _impl_class = _KernelCacheImpl
 
+    def load_overload(self, sig, target_context):
+        data = super().load_overload(sig, target_context)
+        if data is None:
+            announce_compile(self._py_func, sig)
+        return data
+
+
+class MemoryOnlyCache(NullCache):
+    """No cache directory is writable: compile in memory, and still announce it."""
+
+    def __init__(self, py_func):
+        self._py_func = py_func
+
+    def load_overload(self, sig, target_context):
+        announce_compile(self._py_func, sig)
+
+
+def _kernel_cache(py_func):
+    """A :class:`KernelCache`, or (warning once) a :class:`MemoryOnlyCache` where no
+    cache directory is writable."""
+    global _cache_writable
+    if _cache_writable:
+        try:
+            return KernelCache(py_func)
+        except RuntimeError as exc:  # Numba: "cannot cache function ...: no locator"
+            if "no locator" not in str(exc):
+                raise
+            _cache_writable = False
+            warnings.warn(
+                "numrnn: no writable directory for the compiled-kernel cache (NUMBA_CACHE_DIR, "
+                "the package's __pycache__, ~/.cache): kernels are compiled in memory in every "
+                "process (about 25-40 s per cell). Set NUMBA_CACHE_DIR to a writable directory "
+                "to keep them.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return MemoryOnlyCache(py_func)
+
+
+def kernel_cache_dir() -> str:
+    """Where compiled kernels are cached (a description when nothing is writable)."""
+    from numrnn.kernels.cpu import gemm
+
+    path = gemm.packed_matmul._cache.cache_path
+    return path if path else "memory only (no writable cache directory)"
+
+
+def _unliteral_calls(dispatcher):
+    """Type calls from other kernels on plain types, not on the callers' constants.
+
+    Numba compiles a separate specialisation of a callee for every combination of literal
+    arguments its callers pass (``f(a, 0, 1)`` and ``f(a, i, 1)`` are two), and each one
+    re-optimises and re-generates the machine code of everything the callee calls: the GEMM
+    micro-kernel was compiled seven times for one LSTM fit. LLVM still sees the constants
+    once the callee is linked into its caller.
+    """
+    template_for = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return template_for(
+            tuple(types.unliteral(a) for a in args),
+            {k: types.unliteral(v) for k, v in kws.items()},
+        )
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
+
 
 def cached(dispatcher):
-    """Give a ``cache=True`` dispatcher a :class:`KernelCache` in place of Numba's own."""
-    dispatcher._cache = KernelCache(dispatcher.py_func)
-    return dispatcher
+    """Give a dispatcher numrnn's on-disk cache (:func:`_kernel_cache`) and plain-typed calls."""
+    dispatcher._cache = _kernel_cache(dispatcher.py_func)
+    return _unliteral_calls(dispatcher)
 
 
 def kernel(function):

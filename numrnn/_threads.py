@@ -7,6 +7,15 @@ thread), else ``NUMRNN_NUM_THREADS``, else Numba's thread count (``NUMBA_NUM_THR
 ``numba.set_num_threads`` once Numba's threading layer runs), and never more than the
 cores this process may use.
 
+On a shared machine more threads make a call slower: rows are split evenly, so a call
+waits for its slowest thread, and a preempted thread holds up the whole layer (measured: a
+small LSTM forward 0.3 ms quiet, 12 ms at load 10 on 2 cores). Unless ``NUMRNN_NUM_THREADS``
+(or :func:`loop_thread_limit`) sets the count, :func:`max_loop_threads` drops to one thread
+while the CPUs are contended (:func:`cpu_contended`: Linux's CPU pressure, else the load
+average). A call's parallel region then runs on exactly as many of Numba's threads as it
+has row ranges, so one range wakes no worker thread (no spinning OpenMP workers competing
+with the caller); results do not depend on the thread count either way.
+
 BLAS: the kernels do not call it; around numrnn's NumPy work it is held to one thread
 (:func:`recurrent_blas_threads`) because both OpenBLAS pools spin after every call and
 starve other threads (measured on these 2-core machines: an estimator step 50x slower).
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 _blas_controllers: list | None = None
@@ -100,6 +110,46 @@ def _cpu_count() -> int:
     return _affinity
 
 
+#: CPU pressure (Linux PSI: share of the last 10 s in which some runnable task waited for
+#: a CPU), in percent, at and above which the CPUs count as contended.
+CONTENDED_PRESSURE = 50.0
+#: Without PSI: a 1-minute load average above this many runnable tasks per CPU.
+CONTENDED_LOAD = 1.5
+#: Seconds between two readings of the pressure (a file read, ~20 us).
+CONTENTION_CHECK_S = 1.0
+_contention = (-1e9, False)  # (monotonic time of the reading, contended)
+
+
+def _read_contention() -> bool:
+    try:
+        with open("/proc/pressure/cpu") as f:
+            some = f.readline().split()  # "some avg10=12.34 avg60=... total=..."
+        return float(some[1].split("=")[1]) >= CONTENDED_PRESSURE
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        return os.getloadavg()[0] > CONTENDED_LOAD * _cpu_count()
+    except (AttributeError, OSError):  # pragma: no cover - no load average
+        return False
+
+
+def cpu_contended() -> bool:
+    """Whether other work is keeping this machine's CPUs busy (read at most once a second).
+
+    Linux's CPU pressure (``/proc/pressure/cpu``, "some" over 10 s) at or above
+    :data:`CONTENDED_PRESSURE` percent; where it is not available, a 1-minute load average
+    above :data:`CONTENDED_LOAD` per CPU. A quiet machine running this fit's own threads
+    shows almost no pressure (each thread has its CPU), so the fit does not throttle itself.
+    """
+    global _contention
+    now = time.monotonic()
+    checked, contended = _contention
+    if now - checked >= CONTENTION_CHECK_S:
+        contended = _read_contention()
+        _contention = (now, contended)
+    return contended
+
+
 def max_loop_threads() -> int:
     """The cap on time-loop threads (see the module docstring)."""
     limit = getattr(_local, "limit", None)
@@ -107,13 +157,14 @@ def max_loop_threads() -> int:
         env = os.environ.get("NUMRNN_NUM_THREADS", "").strip()
         if env:
             limit = int(env)
+        elif cpu_contended():
+            limit = 1
         else:
             import numba
-            from numba.np.ufunc import parallel
 
-            # get_num_threads() would start Numba's pool; read it only once it runs.
-            launched = getattr(parallel, "_is_initialized", False)
-            limit = numba.get_num_threads() if launched else numba.config.NUMBA_NUM_THREADS
+            limit = numba.config.NUMBA_NUM_THREADS
+            if _numba_threads_launched:
+                limit = _user_numba_threads()
     return max(1, min(int(limit), _cpu_count()))
 
 
@@ -173,6 +224,44 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_numba_threads_launched = False
+
+
+def _user_numba_threads() -> int:
+    """``numba.get_num_threads()`` in this thread, through the raw getter (~0.2 us, not
+    ~5 us): the caller's own setting, as :func:`_run_driver` restores it after each call."""
+    from numba.np.ufunc.parallel import _get_num_threads
+
+    return _get_num_threads()
+
+
+def _run_driver(driver, args: tuple, edges, ranges: int) -> None:
+    """``driver(args, edges)`` on exactly ``ranges`` of Numba's threads (at most its count).
+
+    Numba's per-thread count is lowered for the call and restored after it: a region with
+    one range then runs in this thread and wakes no OpenMP worker (woken workers spin after
+    the region, taking CPU from the caller on a busy machine: why ``NUMRNN_NUM_THREADS=1``
+    did not help before).
+    """
+    global _numba_threads_launched
+    if not _numba_threads_launched:
+        import numba
+
+        numba.get_num_threads()  # starts the threading layer, so the raw calls below work
+        _numba_threads_launched = True
+    from numba.np.ufunc.parallel import _set_num_threads
+
+    current = _user_numba_threads()
+    if ranges >= current:
+        driver(args, edges)
+        return
+    _set_num_threads(ranges)
+    try:
+        driver(args, edges)
+    finally:
+        _set_num_threads(current)
+
+
 def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     """Call ``function(*args, b0, b1)`` on ``threads`` row ranges (0: one direct call).
 
@@ -196,6 +285,6 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
         import numpy as np
 
         edges = np.array([b0 for b0, _ in ranges] + [ranges[-1][1]], dtype=np.int64)
-        driver(args, edges)
+        _run_driver(driver, args, edges, len(ranges))
     finally:
         _dispatch_lock.release()

@@ -21,10 +21,12 @@ the problem and the fix, before any training. ``numrnn --version`` prints the ve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import re
 import sys
+import threading
 import time
 import warnings
 
@@ -98,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         "numrnn forecast sales.csv --column units --horizon 12 --plot sales.png",
     )
     _forecast_args(f)
+    c = _add_command(
+        sub,
+        "compile",
+        "compile the kernels into the on-disk cache, one process per core (a first fit "
+        "then loads them in about a second)",
+        "numrnn compile --cells lstm gru --dtypes float32",
+    )
+    _compile_args(c)
     width = max(len(name) for name in _EXAMPLES)
     p.epilog = "examples:\n" + "\n".join(
         f"  {name:<{width}}  {example}" for name, example in _EXAMPLES.items()
@@ -217,6 +227,119 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer epochs, a smoke test (default: off)")
 
 
+def _compile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cells", nargs="+", choices=("rnn", "lstm", "gru"), default=["rnn", "lstm", "gru"],
+        help="cells to compile (default: all three)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dtypes", nargs="+", choices=("float32", "float64"), default=["float32"],
+        help="dtypes to compile (default: float32, the estimators' default)",
+    )  # fmt: skip
+    p.add_argument(
+        "--processes", type=_int_arg("--processes", 1), default=None,
+        help="worker processes (default: one per core)",
+    )  # fmt: skip
+
+
+def _compile(args) -> int:
+    from numrnn._jit import kernel_cache_dir
+    from numrnn.parallel import compile_kernels
+
+    t0 = time.perf_counter()
+    print(f"Compiling numrnn kernels into {kernel_cache_dir()}", flush=True)
+
+    def report(cell, dtype, wall, cpu):
+        print(f"  {cell}/{dtype}: {wall:.1f}s ({cpu:.1f}s CPU)", flush=True)
+
+    compile_kernels(args.cells, args.dtypes, args.processes, report=report)
+    print(f"Done in {time.perf_counter() - t0:.1f}s.", flush=True)
+    return 0
+
+
+_log_handler = None  # the handler :func:`_print_compile_log` installed, while it is in force
+
+
+@contextlib.contextmanager
+def _print_compile_log(stream):
+    """Show the kernels' one-line compile notice (INFO on the ``numrnn`` logger) on
+    ``stream`` (stderr where stdout carries a result, as ``forecast``'s) in this block."""
+    import logging
+
+    log = logging.getLogger("numrnn")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("      %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    global _log_handler
+    _log_handler = handler
+    try:
+        yield handler
+    finally:
+        _log_handler = None
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+class _Heartbeat:
+    """Prints ``... still compiling kernels (12s)`` (or ``training``) whenever the demo has
+    printed nothing for ``every`` seconds, so a cold first fit never looks hung.
+
+    Numba's compiler spends most of its time in LLVM, outside the GIL, so this thread gets
+    to print while a kernel compiles. ``write`` is the demo's stream; it records the time of
+    the last output.
+    """
+
+    def __init__(self, stream, every: float = 5.0):
+        self.stream = stream
+        self.every = every
+        self.last = time.perf_counter()
+        self.start = self.last
+        self.compiling = 0
+        self._stop = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.last = time.perf_counter()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(0.5, self.every / 4)):
+            now = time.perf_counter()
+            if now - self.last >= self.every:
+                what = "compiling kernels" if self.compiling else "training"
+                self.write(f"      ... still {what} ({now - self.start:.0f}s)\n")
+                self.flush()
+
+    def __enter__(self):
+        from numba.core import event
+
+        beat = self
+
+        class Compiling(event.Listener):
+            def on_start(self, ev):
+                beat.compiling += 1
+
+            def on_end(self, ev):
+                beat.compiling -= 1
+
+        self._listener = Compiling()
+        event.register("numba:compile", self._listener)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        from numba.core import event
+
+        self._stop.set()
+        self._thread.join()
+        event.unregister("numba:compile", self._listener)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``numrnn`` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -225,9 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["demo", *argv]
     args = parser.parse_args(argv)
     try:
-        if args.command == "forecast":
-            return _forecast(args)
-        return _demo(args)
+        with _print_compile_log(sys.stderr if args.command == "forecast" else sys.stdout):
+            if args.command == "forecast":
+                return _forecast(args)
+            if args.command == "compile":
+                return _compile(args)
+            return _demo(args)
     except CLIError as exc:
         print(f"numrnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -243,6 +369,13 @@ def _have_matplotlib():
 
 
 def _demo(args):
+    with _Heartbeat(sys.stdout) as beat:
+        if _log_handler is not None:  # the compile notice counts as output
+            _log_handler.setStream(beat)
+        return _demo_stages(args, beat)
+
+
+def _demo_stages(args, beat):
     from numrnn.datasets import load_digits_sequences, sine_sequences, sine_wave
     from numrnn.estimators import RNNClassifier, RNNRegressor
     from numrnn.forecasting import RNNForecaster, generate, make_windows
@@ -259,10 +392,13 @@ def _demo(args):
     t_all = time.perf_counter()
 
     def say(msg):
-        print(msg, flush=True)
+        print(msg, file=beat, flush=True)
+
+    def stage(msg):
+        say(f"{msg} (at {time.perf_counter() - t_all:.1f}s)")
 
     # 1. sine wave: forecasting 50 steps ahead
-    say("[1/3] Sine wave: forecasting 50 steps (LSTM, window 20)")
+    stage("[1/3] Sine wave: forecasting 50 steps (LSTM, window 20)")
     y = sine_wave(400, 0.0, 40.0)
     train, test = y[:350], y[350:]
     res = {}
@@ -302,7 +438,7 @@ def _demo(args):
         written.append(pth)
 
     # 2. generation from one seed value, state carried step by step
-    say("[2/3] Sine wave: generating 100 steps from the seed value 0 (RNN, hidden 16)")
+    stage("[2/3] Sine wave: generating 100 steps from the seed value 0 (RNN, hidden 16)")
     X, Y = sine_sequences(1, 100)
     t0 = time.perf_counter()
     m = RNNRegressor(
@@ -356,7 +492,7 @@ def _demo(args):
         written.append(pth)
 
     # 3. digits read row by row
-    say("[3/3] Digits (8x8) read row by row: 8 steps of 8 pixels, LSTM classifier")
+    stage("[3/3] Digits (8x8) read row by row: 8 steps of 8 pixels, LSTM classifier")
     from sklearn.model_selection import train_test_split
 
     Xd, yd = load_digits_sequences(return_X_y=True)

@@ -1,7 +1,7 @@
 """Built-in data sets: everything here works offline.
 
-* :func:`sine_wave`, :func:`sine_sequences` — the sine wave of seed ``002`` (a series, and
-  next-step training pairs);
+* :func:`sine_wave`, :func:`sine_sequences` — a sine wave (a series, and next-step
+  training pairs, e.g. for generation from a seed value);
 * :func:`seasonal_series` — a synthetic monthly series with trend, yearly season and noise;
 * :func:`load_digits_sequences` — scikit-learn's 8x8 digits read row by row (8 steps x 8
   features), the small cousin of "MNIST read row by row";
@@ -41,7 +41,7 @@ def sine_wave(
 ):
     """``amplitude * sin(t)`` on ``n_samples`` evenly spaced points of [start, stop].
 
-    The defaults are seed ``002``'s series: ``sin(linspace(0, 10, 101))`` (step 0.1).
+    The defaults give ``sin(linspace(0, 10, 101))`` (step 0.1).
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ def sine_wave(
 
 
 def sine_sequences(n_sequences=1, seq_len=100, dt=0.1, *, random_phase=False, random_state=None):
-    """Next-step training pairs on a sine wave (seed ``002``'s sequence-to-sequence task).
+    """Next-step training pairs on a sine wave (a sequence-to-sequence task).
 
     Returns ``X`` of shape (n_sequences, seq_len, 1) with ``X[i, t] = sin(phi_i + t*dt)`` and
     ``Y`` of shape (n_sequences, seq_len) with ``Y[i, t] = X[i, t + 1]``. ``phi_i = 0`` unless

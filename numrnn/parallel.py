@@ -33,7 +33,9 @@ task, once per process) instead of compiling them (about ten seconds). Workers o
 machine share the cache; on a cluster, point ``NUMBA_CACHE_DIR`` at a directory on each
 node's local disk (or bake a warmed cache into the container image) and call
 :func:`warm_up` once per worker (``client.run(warm_up)`` or the plugin's ``warm_up=True``)
-so the first real task is not the one paying.
+so the first real task is not the one paying. :func:`compile_kernels` (the ``numrnn compile``
+command) fills the cache for several cells at once, one process per core, e.g. in a Docker
+build step.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from numrnn.forecasting import RNNForecaster, _pandas
 __all__ = [
     "SeriesFitError",
     "blas_threads",
+    "compile_kernels",
     "fit_many_series",
     "kernel_cache_stats",
     "single_threaded",
@@ -78,12 +81,38 @@ def single_thread_env(threads=1):
     }
 
 
-def warm_up(cell="lstm", dtype="float32", **forecaster_params):
-    """Fit and predict with a tiny :class:`~numrnn.forecasting.RNNForecaster` in this process.
+def exercise_kernels(cell="lstm", dtype="float32"):
+    """Run every CPU kernel a fit of ``cell`` in ``dtype`` can call, on tiny data.
 
-    Loads (or, on a cold cache, compiles) the kernels that a forecaster with these parameters
-    uses, so a later task does not pay for it. Returns the seconds it took. Use
-    ``client.run(warm_up, cell='gru')`` to warm every worker of a dask cluster.
+    A fit above the threading threshold goes through the kernels' parallel drivers, one
+    below it calls the row kernels directly (:func:`numrnn._threads.loop_threads`), and a
+    recursive forecast predicts below it after training above it: both are run, with two
+    layers, both directions and the Adam update, so that a cold cache is filled with what
+    any later fit of this cell and dtype loads. Returns nothing; compiles or loads only.
+    """
+    import numpy as np
+
+    from numrnn.estimators import RNNRegressor
+
+    rng = np.random.default_rng(0)
+    # 64 steps x 8 rows x 64 units passes the threshold (2**21 multiply-adds) for every cell.
+    for n, T, H, layers, bidirectional in ((8, 64, 64, 1, False), (4, 4, 4, 2, True)):
+        X = rng.standard_normal((n, T, 1)).astype(dtype)
+        y = X[:, -1, 0]
+        model = RNNRegressor(
+            cell, H, num_layers=layers, bidirectional=bidirectional, max_iter=1, dtype=dtype,
+            random_state=0,
+        ).fit(X, y)  # fmt: skip
+        model.predict(X[:1])
+
+
+def warm_up(cell="lstm", dtype="float32", **forecaster_params):
+    """Load (on a cold cache: compile) the kernels a fit of ``cell`` uses, in this process.
+
+    Runs :func:`exercise_kernels` and fits and predicts with a tiny
+    :class:`~numrnn.forecasting.RNNForecaster` with ``forecaster_params``, so a later task
+    does not pay for it. Returns the seconds it took. Use ``client.run(warm_up, cell='gru')``
+    to warm every worker of a dask cluster (or :func:`compile_kernels` on each machine).
     """
     import numpy as np
 
@@ -94,8 +123,54 @@ def warm_up(cell="lstm", dtype="float32", **forecaster_params):
     y = np.sin(np.arange(4 * params["window"] + 8, dtype=np.float64))
     with warnings.catch_warnings(), single_threaded():
         warnings.simplefilter("ignore")
+        exercise_kernels(cell, dtype)
         RNNForecaster(**params).fit(y).predict(2)
     return time.perf_counter() - t0
+
+
+def _compile_in_this_process(cell, dtype):
+    """:func:`exercise_kernels` in a worker process: (cell, dtype, wall s, CPU s)."""
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
+    with warnings.catch_warnings(), single_threaded():
+        warnings.simplefilter("ignore")
+        exercise_kernels(cell, dtype)
+    return cell, dtype, time.perf_counter() - t0, cpu() - c0
+
+
+def compile_kernels(cells=("rnn", "lstm", "gru"), dtypes=("float32",), processes=None,
+                    report=None):  # fmt: skip
+    """Fill the on-disk kernel cache for ``cells`` x ``dtypes``, one process per core.
+
+    Each (cell, dtype) runs :func:`exercise_kernels` in its own process (compilation is
+    single-threaded, so processes are what use the cores); kernels already cached load in
+    about a second. ``report(cell, dtype, wall_s, cpu_s)`` is called as each finishes.
+    Returns ``{(cell, dtype): (wall_s, cpu_s)}``.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from numrnn._threads import _cpu_count
+
+    jobs = [(c, d) for c in cells for d in dtypes]
+    workers = max(1, min(len(jobs), processes or _cpu_count()))
+    results = {}
+    # spawn: a fresh interpreter per worker (a forked child of a process that ran Numba's
+    # threading layer cannot use it).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_compile_in_this_process, c, d) for c, d in jobs]
+        for future in as_completed(futures):
+            cell, dtype, wall, cpu = future.result()
+            results[cell, dtype] = (wall, cpu)
+            if report is not None:
+                report(cell, dtype, wall, cpu)
+    return results
 
 
 def kernel_cache_stats():

@@ -9,7 +9,7 @@
 * :func:`cross_val_forecast` evaluates a forecaster on the folds of
   :class:`sklearn.model_selection.TimeSeriesSplit`.
 * :func:`generate` runs a fitted network from a seed value, feeding each output back as the
-  next input and carrying the recurrent state step by step (seed ``002``'s sine wave).
+  next input and carrying the recurrent state step by step.
 * :func:`numrnn.parallel.fit_many_series` fits one forecaster per series for many series at
   once, locally with joblib or on a dask ``distributed`` cluster (``docs/dask.rst``); it is
   still importable from here.

@@ -247,7 +247,7 @@ class RNNForecaster(BaseEstimator):
         (range-mean slope for the log, seasonal strength >= 0.64 for the seasonal difference,
         KPSS for the first difference). Default None: with the ``'window'`` scaler (which
         already follows the level of a trending series) no transform was the best single
-        choice on benchmarks/forecast_accuracy.py and in DESIGN §8, and no fixed transform,
+        choice on the forecasting benchmark (benchmarks/forecast_accuracy.py), and no fixed transform,
         nor the ``'auto'`` rule, won on every series (seasonal differencing hurt lynx and
         sunspots, the log helped airline only).
     scaler : {'window', 'standard', 'robust'} or None, default='window'
@@ -255,11 +255,11 @@ class RNNForecaster(BaseEstimator):
         ``'robust'``: median and interquartile range instead. ``'window'``: standard, then
         each input window is shifted and scaled by its own mean and standard deviation and the
         output scaled back (RevIN / DeepAR), so a level the network never saw is no problem.
-        None: no scaling. Default ``'window'``: the best single default of DESIGN §8.
+        None: no scaling. Default ``'window'``: the best single default of that benchmark.
     n_models : int, default=1
         Networks trained from seeds derived from ``random_state``; their forecasts are
         combined by the median (an ensemble: averaging seeds beat a single seed in 124 of 141
-        benchmark cells, DESIGN §8).
+        benchmark cells).
     quantiles : sequence of float in (0, 1) or None, default=None
         Train with the pinball loss, one output per quantile (0.5 is added for the point
         forecast); see :meth:`predict_quantiles`. Several steps ahead, the recursive strategy
@@ -272,7 +272,7 @@ class RNNForecaster(BaseEstimator):
         ``beta_1``, ...) is a parameter here too and is passed on. Defaults that differ:
         ``hidden_size=16``, ``clip_norm=1.0``, ``batch_size=32``, ``learning_rate_init=0.003``,
         ``max_iter=120`` with ``n_iter_no_change=1000`` (a fixed number of epochs). Gradient
-        clipping and a fixed budget were the best recipe of DESIGN §8; 32-window batches give
+        clipping and a fixed budget were the benchmark's best recipe; 32-window batches give
         several updates per epoch on a series of 150 points; 120 epochs beat 60 on the
         benchmark (airline sMAPE 3.1 against 5.7, shampoo 21.4 against 28.0); 16 hidden units
         were as accurate as 32 on it (mean of two seeds: airline 5.7 / 5.0, shampoo 28.0 /
@@ -720,9 +720,10 @@ class RNNForecaster(BaseEstimator):
     def predict_quantiles(self, horizon, X=None, history=None, history_X=None):
         """Forecast quantiles at the levels ``quantiles`` (fit with ``quantiles=...``).
 
-        One step ahead they are the quantile heads (sorted, so never crossing); further ahead
-        the quantiles of ``200 * n_models`` sample paths, each step drawn through the heads
-        (piecewise-linear between levels, flat beyond the extreme ones) and fed back.
+        They are the quantiles of ``200 * n_models`` sample paths, each step drawn through the
+        quantile heads (sorted, so never crossing; piecewise-linear between the levels,
+        continued linearly beyond the extreme ones) and fed back; one step ahead they estimate
+        the heads themselves.
 
         Returns
         -------
@@ -788,7 +789,9 @@ def _draw(z, taus, u):
     """Values at levels ``u`` (P, K) of the quantile functions ``z`` (P, n_levels, K)."""
     j = np.clip(np.searchsorted(taus, u), 1, taus.size - 1)
     lo, hi = taus[j - 1], taus[j]
-    frac = np.clip((u - lo) / (hi - lo), 0.0, 1.0)  # flat beyond the extreme levels
+    # Beyond the extreme levels the nearest segment continues (linear, not flat): flat tails
+    # gave 69.9 % coverage of the 80 % intervals on the benchmark, linear ones 73.3 %.
+    frac = (u - lo) / (hi - lo)
     zl = np.take_along_axis(z, (j - 1)[:, None, :], axis=1)[:, 0]
     zh = np.take_along_axis(z, j[:, None, :], axis=1)[:, 0]
     return zl + frac * (zh - zl)

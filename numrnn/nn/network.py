@@ -598,9 +598,11 @@ class LSTM(RecurrentNetwork):
     """Long short-term memory, gate order i, f, g, o (PyTorch).
 
     Mirrors ``torch.nn.LSTM(batch_first=True)``; ``forward`` returns ``(out, (h_n, c_n))``.
+    The other parameters (``input_size``, ``hidden_size``, ``num_layers``, ...) are those of
+    :class:`RecurrentNetwork`.
 
-    Extra parameters
-    ----------------
+    Parameters
+    ----------
     peephole : bool, default=False
         Gers & Schmidhuber's diagonal peepholes (``weight_ci``, ``weight_cf``, ``weight_co``):
         the input and forget gates see ``c_{t-1}``, the output gate sees the new ``c_t``.
@@ -628,9 +630,11 @@ class GRU(RecurrentNetwork):
     """Gated recurrent unit, gate order r, z, n.
 
     Mirrors ``torch.nn.GRU(batch_first=True)``; ``forward`` returns ``(out, h_n)``.
+    The other parameters (``input_size``, ``hidden_size``, ``num_layers``, ...) are those of
+    :class:`RecurrentNetwork`.
 
-    Extra parameters
-    ----------------
+    Parameters
+    ----------
     reset_after : bool, default=True
         True: PyTorch/cuDNN, ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``.
         False: Cho et al., ``n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)``.

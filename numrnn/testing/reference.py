@@ -1,7 +1,7 @@
 """Slow, plain float64 NumPy reference of the whole recurrent network.
 
 This module is the ground truth the fast kernels are tested against. It is written
-straight from the equations of ``DESIGN.md`` section 1 and deliberately shares no
+straight from the equations of the user guide (docs/user_guide.rst) and deliberately shares no
 code with :mod:`numrnn.kernels` or :mod:`numrnn.nn`. Everything is looped per layer,
 per direction, per sample and per step on 1-D row vectors: clarity over speed.
 

@@ -80,10 +80,9 @@ def gru_input_bias(b_ih, b_hh, reset_after):
     add outside the reset (r and z reset after; all of them reset before)."""
     H = b_ih.shape[0] // 3
     bias = b_ih.copy()
-    if reset_after:
-        bias[: 2 * H] += b_hh[: 2 * H]
-    else:
-        bias += b_hh
+    # Loops: a slice update compiles Numba's shape-error path (seconds, for nothing).
+    for j in range(2 * H if reset_after else 3 * H):
+        bias[j] += b_hh[j]
     return bias
 
 
@@ -165,7 +164,9 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
                 else:
                     ob[:] = 0.0
                     ab[:] = 0.0
-    h_n[b0:b1] = h
+    for i in range(n):  # loops: a slice copy compiles Numba's shape-error path
+        for j in range(H):
+            h_n[b0 + i, j] = h[i, j]
 
 
 @kernel
@@ -249,7 +250,9 @@ def gru_backward_rows(
                 if t < lengths[b0 + i]:
                     for j in range(H):
                         dh[i, j] += dh_rec[i, j]
-    dh0[b0:b1] = dh
+    for i in range(n):  # loops: a slice copy compiles Numba's shape-error path
+        for j in range(H):
+            dh0[b0 + i, j] = dh[i, j]
 
 
 @kernel
@@ -293,7 +296,8 @@ def gru_weight_gradient_rows(
             d_n = d_rec.reshape((T * B, H))
             matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
                    False)  # fmt: skip
-        db_hh[g0:g1] = db_ih[g0:g1]
+        for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
+            db_hh[j] = db_ih[j]
 
 
 @kernel

@@ -250,4 +250,5 @@ def lstm_weight_gradient_rows(x, h0, out, gates, dw_ih, dw_hh, db_ih, db_hh, g0,
     """
     input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
     recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
-    db_hh[g0:g1] = db_ih[g0:g1]
+    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
+        db_hh[j] = db_ih[j]

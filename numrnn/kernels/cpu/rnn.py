@@ -107,4 +107,5 @@ def rnn_weight_gradient_rows(x, h0, out, d_pre, dw_ih, dw_hh, db_ih, db_hh, g0, 
     """Rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases."""
     input_weight_gradient_rows(x, d_pre, dw_ih, db_ih, g0, g1)
     recurrent_weight_gradient_rows(h0, out, d_pre, dw_hh, g0, g1)
-    db_hh[g0:g1] = db_ih[g0:g1]
+    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
+        db_hh[j] = db_ih[j]
