@@ -219,7 +219,7 @@ def transfers_per_fit():
     for epochs in (1, 3, 1):
         m = RNNRegressor(
             cell="rnn", hidden_size=2, max_iter=epochs, batch_size=2, early_stopping=True,
-            validation_fraction=0.2, n_iter_no_change=50, clip_norm=1.0, dtype="float64",
+            validation_fraction=0.4, n_iter_no_change=50, clip_norm=1.0, dtype="float64",
             random_state=4, device="cuda",
         )  # fmt: skip
         before = counter.n

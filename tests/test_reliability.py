@@ -350,7 +350,12 @@ YF = XF.sum(axis=(1, 2))
     ],
 )
 def test_non_finite_training_is_non_finite_loss_error(kw, y):
-    m = RNNRegressor(hidden_size=4, max_iter=3, random_state=0, batch_size=5, **kw)
+    # scale_y=False and no clipping: the defaults (standardised targets, clip_norm=1) keep
+    # these fits finite, which test_defaults_keep_overflowing_targets_finite checks.
+    m = RNNRegressor(
+        hidden_size=4, max_iter=3, random_state=0, batch_size=5, scale_y=False,
+        clip_norm=None, **kw,
+    )  # fmt: skip
     with pytest.raises(NonFiniteLossError, match="epoch 1") as info:
         _quiet_fit(m, XF, y)
     assert "h0" not in str(info.value)
@@ -358,8 +363,29 @@ def test_non_finite_training_is_non_finite_loss_error(kw, y):
     assert not hasattr(m, "network_")
 
 
+def test_defaults_keep_overflowing_targets_finite():
+    """scale_y standardises targets in float64: a float64 model fits targets beyond
+    float32's range; a float32 model refuses them (its folded head would overflow) with an
+    error naming the fix, and keeps the model it had."""
+    m = _quiet_fit(
+        RNNRegressor(hidden_size=4, max_iter=3, random_state=0, dtype="float64"), XF, YF * 1e39
+    )
+    assert np.all(np.isfinite(m.loss_curve_))
+    pred = m.predict(XF)
+    assert np.all(np.isfinite(pred)) and np.abs(pred).max() > 1e37
+    m32 = _quiet_fit(RNNRegressor(hidden_size=4, max_iter=1, random_state=0), XF, YF)
+    before = m32.predict(XF)
+    with pytest.raises(
+        ValueError, match=r"y must be smaller than .* float32 model.*dtype='float64'"
+    ):
+        m32.fit(XF, YF * 1e39)
+    np.testing.assert_array_equal(m32.predict(XF), before)
+
+
 def test_divergence_after_a_good_epoch_keeps_it_and_names_the_next_epoch():
-    m = RNNRegressor(hidden_size=4, max_iter=1, random_state=0, batch_size=5)
+    m = RNNRegressor(
+        hidden_size=4, max_iter=1, random_state=0, batch_size=5, scale_y=False, clip_norm=None
+    )
     _quiet_fit(m, XF, YF)
     before = m.predict(XF)
     m.set_params(warm_start=True, solver="sgd", learning_rate_init=1e6)

@@ -10,7 +10,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from numrnn._validation import check_real_input
+from numrnn._validation import check_dtype, check_real_input, fail
 from numrnn.estimators._base import BaseRNN, _check_bool, _pad_sequence_targets
 from numrnn.nn.losses import mse_loss
 
@@ -53,8 +53,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         ``numrnn.nn.segments``); a final partial segment is zero-filled, never read from
         padding. 'auto' (``output='last'`` only; ``'sequence'`` never folds) picks
         ``ceil(T / 25)`` for the longest training sequence ``T``, so that about 25 recurrent
-        steps remain: the largest single gain on the classification benchmark (DESIGN §8:
-        +0.11 mean accuracy alone; without it GunPoint falls from 0.97 to 0.53), and fits
+        steps remain: the largest single gain on the classification benchmark
+        (``benchmarks/classification_accuracy.py``: +0.11 mean accuracy alone; without it GunPoint falls from 0.97 to 0.53), and fits
         ``T / 25`` times cheaper. Sequences of up to 25 steps are not folded. Fixed by the
         first fit (``segment_length_``).
     bptt_steps : int or None, default=None
@@ -63,7 +63,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     clip_norm : float or None, default=1.0
         Global L2-norm clipping (over all parameters, head included). Default 1.0: gradient
         norms spike to 40-75 times their median before every loss spike on real data
-        (DESIGN §8), clipping at 1 added 0.05 mean accuracy there and 0.009 on top of the
+        (the classification benchmark), clipping at 1 added 0.05 mean accuracy there and 0.009 on top of the
         other defaults; with standardised inputs and targets a norm of 1 rarely binds
         otherwise.
     clip_value : float or None, default=None
@@ -165,6 +165,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         moments, so a weight of 2 scales like a repeated sample.
         """
         reuse = hasattr(self, "network_") and (incremental or self.warm_start)
+        if not reuse and self.scale_y:
+            self._check_target_range(valid)  # before anything of the last fit is dropped
         if not reuse:
             # a fresh fit decides; a warm start keeps the units its head was trained in
             for name in ("y_mean_", "y_scale_", "_head_weight_trained", "_head_bias_trained"):
@@ -178,6 +180,22 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         if not hasattr(self, "y_mean_"):
             return Y
         return (Y - self.y_mean_) / self.y_scale_
+
+    def _check_target_range(self, valid):
+        # the head is folded into the user's units (_head_to_user_units), so predictions
+        # are formed in the network's dtype: targets near its largest value would overflow
+        # to inf silently; 1e-4 of the range leaves room for a head output of a few units
+        dtype = check_dtype(self.dtype)
+        limit = float(np.finfo(dtype).max) * 1e-4
+        largest = float(np.max(np.abs(valid))) if valid.size else 0.0
+        if largest > limit:
+            fail(
+                "y",
+                f"smaller than {limit:.1e} in magnitude for a {dtype.name} model "
+                "(its predictions are formed in that dtype)",
+                largest,
+                "Pass dtype='float64' or rescale y.",
+            )
 
     def _head_to_user_units(self):
         # the head is linear: predicting y_mean_ + y_scale_ * z is the same as a head with
