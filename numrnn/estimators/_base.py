@@ -814,6 +814,8 @@ class BaseRNN(BaseEstimator):
         interrupted = False
         progress = None if incremental else Progress(int(self.verbose), epochs, early)
         first_epoch = self.n_iter_
+        monitored_curve = self.validation_loss_curve_ if early else self.loss_curve_
+        curve_start = len(monitored_curve)
         try:
             for _ in range(epochs):
                 epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
@@ -925,12 +927,18 @@ class BaseRNN(BaseEstimator):
         elif incremental:
             self.best_epoch_ = self.n_iter_
         if not incremental and not converged and not interrupted:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet. Increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=5,
+            why = still_improving(
+                monitored_curve[curve_start:], self.tol, self.n_iter_no_change, epochs
             )
+            if why is not None:
+                warnings.warn(
+                    f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
+                    f"the optimization hasn't converged yet ("
+                    + ("validation" if early else "training")
+                    + f" loss: {why}). Increase max_iter or tol.",
+                    ConvergenceWarning,
+                    stacklevel=5,
+                )
 
     def _split_validation(self, n, Y):
         from sklearn.model_selection import train_test_split
@@ -973,6 +981,28 @@ class BaseRNN(BaseEstimator):
         tags.input_tags.two_d_array = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+def still_improving(curve, tol: float, n_iter_no_change: int, max_iter: int) -> str | None:
+    """Why a run that reached ``max_iter`` has not converged, or None when it has.
+
+    Not converged means the monitored loss was still falling: the lowest loss of the last
+    ``window`` epochs is more than ``tol`` below the lowest before them (the stopping rule's
+    test, over its patience). ``window`` is ``n_iter_no_change`` when the stopping rule could
+    act within ``max_iter``, else (a fixed budget, e.g. ``n_iter_no_change >= max_iter``) the
+    last tenth of the run. A run no longer than its window cannot show a plateau: not
+    converged. So a run that reaches ``max_iter`` on a flat loss (the 'adaptive' schedule
+    still lowering its rate, or a fixed budget spent) gets no ``ConvergenceWarning``; one
+    stopped while the loss still falls does.
+    """
+    window = n_iter_no_change if n_iter_no_change < max_iter else max(1, max_iter // 10)
+    c = np.asarray(curve, dtype=np.float64)
+    if c.shape[0] <= window:
+        return f"{c.shape[0]} epoch(s) are too few to show a plateau over {window}"
+    drop = float(c[:-window].min() - c[-window:].min())
+    if drop > tol:
+        return f"the loss fell by {drop:.3g} (more than tol={tol}) in the last {window} epochs"
+    return None
 
 
 def _rectangular(X):
