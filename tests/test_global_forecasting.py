@@ -6,9 +6,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import TimeSeriesSplit
 
-from numrnn.forecasting import RNNForecaster
+from numrnn.forecasting import RNNForecaster, backtest, cross_val_forecast, forecast_metrics
 
 KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0)
 
@@ -119,3 +121,82 @@ def test_panel_quantiles_in_long_form():
     assert list(q.columns) == ["unique_id", "ds", "q0.1", "q0.9"]
     assert (q["q0.1"] <= q["q0.9"]).all()
     assert point.shape == (6, 3)
+
+
+# -- backtests without refits -------------------------------------------------------------
+def test_backtest_without_refit_equals_the_loop_of_predict_calls():
+    ys = _series([60, 90])
+    h, n_origins = 3, 4
+    f = RNNForecaster(transform=["diff"], **KW)
+    res = backtest(f, ys, h, n_origins=n_origins, step=2)
+    fc = res.attrs["forecasts"]
+    assert list(res.index) == ["s0", "s1", "all"]
+    assert list(res.columns) == ["mae", "rmse", "smape", "mase"]
+    # the same clone, fitted on each series up to its first origin, and one predict per origin
+    first = {k: len(v) - (h + (n_origins - 1) * 2) for k, v in ys.items()}
+    ref = clone(f).fit({k: v[: first[k]] for k, v in ys.items()})
+    for k, v in ys.items():
+        for j in range(n_origins):
+            o = first[k] + 2 * j
+            want = ref.predict(h, history={k: v[:o]})[k]
+            got = fc[(fc.unique_id == k) & (fc.origin == o)]
+            np.testing.assert_allclose(got.forecast, want, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(got.actual, v[o : o + h])
+    mine = forecast_metrics(
+        fc[fc.unique_id == "s1"].actual, fc[fc.unique_id == "s1"].forecast, ys["s1"][: first["s1"]]
+    )
+    assert res.loc["s1", "mase"] == pytest.approx(mine["mase"])
+    assert res.loc["all", "smape"] == pytest.approx(res.loc[["s0", "s1"], "smape"].mean())
+    # refit every 2 origins: two fits, forecasts of the second group differ from refit=False
+    res2 = backtest(f, ys, h, n_origins=n_origins, step=2, refit=2)
+    both = fc.merge(res2.attrs["forecasts"], on=["unique_id", "origin", "step"])
+    first_group = both.origin < both.unique_id.map(first) + 4
+    np.testing.assert_allclose(
+        both.forecast_x[first_group], both.forecast_y[first_group], rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(both.forecast_x[~first_group], both.forecast_y[~first_group])
+
+
+def test_cross_val_forecast_without_refit_equals_predict_from_each_origin():
+    y = _series([80])["s0"]
+    f = RNNForecaster(**KW)
+    cv = TimeSeriesSplit(n_splits=3, test_size=4)
+    res = cross_val_forecast(f, y, cv=cv, refit=False)
+    splits = list(cv.split(y))
+    ref = clone(f).fit(y[splits[0][0]])
+    for (tr, te), got in zip(splits, res["forecasts"], strict=True):
+        want = ref.predict(len(te), history=y[: tr[-1] + 1])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="refit must be True, False or an integer"):
+        cross_val_forecast(f, y, cv=cv, refit=0)
+
+
+def test_forecast_metrics_by_hand():
+    m = forecast_metrics([1.0, 2.0], [2.0, 2.0], [0.0, 1.0, 2.0, 3.0])
+    assert m["mae"] == pytest.approx(0.5)
+    assert m["rmse"] == pytest.approx(np.sqrt(0.5))
+    assert m["smape"] == pytest.approx(100 * (2 / 3) / 2)
+    assert m["mase"] == pytest.approx(0.5)
+
+
+# -- streaming ----------------------------------------------------------------------------
+def test_update_then_predict_equals_predict_on_the_extended_history():
+    y = pd.Series(
+        _series([90])["s0"] + 10.0, index=pd.date_range("2022-01-01", periods=90, freq="D")
+    )
+    f = RNNForecaster(transform=["log", "diff"], **KW).fit(y.iloc[:80])
+    want = f.predict(4, history=y)
+    f.update(y.iloc[80:85]).update(y.iloc[85:].to_numpy())
+    got = f.predict(4)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    assert got.index[0] == y.index[-1] + pd.Timedelta(days=1)
+    # a panel: only the updated series moves
+    ys = _series([70, 50])
+    g = RNNForecaster(**KW).fit({k: v[:-6] for k, v in ys.items()})
+    before = g.predict(2)
+    g.update({"s1": ys["s1"][-6:]})
+    after = g.predict(2)
+    np.testing.assert_array_equal(after["s0"], before["s0"])
+    np.testing.assert_array_equal(after["s1"], g.predict(2, history={"s1": ys["s1"]})["s1"])
+    with pytest.raises(ValueError, match="not fitted on"):
+        g.update({"zz": np.ones(3)})

@@ -612,6 +612,58 @@ class RNNForecaster(BaseEstimator):
             )
         return [r.fit(Xw, yw, sample_weight) for r in regs]
 
+    def update(self, y_new, X_new=None):
+        """Append new observations and move the forecast origin to the newest point.
+
+        No refitting: the networks are unchanged; the state a forecast starts from (the last
+        ``window`` transformed, scaled steps and the tails the transforms need) advances by
+        the new steps, with the fitted transform and scaling. ``update(y_new)`` then
+        ``predict(h)`` equals ``predict(h, history=<y extended by y_new>)``.
+
+        Parameters
+        ----------
+        y_new : array-like of shape (n_new,) or (n_new, n_series), or a panel
+            The steps after the end of the data seen so far. For a panel forecaster, a panel
+            (dict, list or long DataFrame) of new steps for some or all of its series.
+        X_new : array-like of shape (n_new, n_exog), optional
+            The exogenous features of the new steps (required when fitted with ``X``).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "regressors_")
+        from numrnn.forecasting import _panel
+
+        if self.panel_ is not None:
+            if X_new is not None:
+                raise ValueError("X_new was passed, but the panel was fitted without features.")
+            _panel.update_panel(self, y_new)
+            return self
+        Y, _, new_index, _, _ = self._read_y(y_new, "y_new")
+        k, n_exog, w, m = self.n_series_, self.n_exog_, self.window_, self.season_length_
+        if Y.shape[1] != k:
+            raise ValueError(
+                f"y_new must have {k} column(s) like the training series, got {Y.shape[1]}."
+            )
+        if n_exog and X_new is None:
+            raise ValueError(
+                f"X_new is required: the forecaster was fitted with {n_exog} exogenous "
+                f"feature(s). Pass their values at the {Y.shape[0]} new step(s)."
+            )
+        if not n_exog and X_new is not None:
+            raise ValueError("X_new was passed, but the forecaster was fitted without X.")
+        raw = np.concatenate([self._raw_tail, Y])[-self._raw_tail.shape[0] :]
+        Z, tails = _transforms.apply(raw, self.transform_, m)
+        if n_exog:
+            E = np.concatenate([self._raw_exog, self._read_X(X_new, Y.shape[0], "X_new")])
+            self._raw_exog = E[-w:]
+            Z = np.concatenate([Z[-w:], E[-w:]], axis=1)
+        self._tail = ((Z - self.mean_) / self.scale_)[-w:]
+        self._tails, self._raw_tail = tails, raw
+        self._index = _panel.extend_index(self._index, new_index, Y.shape[0])
+        return self
+
     @property
     def regressor_(self):
         """The first fitted network (the only one with ``n_models=1``)."""
@@ -960,7 +1012,7 @@ class _QuantileRegressor(RNNRegressor):
         return pinball_loss(z, target, self.taus_, mask=mask, sample_weight=weight)
 
 
-def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None):
+def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None, refit=True):
     """Evaluate a forecaster with time-ordered splits (``TimeSeriesSplit`` by default).
 
     For each split, a clone of ``forecaster`` is fitted on the training part and forecasts up
@@ -977,6 +1029,11 @@ def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None):
         test indices follow its training indices (``TimeSeriesSplit``) works.
     horizon : int, optional
         Score only the first ``horizon`` steps of each test fold.
+    refit : bool or int, default=True
+        True: a clone is fitted for every split. False: one clone, fitted on the first
+        split's training part, forecasts every split from its end in one batched forward
+        pass (the windows ending at all origins are one batch; equal to the loop of
+        ``predict(h, history=y[:origin])`` calls). k: refit every k splits. Without ``X``.
 
     Returns
     -------
@@ -996,20 +1053,40 @@ def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None):
         cv = TimeSeriesSplit(n_splits=5)
     elif isinstance(cv, numbers.Integral):
         cv = TimeSeriesSplit(n_splits=int(cv))
+    from numrnn.forecasting._backtest import _check_refit, forecast_origins
+
     Y, _ = _as_2d_float(y, "y")
     E = None if X is None else _as_2d_float(X, "X")[0]
-    res = {"mae": [], "rmse": [], "r2": [], "forecasts": [], "actuals": [], "train_size": []}
+    every = _check_refit(refit)
+    if every != 1 and E is not None:
+        raise ValueError(
+            "refit=False (or an integer) is not supported with X yet: pass refit=True, or drop X."
+        )
+    splits = []
     for tr, te in cv.split(Y):
         if tr.size == 0 or te.size == 0 or te[0] <= tr[-1]:
             raise ValueError(
                 "cv must give test indices after the training indices (use TimeSeriesSplit)."
             )
-        te = te if horizon is None else te[:horizon]
-        est = clone(forecaster).fit(Y[tr], None if E is None else E[tr])
+        splits.append((tr, te if horizon is None else te[:horizon]))
+    every = every or len(splits)
+    preds = []
+    for g in range(0, len(splits), every):
+        group = splits[g : g + every]
+        tr0 = group[0][0]
+        est = clone(forecaster).fit(Y[tr0], None if E is None else E[tr0])
+        hs = [int(te[-1] - tr[-1]) for tr, te in group]
+        if every == 1:
+            fut = None if E is None else E[tr0[-1] + 1 : tr0[-1] + 1 + hs[0]]
+            preds.append(np.asarray(est.predict(hs[0], X=fut), dtype=np.float64))
+            continue
+        # one batched forward pass for the group's origins (each forecasts the longest h)
+        fc, _ = forecast_origins(est, [Y], [[int(tr[-1]) + 1 for tr, _ in group]], max(hs))
+        preds += [fc[j, : hs[j]] for j in range(len(group))]
+    res = {"mae": [], "rmse": [], "r2": [], "forecasts": [], "actuals": [], "train_size": []}
+    for (tr, te), pred in zip(splits, preds, strict=True):
         h = int(te[-1] - tr[-1])
-        fut = None if E is None else E[tr[-1] + 1 : tr[-1] + 1 + h]
-        P = np.asarray(est.predict(h, X=fut), dtype=np.float64).reshape(h, -1)
-        P = P[te - tr[-1] - 1]
+        P = pred.reshape(h, -1)[te - tr[-1] - 1]
         A = Y[te]
         res["mae"].append(float(np.mean(np.abs(P - A))))
         res["rmse"].append(float(np.sqrt(np.mean((P - A) ** 2))))

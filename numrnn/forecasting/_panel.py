@@ -334,3 +334,48 @@ def format_output(f, values, ids, panel, horizon, columns=None):
             )
         out[key] = v
     return out if panel.form == "dict" else list(out.values())
+
+
+# -- streaming ----------------------------------------------------------------------------
+def extend_index(index, new_index, n_new):
+    """``index`` followed by the index of ``n_new`` new steps (theirs, else continued)."""
+    pd = _pandas()
+    if index is None or pd is None:
+        return index
+    if new_index is None or isinstance(new_index, pd.RangeIndex) and new_index.start == 0:
+        new_index = _future_index(index, n_new)
+        if new_index is None:
+            return None  # irregular: forecasts are numbered by step from now on
+    out = index.append(new_index)
+    if isinstance(out, pd.DatetimeIndex) and out.freq is None and index.freq is not None:
+        out.freq = index.freq
+    return out
+
+
+def update_panel(f, y_new):
+    """Advance the forecast origin of the series in the panel ``y_new`` (see ``update``)."""
+    new = read_panel(y_new, f, "y_new")
+    if new is None:
+        raise ValueError(
+            "y_new must be a panel like the training data (a dict, a list of series or a "
+            f"long DataFrame with column {f.id_col!r}), got {type(y_new).__name__}."
+        )
+    reprs = [repr(i) for i in f.ids_]
+    unknown = [i for i in new.ids if repr(i) not in reprs]
+    if unknown:
+        raise ValueError(
+            f"y_new has series {unknown[:5]} the forecaster was not fitted on. Forecast new "
+            "series with predict(h, history=...)."
+        )
+    for key, Y, ix in zip(new.ids, new.values, new.indexes, strict=True):
+        pos = reprs.index(repr(key))
+        st = f._states[pos]
+        raw = np.concatenate([st["raw"], Y])[-st["raw"].shape[0] :]
+        p = _prepare(f, raw, f.season_length_, st["steps"], (st["mean"], st["sd"]))
+        f._states[pos] = _state(p, f.window_, raw, f.season_length_)
+        panel = f.panel_
+        if panel.form == "wide":
+            if pos == 0:
+                panel.frame_index = extend_index(panel.frame_index, ix, Y.shape[0])
+        else:
+            panel.indexes[pos] = extend_index(panel.indexes[pos], ix, Y.shape[0])
