@@ -35,6 +35,13 @@ class Panel:
     indexes: list  # a pandas index per series, or None
     pandas_series: list = field(default_factory=list)  # was series i a pandas Series?
     frame_index: object = None  # the wide frame's index
+    _positions: dict | None = None
+
+    def position(self, key):
+        """Position of the series ``key`` (ids compared by repr: 1 and 1.0 differ), or None."""
+        if self._positions is None:
+            self._positions = {repr(i): j for j, i in enumerate(self.ids)}
+        return self._positions.get(repr(key))
 
 
 def _is_series_like(v) -> bool:
@@ -215,7 +222,17 @@ def _states_for(f, horizon, ids, history):
     """(ids, states, panel) for a forecast: the fitted series, or those of ``history``."""
     if history is None:
         panel = f.panel_
-        states = dict(zip(f.ids_, f._states, strict=True))
+        if ids is None:
+            return list(f.ids_), f._states, panel
+        pos = [panel.position(i) for i in ids]
+        unknown = [i for i, p in zip(ids, pos, strict=True) if p is None]
+        if unknown:
+            raise ValueError(
+                f"ids {unknown[:5]} are not series of the panel (it has {f.ids_[:5]}"
+                f"{' ...' if len(f.ids_) > 5 else ''}). Pass ids of fitted series, or forecast "
+                "new series with history=..."
+            )
+        return [f.ids_[p] for p in pos], [f._states[p] for p in pos], panel
     else:
         panel = read_panel(history, f, "history")
         if panel is None:
@@ -223,10 +240,10 @@ def _states_for(f, horizon, ids, history):
                 "history must be a panel like the training data (a long DataFrame with column "
                 f"{f.id_col!r}, a dict or a list of series), got {type(history).__name__}."
             )
-        known = dict(zip(map(repr, f.ids_), f._states, strict=True))
         states = {}
         for key, Y in zip(panel.ids, panel.values, strict=True):
-            old = known.get(repr(key))
+            p = f.panel_.position(key)
+            old = None if p is None else f._states[p]
             # a known series keeps its fitted transform and scaling; a new one gets its own
             p = (
                 _prepare(f, Y, f.season_length_)
@@ -286,8 +303,7 @@ def point_and_quantiles(f, horizon, ids, history, quantiles):
 
 def _future(panel, key, horizon):
     pd = _pandas()
-    reprs = [repr(i) for i in panel.ids]
-    pos = reprs.index(repr(key)) if repr(key) in reprs else None
+    pos = panel.position(key)
     index = None
     if panel.form == "wide":
         index = panel.frame_index
@@ -324,7 +340,7 @@ def format_output(f, values, ids, panel, horizon, columns=None):
     out = {}
     for j, key in enumerate(ids):
         v = values[:, j]
-        pos = [repr(i) for i in panel.ids].index(repr(key))
+        pos = panel.position(key)
         if pd is not None and panel.pandas_series[pos]:
             fidx = _future(panel, key, horizon)
             v = (
@@ -360,15 +376,14 @@ def update_panel(f, y_new):
             "y_new must be a panel like the training data (a dict, a list of series or a "
             f"long DataFrame with column {f.id_col!r}), got {type(y_new).__name__}."
         )
-    reprs = [repr(i) for i in f.ids_]
-    unknown = [i for i in new.ids if repr(i) not in reprs]
+    unknown = [i for i in new.ids if f.panel_.position(i) is None]
     if unknown:
         raise ValueError(
             f"y_new has series {unknown[:5]} the forecaster was not fitted on. Forecast new "
             "series with predict(h, history=...)."
         )
     for key, Y, ix in zip(new.ids, new.values, new.indexes, strict=True):
-        pos = reprs.index(repr(key))
+        pos = f.panel_.position(key)
         st = f._states[pos]
         raw = np.concatenate([st["raw"], Y])[-st["raw"].shape[0] :]
         p = _prepare(f, raw, f.season_length_, st["steps"], (st["mean"], st["sd"]))
