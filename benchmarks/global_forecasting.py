@@ -59,6 +59,17 @@ def score(ys, train, fc):
     return float(np.mean([m["smape"] for m in ms])), float(np.mean([m["mase"] for m in ms]))
 
 
+def median_cpu(fn, repeat=9):
+    """Median CPU seconds of ``fn()`` over ``repeat`` calls (after one warm-up call)."""
+    fn()
+    ts = []
+    for _ in range(repeat):
+        c = cpu()
+        fn()
+        ts.append(cpu() - c)
+    return statistics.median(ts)
+
+
 def backtest_origins(ys, window):
     """Each series (n, 1) and its 10 rolling origins, the last one H steps before its end.
 
@@ -94,15 +105,9 @@ def run_global(ys, train, seed):
     fit_s = cpu() - c
     fc = f.predict(H)
     # one predict over all series vs a rolling backtest over 10 origins (no refit)
-    c = cpu()
-    for _ in range(5):
-        f.predict(H)
-    predict_s = (cpu() - c) / 5
+    predict_s = median_cpu(lambda: f.predict(H))
     series, origins = backtest_origins(ys, f.window_)
-    c = cpu()
-    for _ in range(5):
-        forecast_origins(f, series, origins, H)
-    backtest_s = (cpu() - c) / 5
+    backtest_s = median_cpu(lambda: forecast_origins(f, series, origins, H))
     # one-step latency after update(), for one series of the panel
     k = next(iter(train))
     f.update({k: ys[k][-H : -H + 1]})
