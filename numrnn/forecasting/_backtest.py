@@ -50,6 +50,11 @@ def forecast_origins(f, series, origins, horizon):
     id ``f.ids_[i]`` (its fitted transform and scaling are used), else the single series.
     All windows are run as one batch.
     """
+    if f.n_exog_:
+        raise ValueError(
+            "a backtest without refits does not take exogenous features or covariates yet; "
+            "use cross_val_forecast(..., refit=True)."
+        )
     tails, means, scales, steps, ttails, owner = [], [], [], [], [], []
     for i, (Y, origs) in enumerate(zip(series, origins, strict=True)):
         if f.panel_ is not None:

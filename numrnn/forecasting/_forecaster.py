@@ -290,6 +290,11 @@ class RNNForecaster(BaseEstimator):
     id_col, time_col, target_col : str, default='unique_id', 'ds', 'y'
         Columns of a long DataFrame panel (the statsforecast / neuralforecast convention).
         ``time_col`` may be absent (then the forecasts are numbered 1..h).
+    future_covariates, past_covariates, static_covariates : list of str, default=None
+        Covariate columns of a long DataFrame panel (:mod:`numrnn.forecasting._covariates`):
+        future-known ones (calendar, promotions; ``predict`` needs them for the horizon, as
+        a long DataFrame ``X``), past-only ones (known up to the origin; held at their last
+        value beyond it) and static ones (one value per series; text is one-hot encoded).
     **regressor parameters
         Every parameter of :class:`~numrnn.RNNRegressor` but ``output`` (read from its
         signature: ``cell``, ``hidden_size``, ``merge_mode``, ``peephole``, ``clip_value``,
@@ -369,6 +374,9 @@ class RNNForecaster(BaseEstimator):
         id_col="unique_id",
         time_col="ds",
         target_col="y",
+        future_covariates=None,
+        past_covariates=None,
+        static_covariates=None,
         **regressor_params,
     ):
         self.window = window
@@ -384,6 +392,9 @@ class RNNForecaster(BaseEstimator):
         self.id_col = id_col
         self.time_col = time_col
         self.target_col = target_col
+        self.future_covariates = future_covariates
+        self.past_covariates = past_covariates
+        self.static_covariates = static_covariates
         for p in _regressor_parameters():
             setattr(self, p.name, regressor_params.pop(p.name, p.default))
         if regressor_params:
@@ -521,8 +532,8 @@ class RNNForecaster(BaseEstimator):
         if panel is not None:
             if X is not None:
                 raise ValueError(
-                    "X with a panel is not supported yet: fit the panel without X, or fit "
-                    "one series at a time with its features."
+                    "X is not used with a panel: name its covariate columns of the long "
+                    "DataFrame with future_covariates=, past_covariates=, static_covariates=."
                 )
             return _panel.fit_panel(self, panel)
         Y, was_1d, index, columns, name = self._read_y(y)
@@ -860,7 +871,7 @@ class RNNForecaster(BaseEstimator):
         scaling from it).
         """
         if self._is_panel(X, history_X):
-            return self._panel_predict(horizon, ids, history, return_quantiles, point=True)
+            return self._panel_predict(horizon, ids, history, return_quantiles, True, X)
         if ids is not None:
             raise ValueError("ids selects series of a panel; this forecaster was fitted on one.")
         paths, info = self._paths(horizon, X, history, history_X, sample=False)
@@ -875,11 +886,14 @@ class RNNForecaster(BaseEstimator):
         check_is_fitted(self, "regressors_")
         if getattr(self, "panel_", None) is None:
             return False
-        if X is not None or history_X is not None:
-            raise ValueError("X was passed, but the panel was fitted without features; drop X.")
+        if history_X is not None or X is not None and not self.n_exog_:
+            raise ValueError(
+                "X was passed, but the panel was fitted without covariates; drop X. (A panel's "
+                "covariates are columns of its long DataFrame: history carries them.)"
+            )
         return True
 
-    def _panel_predict(self, horizon, ids, history, quantiles, point):
+    def _panel_predict(self, horizon, ids, history, quantiles, point, X=None):
         from numrnn.forecasting import _panel
 
         check_param("horizon", horizon)
@@ -888,7 +902,7 @@ class RNNForecaster(BaseEstimator):
         if quantiles:
             self._check_quantiles_fitted()
             levels = np.unique(np.asarray(self.quantiles, dtype=np.float64).ravel())
-        P, Q, ids, panel = _panel.point_and_quantiles(self, horizon, ids, history, levels)
+        P, Q, ids, panel = _panel.point_and_quantiles(self, horizon, ids, history, levels, X)
         names = None if levels is None else [f"q{lv:g}" for lv in levels]
         if panel.form != "long":
             names = None if levels is None else list(levels)
@@ -920,7 +934,7 @@ class RNNForecaster(BaseEstimator):
             when the series was a pandas Series.
         """
         if self._is_panel(X, history_X):
-            return self._panel_predict(horizon, ids, history, True, point=False)
+            return self._panel_predict(horizon, ids, history, True, False, X)
         self._check_quantiles_fitted()
         levels = np.unique(np.asarray(self.quantiles, dtype=np.float64).ravel())
         paths, (was_1d, index, _columns, name) = self._paths(
