@@ -1187,12 +1187,7 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
             f"generate feeds the output back as input, so the model needs as many outputs as "
             f"input features; it has {W.shape[0]} output(s) and {F} input feature(s)."
         )
-    if (
-        isinstance(n_steps, (bool, np.bool_))
-        or not isinstance(n_steps, numbers.Integral)
-        or n_steps < 1
-    ):
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    check_int("n_steps", n_steps, 1)
     s = np.asarray(seed, dtype=np.float64)
     if s.ndim == 0:
         s = s.reshape(1, 1)
