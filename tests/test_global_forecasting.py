@@ -289,3 +289,32 @@ def test_static_covariate_tells_series_apart():
     # true lifts +4 / -4 (measured 3.4..4.5 in size)
     assert ((lift[[0, 2]] > 2.5) & (lift[[0, 2]] < 5.5)).all(), lift
     assert ((lift[[1, 3]] < -2.5) & (lift[[1, 3]] > -5.5)).all(), lift
+
+
+def test_calendar_features_learn_a_weekly_pattern_without_future_x():
+    # a weekday effect: +3 on Saturdays and Sundays; the calendar gives it for the horizon
+    parts = []
+    for k in range(2):
+        ds = pd.date_range("2021-01-04", periods=140, freq="D")  # a Monday
+        y = (
+            5.0 * (k + 1)
+            + 3.0 * (ds.day_of_week >= 5)
+            + 0.1 * np.random.default_rng(k).standard_normal(140)
+        )
+        parts.append(pd.DataFrame({"unique_id": f"s{k}", "ds": ds, "y": y}))
+    df = pd.concat(parts, ignore_index=True)
+    f = RNNForecaster(
+        window=3, hidden_size=12, max_iter=40, batch_size=32, random_state=0,
+        scaler="standard", calendar=("dayofweek",),
+    ).fit(df)  # fmt: skip
+    out = f.predict(7)  # Monday .. Sunday after the data
+    dow = out.ds.dt.day_of_week.to_numpy()
+    weekend = out.forecast.to_numpy()[dow >= 5].reshape(2, 2)
+    weekday = out.forecast.to_numpy()[dow < 5].reshape(2, 5)
+    # true gap 3 (measured ~2.9)
+    assert ((weekend.mean(axis=1) - weekday.mean(axis=1)) > 2.5).all()
+    assert (weekend.min(axis=1) - weekday.max(axis=1) > 1.5).all()
+    with pytest.raises(ValueError, match="calendar must name attributes"):
+        RNNForecaster(calendar=("moon",)).fit(df)
+    with pytest.raises(ValueError, match="read from a long DataFrame panel"):
+        RNNForecaster(calendar=("month",)).fit(np.arange(50.0))

@@ -10,6 +10,11 @@ Each input step of a window is ``[y_t, future_{t+1}, past_t, static]``:
 * a *static* covariate (one value per series) is repeated at every step; a non-numeric one
   is one-hot encoded over the categories seen in ``fit`` (an unseen category: all zeros).
 
+*calendar* features (``calendar=('month', 'dayofweek')``) are future-known covariates made
+  from the time column: each attribute as ``sin`` and ``cos`` of its phase in its cycle, so
+  December sits next to January; ``predict`` makes them for the horizon from the series'
+  frequency (no ``X`` needed).
+
 Covariates are scaled over the whole panel (one location and scale per column), not per
 series: a promotion flag means the same in every series.
 """
@@ -35,8 +40,62 @@ def names(f):
     return tuple(out)
 
 
+# the cycle of each calendar attribute
+CALENDAR = {
+    "month": 12,
+    "quarter": 4,
+    "weekofyear": 53,
+    "dayofyear": 366,
+    "day": 31,
+    "dayofweek": 7,
+    "hour": 24,
+    "minute": 60,
+}
+
+
+# pandas' attribute names (its 'dayofweek' spelling is deprecated in pandas 3)
+_ATTRIBUTE = {"dayofweek": "day_of_week", "dayofyear": "day_of_year", "weekofyear": "week"}
+
+
+def calendar_names(f) -> list:
+    cal = getattr(f, "calendar", None)
+    if cal is None:
+        return []
+    cal = [cal] if isinstance(cal, str) else list(cal)
+    bad = [c for c in cal if c not in CALENDAR]
+    if bad:
+        raise ValueError(
+            f"calendar must name attributes among {sorted(CALENDAR)}, got {bad}. Pass e.g. "
+            "calendar=('month', 'dayofweek')."
+        )
+    return cal
+
+
+def calendar_features(index, cal, what):
+    """(n, 2 * len(cal)) sin/cos of each attribute's phase for a DatetimeIndex/PeriodIndex."""
+    pd = _pandas()
+    if not cal:
+        return np.zeros((len(index), 0))
+    if not isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        raise ValueError(
+            f"calendar features need dates: {what} has a {type(index).__name__}, not a regular "
+            "DatetimeIndex / PeriodIndex. Pass datetimes in the time column (at a regular "
+            "frequency for the forecast steps), or calendar=None."
+        )
+    cols = []
+    for c in cal:
+        v = (
+            np.asarray(index.isocalendar().week, dtype=np.float64)
+            if c == "weekofyear" and isinstance(index, pd.DatetimeIndex)
+            else np.asarray(getattr(index, _ATTRIBUTE.get(c, c)), np.float64)
+        )
+        a = 2.0 * np.pi * v / CALENDAR[c]
+        cols += [np.sin(a), np.cos(a)]
+    return np.stack(cols, axis=1)
+
+
 def any_configured(f) -> bool:
-    return any(names(f))
+    return any(names(f)) or bool(calendar_names(f))
 
 
 def read_group(g, f, key, name):
@@ -49,10 +108,24 @@ def read_group(g, f, key, name):
             f"{list(g.columns)}. Add them, or drop them from future_covariates / "
             "past_covariates / static_covariates."
         )
-    out = {
-        "future": _as_2d_float(g[fut].to_numpy(), f"{name} future covariates of {key!r}")[0]
+    cal = calendar_names(f)
+    if cal:
+        pd = _pandas()
+        if f.time_col not in g.columns:
+            raise ValueError(
+                f"calendar features need the time column {f.time_col!r}; {name} has "
+                f"{list(g.columns)}."
+            )
+        cal_cols = calendar_features(pd.Index(g[f.time_col]), cal, f"{name}[{f.time_col!r}]")
+    else:
+        cal_cols = np.zeros((len(g), 0))
+    known = (
+        _as_2d_float(g[fut].to_numpy(), f"{name} future covariates of {key!r}")[0]
         if fut
-        else np.zeros((len(g), 0)),
+        else np.zeros((len(g), 0))
+    )
+    out = {
+        "future": np.concatenate([known, cal_cols], axis=1),
         "past": _as_2d_float(g[past].to_numpy(), f"{name} past covariates of {key!r}")[0]
         if past
         else np.zeros((len(g), 0)),
@@ -110,10 +183,11 @@ def fit_scaling(f, blocks):
     return _scale_stats(full, None if f.scaler is None else "standard")
 
 
-def future_block(f, X, key, horizon, cov, cats, mean, sd):
+def future_block(f, X, key, horizon, cov, cats, mean, sd, future_index):
     """Scaled covariate rows for the ``horizon`` forecast steps of series ``key``.
 
-    Returns (lead of the last observed step (m,), rows (horizon, m) fed after each step).
+    ``future_index``: the time index of those steps (for calendar features). Returns (lead
+    of the last observed step (m,), rows (horizon, m) fed after each step).
     """
     fut_names, _, _ = names(f)
     nf = len(fut_names)
@@ -121,6 +195,10 @@ def future_block(f, X, key, horizon, cov, cats, mean, sd):
         fut = _future_values(f, X, key, horizon, fut_names)
     else:
         fut = np.zeros((horizon, 0))
+    cal = calendar_features(
+        future_index, calendar_names(f), f"the forecast steps of series {key!r}"
+    )
+    fut = np.concatenate([fut, cal], axis=1)
     past_last = cov["past"][-1] if cov["past"].shape[0] else cov["past"][:0].sum(axis=0)
     st = static_row(cov, cats)
     last = np.concatenate([fut[0], past_last, st])

@@ -295,6 +295,11 @@ class RNNForecaster(BaseEstimator):
         future-known ones (calendar, promotions; ``predict`` needs them for the horizon, as
         a long DataFrame ``X``), past-only ones (known up to the origin; held at their last
         value beyond it) and static ones (one value per series; text is one-hot encoded).
+    calendar : sequence of str or None, default=None
+        Calendar features made from a long panel's time column, used as future-known
+        covariates (``predict`` makes them for the horizon): ``'month'``, ``'quarter'``,
+        ``'weekofyear'``, ``'dayofyear'``, ``'day'``, ``'dayofweek'``, ``'hour'``,
+        ``'minute'``, each as the sine and cosine of its phase.
     **regressor parameters
         Every parameter of :class:`~numrnn.RNNRegressor` but ``output`` (read from its
         signature: ``cell``, ``hidden_size``, ``merge_mode``, ``peephole``, ``clip_value``,
@@ -377,6 +382,7 @@ class RNNForecaster(BaseEstimator):
         future_covariates=None,
         past_covariates=None,
         static_covariates=None,
+        calendar=None,
         **regressor_params,
     ):
         self.window = window
@@ -395,6 +401,7 @@ class RNNForecaster(BaseEstimator):
         self.future_covariates = future_covariates
         self.past_covariates = past_covariates
         self.static_covariates = static_covariates
+        self.calendar = calendar
         for p in _regressor_parameters():
             setattr(self, p.name, regressor_params.pop(p.name, p.default))
         if regressor_params:
@@ -415,6 +422,9 @@ class RNNForecaster(BaseEstimator):
                 f"wide must be 'joint' (the columns of a 2-D y are one multivariate series) or "
                 f"'panel' (each column is its own series of a panel), got {self.wide!r}."
             )
+        from numrnn.forecasting import _covariates
+
+        _covariates.calendar_names(self)
         check_param("strategy", self.strategy)
         check_param("scaler", self.scaler)
         if not (
@@ -536,6 +546,13 @@ class RNNForecaster(BaseEstimator):
                     "DataFrame with future_covariates=, past_covariates=, static_covariates=."
                 )
             return _panel.fit_panel(self, panel)
+        if _panel._cov.any_configured(self):
+            raise ValueError(
+                "covariates and calendar features are read from a long DataFrame panel "
+                f"({self.id_col}, {self.time_col}, {self.target_col} and the covariate "
+                "columns); y is one series. Pass a long DataFrame (one id for one series), "
+                "or X=... with the features of one series."
+            )
         Y, was_1d, index, columns, name = self._read_y(y)
         E = self._read_X(X, Y.shape[0])
         n, k = Y.shape

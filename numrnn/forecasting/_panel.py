@@ -323,8 +323,9 @@ def panel_paths(f, horizon, ids, history, sample, X=None):
         fut = np.empty((len(ids), horizon, f.n_exog_))
         for r, (key, st) in enumerate(zip(ids, states, strict=True)):
             last, fut[r] = _cov.future_block(
-                f, X, key, horizon, st["cov"], f.covariate_categories_, *f.covariate_stats_
-            )
+                f, X, key, horizon, st["cov"], f.covariate_categories_, *f.covariate_stats_,
+                _future(panel, key, horizon),
+            )  # fmt: skip
             tails[r, -1, 1:] = last
     rows = f._row_paths(
         tails,
