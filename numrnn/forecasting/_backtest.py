@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 from sklearn.base import clone
 
+from numrnn._validation import check_int, check_param
 from numrnn.forecasting import transforms as _transforms
 from numrnn.forecasting._forecaster import _pandas
 
@@ -162,9 +163,9 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
     from numrnn.forecasting import _panel
 
     pd = _pandas()
-    for name, v in (("horizon", horizon), ("n_origins", n_origins), ("step", step)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
+    check_param("horizon", horizon)
+    check_int("n_origins", n_origins, 1)
+    check_int("step", step, 1)
     every = _check_refit(refit) or n_origins
     panel = _panel.read_panel(y, forecaster)
     if panel is None:

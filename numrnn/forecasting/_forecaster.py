@@ -12,6 +12,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from numrnn._validation import check_int, check_param
 from numrnn.estimators import RNNRegressor
 from numrnn.forecasting import transforms as _transforms
 from numrnn.nn.losses import pinball_loss
@@ -91,9 +92,11 @@ def make_windows(series, window, horizon=1, stride=1, exog=None):
     array([[3., 4.],
            [4., 5.]])
     """
-    for name, v in (("window", window), ("horizon", horizon), ("stride", stride)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
+    if window is None:  # the table's window may be None (an estimator's "choose it")
+        check_int("window", window, 1)
+    check_param("window", window)
+    check_param("horizon", horizon)
+    check_int("stride", stride, 1)
     S, was_1d = _as_2d_float(series, "series")
     n = S.shape[0]
     parts = [S]
@@ -181,7 +184,6 @@ _REGRESSOR_DEFAULTS = {
 _REGRESSOR_FIXED = ("output",)
 # Sample paths drawn per model for quantile forecasts of several steps.
 _N_PATHS = 200
-_SCALERS = ("standard", "window", "robust", None)
 
 
 def _regressor_parameters() -> list[inspect.Parameter]:
@@ -226,15 +228,6 @@ def _scale_stats(full, scaler):
             f"{np.max(np.abs(full)):.3g}). Divide the series by a constant first."
         )
     return mean, sd
-
-
-def _check_int(name, v, low, allow_none=False):
-    if v is None and allow_none:
-        return
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(
-            f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {v!r}."
-        )
 
 
 class RNNForecaster(BaseEstimator):
@@ -422,11 +415,8 @@ class RNNForecaster(BaseEstimator):
         return [p.name for p in _regressor_parameters()]
 
     def _check_params(self):
-        _check_int("window", self.window, 1, allow_none=True)
-        _check_int("horizon", self.horizon, 1)
-        _check_int("season_length", self.season_length, 1, allow_none=True)
-        _check_int("n_models", self.n_models, 1)
-        _check_int("n_jobs", self.n_jobs, -1, allow_none=True)
+        for name in ("window", "horizon", "season_length", "n_models", "n_jobs"):
+            check_param(name, getattr(self, name))
         if self.wide not in ("joint", "panel"):
             raise ValueError(
                 f"wide must be 'joint' (the columns of a 2-D y are one multivariate series) or "
@@ -435,12 +425,8 @@ class RNNForecaster(BaseEstimator):
         from numrnn.forecasting import _covariates
 
         _covariates.calendar_names(self)
-        if self.strategy not in ("recursive", "direct"):
-            raise ValueError(f"strategy must be 'recursive' or 'direct', got {self.strategy!r}.")
-        if self.scaler not in _SCALERS:
-            raise ValueError(
-                f"scaler must be 'window', 'standard', 'robust' or None, got {self.scaler!r}."
-            )
+        check_param("strategy", self.strategy)
+        check_param("scaler", self.scaler)
         if not (
             self.transform is None or isinstance(self.transform, str) and self.transform == "auto"
         ):
@@ -749,7 +735,7 @@ class RNNForecaster(BaseEstimator):
     def _paths(self, horizon, X, history, history_X, sample):
         """(forecast paths (P, h, k) per model in the series' units, index info)."""
         check_is_fitted(self, "regressors_")
-        _check_int("horizon", horizon, 1)
+        check_param("horizon", horizon)
         horizon = int(horizon)
         k, m, w = self.n_series_, self.n_exog_, self.window_
         was_1d, index, columns, name = self._was_1d, self._index, self._columns, self._name
@@ -927,7 +913,7 @@ class RNNForecaster(BaseEstimator):
     def _panel_predict(self, horizon, ids, history, quantiles, point, X=None):
         from numrnn.forecasting import _panel
 
-        _check_int("horizon", horizon, 1)
+        check_param("horizon", horizon)
         horizon = int(horizon)
         levels = None
         if quantiles:
@@ -1218,12 +1204,7 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
             f"generate feeds the output back as input, so the model needs as many outputs as "
             f"input features; it has {W.shape[0]} output(s) and {F} input feature(s)."
         )
-    if (
-        isinstance(n_steps, (bool, np.bool_))
-        or not isinstance(n_steps, numbers.Integral)
-        or n_steps < 1
-    ):
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    check_int("n_steps", n_steps, 1)
     s = np.asarray(seed, dtype=np.float64)
     if s.ndim == 0:
         s = s.reshape(1, 1)
