@@ -8,6 +8,9 @@
   ``'recursive'`` or ``'direct'`` multi-step strategy. It keeps a pandas index.
 * :func:`cross_val_forecast` evaluates a forecaster on the folds of
   :class:`sklearn.model_selection.TimeSeriesSplit`.
+* :func:`backtest` runs a rolling-origin backtest of a forecaster on one series or a panel
+  (``refit=False``: every origin in one batched forward pass) and scores it
+  (:func:`forecast_metrics`: MAE, RMSE, sMAPE, MASE per series and aggregated).
 * :func:`generate` runs a fitted network from a seed value, feeding each output back as the
   next input and carrying the recurrent state step by step.
 * :func:`numrnn.parallel.fit_many_series` fits one forecaster per series for many series at
@@ -15,6 +18,7 @@
   still importable from here.
 """
 
+from numrnn.forecasting._backtest import backtest, forecast_metrics
 from numrnn.forecasting._forecaster import (
     RNNForecaster,
     _pandas,  # noqa: F401 - numrnn.parallel reads pandas through it
@@ -25,6 +29,8 @@ from numrnn.forecasting._forecaster import (
 
 __all__ = [
     "RNNForecaster",
+    "backtest",
+    "forecast_metrics",
     "cross_val_forecast",
     "generate",
     "make_windows",

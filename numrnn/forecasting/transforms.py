@@ -117,6 +117,11 @@ def _lag(step, m):
     return m if step == "seasonal_diff" else 1
 
 
+def total_lag(steps, m) -> int:
+    """Steps of a series the differences in ``steps`` consume (the length :func:`apply` drops)."""
+    return sum(_lag(s, m) for s in steps if not (s == "log" or isinstance(s, tuple)))
+
+
 def apply(Y: np.ndarray, steps, m) -> tuple[np.ndarray, list]:
     """Transformed series (shorter by the differences) and the tails :func:`invert` needs.
 

@@ -1,0 +1,202 @@
+"""Global forecasting over a panel of series (issue 15): input forms, per-series scaling,
+ragged lengths, backtests without refits, streaming updates."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import TimeSeriesSplit
+
+from numrnn.forecasting import RNNForecaster, backtest, cross_val_forecast, forecast_metrics
+
+KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _series(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        f"s{i}": 3.0 * i + np.sin(np.arange(n) * 0.6 + i) + 0.1 * rng.standard_normal(n)
+        for i, n in enumerate(lengths)
+    }
+
+
+def _long(ys, start="2021-01-04"):
+    parts = [
+        pd.DataFrame({"unique_id": k, "ds": pd.date_range(start, periods=len(v), freq="D"), "y": v})
+        for k, v in ys.items()
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_three_panel_forms_give_the_same_forecasts():
+    ys = _series([50, 50, 50])
+    ref = RNNForecaster(**KW).fit(ys).predict(5)  # dict in -> dict out
+    assert list(ref) == ["s0", "s1", "s2"] and ref["s0"].shape == (5,)
+    lst = RNNForecaster(**KW).fit(list(ys.values())).predict(5)
+    long_out = RNNForecaster(**KW).fit(_long(ys)).predict(5)
+    wide = pd.DataFrame(ys, index=pd.date_range("2021-01-04", periods=50, freq="D"))
+    wide_out = RNNForecaster(wide="panel", **KW).fit(wide).predict(5)
+    assert list(long_out.columns) == ["unique_id", "ds", "forecast"]
+    assert list(wide_out.columns) == list(ys)
+    # the future ds continues each series at its frequency
+    assert wide_out.index[0] == wide.index[-1] + pd.Timedelta(days=1)
+    for j, k in enumerate(ys):
+        np.testing.assert_array_equal(lst[j], ref[k])
+        np.testing.assert_array_equal(long_out.loc[long_out.unique_id == k, "forecast"], ref[k])
+        np.testing.assert_array_equal(wide_out[k].to_numpy(), ref[k])
+    # a wide frame without wide='panel' stays one multivariate series (one joint model)
+    joint = RNNForecaster(**KW).fit(wide)
+    assert joint.panel_ is None and joint.n_series_ == 3
+
+
+def test_ragged_lengths_and_future_ds_per_series():
+    ys = _series([30, 70, 160])
+    df = _long(ys)
+    f = RNNForecaster(**KW).fit(df)
+    out = f.predict(3)
+    assert out.shape == (9, 3) and np.isfinite(out["forecast"]).all()
+    for k, v in ys.items():
+        last = pd.Timestamp("2021-01-04") + pd.Timedelta(days=len(v) - 1)
+        got = out.loc[out.unique_id == k, "ds"].tolist()
+        assert got == list(pd.date_range(last, periods=4, freq="D")[1:])
+    sub = f.predict(3, ids=["s2", "s0"])
+    assert sub.unique_id.tolist() == ["s2"] * 3 + ["s0"] * 3
+    np.testing.assert_array_equal(
+        sub.loc[sub.unique_id == "s0", "forecast"], out.loc[out.unique_id == "s0", "forecast"]
+    )
+    with pytest.raises(ValueError, match=r"ids \['nope'\] are not series"):
+        f.predict(2, ids=["nope"])
+    with pytest.raises(ValueError, match=r"series \['tiny'\] of y are too short"):
+        RNNForecaster(**KW).fit({**ys, "tiny": np.arange(6.0)})
+
+
+def test_each_series_keeps_its_own_scaling():
+    y = _series([60])["s0"]
+    # b is an affine copy of a: with per-series scaling the network sees the same windows,
+    # so b's forecast is the same affine map of a's
+    f = RNNForecaster(scaler="standard", **KW).fit({"a": y, "b": 1000.0 * y + 500.0})
+    out = f.predict(4)
+    np.testing.assert_allclose(out["b"], 1000.0 * out["a"] + 500.0, rtol=1e-9)
+    alone = RNNForecaster(scaler="standard", **KW).fit(y)
+    np.testing.assert_allclose(f.series_mean_, [alone.mean_[0], 1000 * alone.mean_[0] + 500])
+    np.testing.assert_allclose(f.series_scale_, [alone.scale_[0], 1000 * alone.scale_[0]])
+    # a shared scale would put a at ~0 and b far away: its forecast would not be affine
+    assert np.ptp(out["a"]) > 0
+
+
+def test_per_series_transforms_and_history_of_a_new_series():
+    rng = np.random.default_rng(1)
+    t = np.arange(120)
+    ys = {
+        "trend": 50.0 + 0.8 * t + rng.standard_normal(120),
+        "flat": np.sin(t * 0.9) + 0.2 * rng.standard_normal(120),
+    }
+    f = RNNForecaster(transform=["diff"], **KW).fit(ys)
+    ref = f.predict(3)
+    # a known series given as history keeps its fitted scaling: same forecast
+    again = f.predict(3, history={"trend": ys["trend"]})
+    np.testing.assert_allclose(again["trend"], ref["trend"])
+    # a new series gets its own scaling from its history
+    new = f.predict(3, history={"new": 10.0 * ys["flat"] + 7.0})
+    assert set(new) == {"new"} and np.isfinite(new["new"]).all()
+    assert abs(new["new"].mean() - 7.0) < 15.0
+    with pytest.raises(ValueError, match="X with a panel"):
+        RNNForecaster(**KW).fit(ys, X=np.zeros((120, 1)))
+
+
+def test_panel_quantiles_in_long_form():
+    ys = _series([40, 55])
+    f = RNNForecaster(quantiles=(0.1, 0.9), **KW).fit(_long(ys))
+    point, q = f.predict(3, return_quantiles=True)
+    assert list(q.columns) == ["unique_id", "ds", "q0.1", "q0.9"]
+    assert (q["q0.1"] <= q["q0.9"]).all()
+    assert point.shape == (6, 3)
+
+
+# -- backtests without refits -------------------------------------------------------------
+def test_backtest_without_refit_equals_the_loop_of_predict_calls():
+    ys = _series([60, 90])
+    h, n_origins = 3, 4
+    f = RNNForecaster(transform=["diff"], **KW)
+    res = backtest(f, ys, h, n_origins=n_origins, step=2)
+    fc = res.attrs["forecasts"]
+    assert list(res.index) == ["s0", "s1", "all"]
+    assert list(res.columns) == ["mae", "rmse", "smape", "mase"]
+    # the same clone, fitted on each series up to its first origin, and one predict per origin
+    first = {k: len(v) - (h + (n_origins - 1) * 2) for k, v in ys.items()}
+    ref = clone(f).fit({k: v[: first[k]] for k, v in ys.items()})
+    for k, v in ys.items():
+        for j in range(n_origins):
+            o = first[k] + 2 * j
+            want = ref.predict(h, history={k: v[:o]})[k]
+            got = fc[(fc.unique_id == k) & (fc.origin == o)]
+            np.testing.assert_allclose(got.forecast, want, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(got.actual, v[o : o + h])
+    mine = forecast_metrics(
+        fc[fc.unique_id == "s1"].actual, fc[fc.unique_id == "s1"].forecast, ys["s1"][: first["s1"]]
+    )
+    assert res.loc["s1", "mase"] == pytest.approx(mine["mase"])
+    assert res.loc["all", "smape"] == pytest.approx(res.loc[["s0", "s1"], "smape"].mean())
+    # refit every 2 origins: two fits, forecasts of the second group differ from refit=False
+    res2 = backtest(f, ys, h, n_origins=n_origins, step=2, refit=2)
+    both = fc.merge(res2.attrs["forecasts"], on=["unique_id", "origin", "step"])
+    first_group = both.origin < both.unique_id.map(first) + 4
+    np.testing.assert_allclose(
+        both.forecast_x[first_group], both.forecast_y[first_group], rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(both.forecast_x[~first_group], both.forecast_y[~first_group])
+
+
+def test_cross_val_forecast_without_refit_equals_predict_from_each_origin():
+    y = _series([80])["s0"]
+    f = RNNForecaster(**KW)
+    cv = TimeSeriesSplit(n_splits=3, test_size=4)
+    res = cross_val_forecast(f, y, cv=cv, refit=False)
+    splits = list(cv.split(y))
+    ref = clone(f).fit(y[splits[0][0]])
+    for (tr, te), got in zip(splits, res["forecasts"], strict=True):
+        want = ref.predict(len(te), history=y[: tr[-1] + 1])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="refit must be True, False or an integer"):
+        cross_val_forecast(f, y, cv=cv, refit=0)
+
+
+def test_forecast_metrics_by_hand():
+    m = forecast_metrics([1.0, 2.0], [2.0, 2.0], [0.0, 1.0, 2.0, 3.0])
+    assert m["mae"] == pytest.approx(0.5)
+    assert m["rmse"] == pytest.approx(np.sqrt(0.5))
+    assert m["smape"] == pytest.approx(100 * (2 / 3) / 2)
+    assert m["mase"] == pytest.approx(0.5)
+
+
+# -- streaming ----------------------------------------------------------------------------
+def test_update_then_predict_equals_predict_on_the_extended_history():
+    y = pd.Series(
+        _series([90])["s0"] + 10.0, index=pd.date_range("2022-01-01", periods=90, freq="D")
+    )
+    f = RNNForecaster(transform=["log", "diff"], **KW).fit(y.iloc[:80])
+    want = f.predict(4, history=y)
+    f.update(y.iloc[80:85]).update(y.iloc[85:].to_numpy())
+    got = f.predict(4)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    assert got.index[0] == y.index[-1] + pd.Timedelta(days=1)
+    # a panel: only the updated series moves
+    ys = _series([70, 50])
+    g = RNNForecaster(**KW).fit({k: v[:-6] for k, v in ys.items()})
+    before = g.predict(2)
+    g.update({"s1": ys["s1"][-6:]})
+    after = g.predict(2)
+    np.testing.assert_array_equal(after["s0"], before["s0"])
+    np.testing.assert_array_equal(after["s1"], g.predict(2, history={"s1": ys["s1"]})["s1"])
+    with pytest.raises(ValueError, match="not fitted on"):
+        g.update({"zz": np.ones(3)})
