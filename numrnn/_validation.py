@@ -185,8 +185,18 @@ class Real:
 @dataclass(frozen=True)
 class Options:
     values: tuple
+    allow_none: bool = False
 
     def check(self, name, value):
+        if value is None and self.allow_none:
+            return None
+        if self.allow_none and not (isinstance(value, str) and value in self.values):
+            fail(
+                name,
+                f"one of {self.values} or None",
+                value,
+                f"Pass one of {', '.join(repr(a) for a in self.values)}, or None.",
+            )
         return check_option(name, value, self.values)
 
 
@@ -263,6 +273,17 @@ PARAMETERS = {
     "beta_2": _UNIT,
     "epsilon": _POSITIVE,
     "n_iter_no_change": Integer(1),
+    # forecasting
+    "window": Integer(
+        1, allow_none=True, fix="Pass e.g. window=24, or None to choose from the series."
+    ),
+    "horizon": Integer(1, fix="Pass the number of steps to forecast, e.g. horizon=12."),
+    "strategy": Options(("recursive", "direct")),
+    "season_length": Integer(1, allow_none=True),
+    "scaler": Options(("window", "standard", "robust"), allow_none=True),
+    "n_models": Integer(1),
+    "n_jobs": Integer(-1, allow_none=True, fix="Pass None, -1 (all cores) or a count."),
+    "conformal": Boolean(),
 }
 
 

@@ -22,15 +22,16 @@ import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from numrnn import RNNClassifier, RNNRegressor  # noqa: E402
-from numrnn.backends.cuda import CUDABackend  # noqa: E402
+from numrnn.backends import backend_options  # noqa: E402
 from numrnn.kernels.cuda import train as KT  # noqa: E402
 from numrnn.nn.clip import clip_grad_norm, clip_grad_value, global_grad_norm  # noqa: E402
 from numrnn.nn.optim import SGD, Adam  # noqa: E402
 
 warnings.simplefilter("ignore")  # ConvergenceWarning: two epochs are not meant to converge
 # tile=4, threads=4, rows=2: several blocks and partial tiles even at these sizes; the time
-# loop as the backend picks it by default (persistent when W_hh fits, one block here).
-CUDABackend.__init__.__defaults__ = (4, 4, 2, "auto", None)
+# loop as the backend picks it by default (persistent when W_hh fits, one block here). Every
+# case runs inside ``backend_options(cuda=LAUNCH)``, the public way to set them.
+LAUNCH = {"tile": 4, "threads": 4, "rows": 2}
 
 
 def report(name, err, tol):
@@ -170,7 +171,11 @@ def fit_lifecycle():
         return out + _fitted(m, X, False)
 
     cpu, dev = run("cpu"), run("cuda")
-    report("fit_lifecycle", max(_max_diff(a, b) for a, b in zip(cpu, dev, strict=True)), 1e-10)
+    err = max(_max_diff(a, b) for a, b in zip(cpu, dev, strict=True))
+    # the fitted network's backend took its launch shape from backend_options
+    fitted = RNNRegressor(cell="rnn", hidden_size=2, max_iter=1, device="cuda").fit(X, y)
+    launch = {k: getattr(fitted.network_.backend, k) for k in LAUNCH}
+    report("fit_lifecycle", err if launch == LAUNCH else np.inf, 1e-10)
 
 
 # ----------------------------------------------------------------------------- transfers
@@ -344,5 +349,6 @@ CASES = {
 }
 
 if __name__ == "__main__":
-    for n in sys.argv[1:]:
-        CASES[n]()
+    with backend_options(cuda=LAUNCH):
+        for n in sys.argv[1:]:
+            CASES[n]()

@@ -1,15 +1,13 @@
 """Run by ``tests/test_cuda.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``.
 
-Compares the full ``numrnn.nn`` network on the CUDA backend (simulator) with the CPU
-backend: outputs, final states, dx, every parameter gradient and the initial-state
-gradient. Small block sizes (tile=4, threads=4 for H=7) force several blocks and partial
-tiles. Cases without a ``p_`` prefix take the per-step kernels (``rows=2`` of the B=3 batch
-rows per block: a partial row group; one case ``rows=1``); ``p_`` cases force the
-persistent cooperative kernel, which the simulator can run only as ONE block
-(``cuda.cg.this_grid().sync()``), still with 4 threads over 7 units and 2 rows per pass.
-Prints one ``CASE <name> <max abs error> <tolerance>`` line per case.
+The full ``numrnn.nn`` network on the CUDA backend (simulator) for every case of
+:data:`_cases.CUDA_CASES` (the shared test-case matrix), against the float64 reference
+(``numrnn.testing``) and against the CPU backend: outputs, final states, dx, every parameter
+gradient and the initial-state gradient. Prints ``CASE <name> <max abs error> <tolerance>``
+(against the CPU) and ``CASE ref_<name> <max abs error> <tolerance>`` (against the
+reference) per case.
 
-Usage: ``python tests/_cuda_sim_cases.py NAME [NAME ...]`` (names from :data:`CASES`).
+Usage: ``python tests/_cuda_sim_cases.py NAME [NAME ...]`` (names from ``CUDA_CASES``).
 """
 
 from __future__ import annotations
@@ -20,61 +18,70 @@ import sys
 assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
 
 import numpy as np  # noqa: E402
+from _cases import (  # noqa: E402
+    CUDA_CASES,
+    as_tuple,
+    build,
+    random_state,
+    reference_options,
+)
 
-import numrnn.nn as nn  # noqa: E402
-from numrnn.backends.cuda import CUDABackend  # noqa: E402
+from numrnn.backends import backend_options  # noqa: E402
+from numrnn.testing import network_backward, network_forward  # noqa: E402
 
-STEP = {"persistent": False, "rows": 2}
-ROW1 = {"persistent": False, "rows": 1}
-PERSIST = {"persistent": True, "rows": 2}
-# name: (class, cell options, dtype, bidirectional, layers, merge_mode, backend options)
-CASES = {
-    "lstm_peep_f64_bi2": (nn.LSTM, {"peephole": True}, "float64", True, 2, "concat", STEP),
-    "lstm_f32": (nn.LSTM, {}, "float32", False, 1, "concat", STEP),
-    "gru_after_f64_bi": (nn.GRU, {"reset_after": True}, "float64", True, 1, "sum", STEP),
-    "gru_before_f32_bi": (nn.GRU, {"reset_after": False}, "float32", True, 1, "mean", STEP),
-    "gru_before_f64_2": (nn.GRU, {"reset_after": False}, "float64", False, 2, "concat", STEP),
-    "rnn_tanh_f64_bi": (nn.RNN, {"nonlinearity": "tanh"}, "float64", True, 1, "mul", STEP),
-    "rnn_relu_f32_2": (nn.RNN, {"nonlinearity": "relu"}, "float32", False, 2, "concat", ROW1),
-    "p_rnn_tanh_f64_bi2": (nn.RNN, {"nonlinearity": "tanh"}, "float64", True, 2, "concat", PERSIST),
-    "p_rnn_relu_f32": (nn.RNN, {"nonlinearity": "relu"}, "float32", False, 1, "concat", PERSIST),
-    "p_lstm_f64_bi": (nn.LSTM, {}, "float64", True, 1, "concat", PERSIST),
-    "p_lstm_peep_f32_2": (nn.LSTM, {"peephole": True}, "float32", False, 2, "concat", PERSIST),
-    "p_gru_after_f32_bi": (nn.GRU, {"reset_after": True}, "float32", True, 1, "sum", PERSIST),
-    "p_gru_before_f64_bi": (nn.GRU, {"reset_after": False}, "float64", True, 1, "concat", PERSIST),
-}
 B, T, I, H = 3, 4, 5, 7
+LENGTHS = np.array([4, 2, 3])
+#: max abs error against the CPU backend (same dtype) and against the float64 reference
+CPU_TOL = {"float64": 1e-11, "float32": 2e-5}
+REF_TOL = {"float64": 1e-11, "float32": 2e-5}
 
 
-def _flat(state):
-    return list(state) if isinstance(state, tuple) else [state]
+def _flat(out, fin, dx, grads, grad_state):
+    return [out, *as_tuple(fin), dx, *grads, *as_tuple(grad_state)]
+
+
+def _rounded(a, dtype):
+    """``a`` as the network's dtype holds it, in float64 (what the reference is given)."""
+    if isinstance(a, tuple):
+        return tuple(_rounded(v, dtype) for v in a)
+    return a.astype(dtype).astype(np.float64)
 
 
 def run(name):
-    cls, opts, dtype, bidir, layers, merge, backend = CASES[name]
+    variant, dtype, shape, launch = CUDA_CASES[name]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, I))
     results = []
     for device in ("cpu", "cuda"):
-        net = cls(
-            I, H, layers, bidirectional=bidir, merge_mode=merge, dtype=dtype,
-            dropout=0.25 if layers > 1 else 0.0, random_state=0, device=device, **opts,
-        )  # fmt: skip
-        if device == "cuda":
-            net.backend = CUDABackend(tile=4, threads=4, **backend)
-        rng = np.random.default_rng(1)
-        x = rng.standard_normal((B, T, I))
-        lengths = np.array([4, 2, 3])
-        LD = layers * (2 if bidir else 1)
-        state = rng.standard_normal((LD, B, H))
-        if cls is nn.LSTM:
-            state = (state, rng.standard_normal((LD, B, H)))
-        out, fin = net.forward(x, state, lengths=lengths)
+        with backend_options(cuda=launch):
+            net = build(variant, shape, I, H, dtype=dtype, device=device, random_state=0)
+        rng = np.random.default_rng(2)
+        state = random_state(net, B, rng)
+        out, fin = net.forward(x, state, lengths=LENGTHS)
+        if device == "cpu":  # the dropout masks the network drew (the same on both devices)
+            masks = [m.transpose(1, 0, 2) for m in net._cache["masks"][:-1]] if shape[3] else None
+            params = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
         d_out = rng.standard_normal(out.shape)
-        d_fin = tuple(rng.standard_normal(s.shape) for s in _flat(fin))
-        dx = net.backward(d_out, d_fin if cls is nn.LSTM else d_fin[0])
-        results.append([out, *_flat(fin), dx, *net.grads.values(), *_flat(net.grad_state)])
+        d_fin = tuple(rng.standard_normal(s.shape) for s in as_tuple(fin))
+        d_fin = d_fin if len(d_fin) > 1 else d_fin[0]
+        dx = net.backward(d_out, d_fin)
+        results.append(_flat(out, fin, dx, [net.grads[k] for k in params], net.grad_state))
     err = max(float(np.max(np.abs(a - b))) for a, b in zip(*results, strict=True))
-    tol = 1e-11 if dtype == "float64" else 2e-5
-    print(f"CASE {name} {err:.3e} {tol:.1e}", flush=True)
+    print(f"CASE {name} {err:.3e} {CPU_TOL[dtype]:.1e}", flush=True)
+
+    # the float64 reference, given the same input, state and gradients as the network's
+    # dtype rounds them
+    cell, ref_opts = reference_options(variant, *shape[:3])
+    r_out, r_fin, cache = network_forward(
+        cell, params, _rounded(x, dtype), LENGTHS, _rounded(state, dtype), dropout_masks=masks,
+        **ref_opts,
+    )  # fmt: skip
+    r_dx, r_grads, r_d0 = network_backward(
+        cell, params, cache, _rounded(d_out, dtype), _rounded(d_fin, dtype)
+    )
+    ref = _flat(r_out, r_fin, r_dx, [r_grads[k] for k in params], r_d0)
+    err = max(float(np.max(np.abs(a - b))) for a, b in zip(results[1], ref, strict=True))
+    print(f"CASE ref_{name} {err:.3e} {REF_TOL[dtype]:.1e}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cases import CUDA_CASES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -89,11 +90,22 @@ def sim_results():
     return results
 
 
+def test_simulator_groups_cover_the_case_matrix():
+    assert sorted(c for g in SIM_GROUPS for c in g) == sorted(CUDA_CASES)
+
+
 @pytest.mark.parametrize("case", [c for g in SIM_GROUPS for c in g])
 def test_network_matches_cpu_on_simulator(sim_results, case):
     """Outputs, states, dx, parameter and initial-state gradients equal the CPU backend."""
     err, tol = sim_results[case]
     assert err <= tol, f"{case}: max abs difference {err} > {tol}"
+
+
+@pytest.mark.parametrize("case", [c for g in SIM_GROUPS for c in g])
+def test_network_matches_reference_on_simulator(sim_results, case):
+    """The same quantities equal the float64 reference (numrnn.testing)."""
+    err, tol = sim_results[f"ref_{case}"]
+    assert err <= tol, f"{case}: max abs difference from the reference {err} > {tol}"
 
 
 @pytest.mark.parametrize("case", FIT_CASES)
@@ -185,16 +197,16 @@ def test_gpu_paths_match_cpu(cell, opts, backend):
     """On real hardware: each time-loop path (several cooperative blocks, hidden units split
     over blocks, several rows per block) equals the CPU backend in float64."""
     import numrnn.nn as nn
-    from numrnn.backends.cuda import CUDABackend
+    from numrnn.backends import backend_options
 
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
     res = []
     for device in ("cpu", "cuda"):
-        net = cls(
-            6, 33, 2, bidirectional=True, dtype="float64", random_state=0, device=device, **opts
-        )
-        if device == "cuda":
-            net.backend = CUDABackend(**backend)
+        with backend_options(cuda=backend):
+            net = cls(
+                6, 33, 2, bidirectional=True, dtype="float64", random_state=0, device=device,
+                **opts,
+            )  # fmt: skip
         rng = np.random.default_rng(0)
         x = rng.standard_normal((7, 9, 6))
         lengths = np.array([9, 3, 7, 1, 9, 4, 8])

@@ -9,7 +9,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from numrnn.estimators import NonFiniteLossError, RNNClassifier, RNNRegressor
-from numrnn.estimators._host import HostEngine
+from numrnn.nn import losses
+from numrnn.nn.linear import Linear
+from numrnn.nn.optim import Adam
 
 N, T, F = 20, 6, 2
 
@@ -53,7 +55,12 @@ def _assert_same_weights(a, b):
 
 
 class _FailOnCall:
-    """Wrap a method so that its n-th call (1-based) does something bad."""
+    """Wrap a public function or method so that its n-th call (1-based) does something bad.
+
+    The failures are injected through public seams only: the loss functions of
+    ``numrnn.nn.losses`` (one call per minibatch and per validation pass), the head's
+    ``Linear.backward`` and the optimizer's ``step`` (one call per minibatch each).
+    """
 
     def __init__(self, fn, n, action):
         self.fn, self.n, self.action, self.calls = fn, n, action, 0
@@ -68,13 +75,36 @@ class _FailOnCall:
         return self.fn(est, *args, **kwargs)
 
 
-def _nan_loss(fn, est, *args, **kwargs):
-    loss, dz = fn(est, *args, **kwargs)
+def _nan_loss(fn, *args, **kwargs):
+    loss, dz = fn(*args, **kwargs)
     return float("nan"), dz
 
 
-def _interrupt(fn, est, *args, **kwargs):
+def _interrupt(fn, *args, **kwargs):
     raise KeyboardInterrupt
+
+
+class _FailOnFunctionCall(_FailOnCall):
+    """:class:`_FailOnCall` for a module-level function (no ``self`` to bind)."""
+
+    def __get__(self, obj, objtype=None):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.n:
+            return self.action(self.fn, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+
+def _fail_loss(monkeypatch, n):
+    """The n-th evaluation of the regressor's loss (numrnn.nn.losses.mse_loss) is NaN."""
+    monkeypatch.setattr(losses, "mse_loss", _FailOnFunctionCall(losses.mse_loss, n, _nan_loss))
+
+
+def _interrupt_step(monkeypatch, n):
+    """Ctrl-C during the n-th optimizer step (numrnn.nn.optim.Adam.step)."""
+    monkeypatch.setattr(Adam, "step", _FailOnCall(Adam.step, n, _interrupt))
 
 
 # -- divergence ---------------------------------------------------------------------------
@@ -82,7 +112,7 @@ def test_divergence_keeps_last_finished_epoch(data, monkeypatch):
     X, y = data
     ref = _fit(_model(max_iter=2), X, y)
     # 2 batches per epoch: the 5th loss is the first batch of epoch 3
-    monkeypatch.setattr(RNNRegressor, "_loss", _FailOnCall(RNNRegressor._loss, 5, _nan_loss))
+    _fail_loss(monkeypatch, 5)
     m = _model()
     with pytest.raises(NonFiniteLossError) as err:
         _fit(m, X, y)
@@ -104,7 +134,7 @@ def test_divergence_with_early_stopping_keeps_best(data, monkeypatch):
     best_epoch = int(np.argmin(ref.validation_loss_curve_)) + 1
     # 16 training samples, batch 10: 2 training losses + 1 validation loss per epoch;
     # the 10th call is the first batch of epoch 4
-    monkeypatch.setattr(RNNRegressor, "_loss", _FailOnCall(RNNRegressor._loss, 10, _nan_loss))
+    _fail_loss(monkeypatch, 10)
     m = _model(max_iter=6, early_stopping=True, validation_fraction=0.2)
     with pytest.raises(NonFiniteLossError, match="best validation loss"):
         _fit(m, X, y)
@@ -145,13 +175,13 @@ def test_divergence_in_warm_start_keeps_previous_weights(data):
 def test_non_finite_gradient_is_caught(data, monkeypatch):
     X, y = data
 
-    def nan_grad(fn, engine, *args):
-        grads, state = fn(engine, *args)
-        grads["head.bias"][...] = np.nan
-        return grads, state
+    def nan_grad(fn, head, *args):
+        d_in = fn(head, *args)
+        head.grads["bias"][...] = np.nan
+        return d_in
 
-    # the host engine's third chunk gradient (nn.bptt) comes back with a NaN
-    monkeypatch.setattr(HostEngine, "gradients", _FailOnCall(HostEngine.gradients, 3, nan_grad))
+    # the head's third backward pass (the third minibatch) gives a NaN bias gradient
+    monkeypatch.setattr(Linear, "backward", _FailOnCall(Linear.backward, 3, nan_grad))
     m = _model()
     with pytest.raises(NonFiniteLossError, match=r"gradient \(of head.bias\)"):
         _fit(m, X, y)
@@ -162,9 +192,7 @@ def test_non_finite_gradient_is_caught(data, monkeypatch):
 def test_keyboard_interrupt_returns_model_of_last_finished_epoch(data, monkeypatch):
     X, y = data
     ref = _fit(_model(max_iter=2), X, y)
-    monkeypatch.setattr(
-        RNNRegressor, "_train_batch", _FailOnCall(RNNRegressor._train_batch, 6, _interrupt)
-    )
+    _interrupt_step(monkeypatch, 6)
     m = _model()
     with pytest.warns(UserWarning, match="interrupted by user.*epoch 3.*weights of epoch 2"):
         out = m.fit(X, y)  # returns, as sklearn's MLP does
@@ -181,9 +209,7 @@ def test_keyboard_interrupt_returns_model_of_last_finished_epoch(data, monkeypat
 
 def test_keyboard_interrupt_in_first_epoch_reraises(data, monkeypatch):
     X, y = data
-    monkeypatch.setattr(
-        RNNRegressor, "_train_batch", _FailOnCall(RNNRegressor._train_batch, 1, _interrupt)
-    )
+    _interrupt_step(monkeypatch, 1)
     m = _model()
     with pytest.raises(KeyboardInterrupt):
         m.fit(X, y)
@@ -193,9 +219,7 @@ def test_keyboard_interrupt_in_first_epoch_reraises(data, monkeypatch):
 
 def test_keyboard_interrupt_with_early_stopping_keeps_best(data, monkeypatch):
     X, y = data
-    monkeypatch.setattr(
-        RNNClassifier, "_train_batch", _FailOnCall(RNNClassifier._train_batch, 7, _interrupt)
-    )
+    _interrupt_step(monkeypatch, 7)
     m = RNNClassifier(
         cell="rnn",
         hidden_size=4,

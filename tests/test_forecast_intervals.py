@@ -79,7 +79,7 @@ def test_conformal_save_load_bit_identical(tmp_path):
 
 
 def test_conformal_bad_input_one_clear_error():
-    with pytest.raises(ValueError, match="conformal must be True or False.*'yes'"):
+    with pytest.raises(ValueError, match="conformal must be True or False, got 'yes'"):
         RNNForecaster(conformal="yes").fit(np.arange(50.0))
     with pytest.raises(ValueError, match="too short for the backtest fold.*longer series"):
         RNNForecaster(window=13, conformal=True, **TINY).fit(np.sin(np.arange(20.0)))

@@ -110,7 +110,7 @@ def test_per_series_transforms_and_history_of_a_new_series():
     new = f.predict(3, history={"new": 10.0 * ys["flat"] + 7.0})
     assert set(new) == {"new"} and np.isfinite(new["new"]).all()
     assert abs(new["new"].mean() - 7.0) < 15.0
-    with pytest.raises(ValueError, match="X with a panel"):
+    with pytest.raises(ValueError, match="X is not used with a panel"):
         RNNForecaster(**KW).fit(ys, X=np.zeros((120, 1)))
 
 
@@ -200,3 +200,121 @@ def test_update_then_predict_equals_predict_on_the_extended_history():
     np.testing.assert_array_equal(after["s1"], g.predict(2, history={"s1": ys["s1"]})["s1"])
     with pytest.raises(ValueError, match="not fitted on"):
         g.update({"zz": np.ones(3)})
+
+
+# -- covariates ---------------------------------------------------------------------------
+def _promo_panel(n=120, seed=0, kinds=(("shop", 4.0), ("web", 4.0))):
+    """Series with a known answer: ``effect`` on the steps where the promotion flag is on."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, (kind, effect) in enumerate(kinds):
+        level = 10.0 * (k + 1)
+        promo = (rng.random(n) < 0.3).astype(float)
+        temp = rng.standard_normal(n)
+        y = level + np.sin(np.arange(n) * 0.5) + effect * promo + 0.1 * rng.standard_normal(n)
+        y[1:] += 2.0 * temp[:-1]  # yesterday's temperature, a past-only covariate
+        parts.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"s{k}",
+                    "ds": pd.date_range("2020-01-01", periods=n, freq="D"),
+                    "y": y,
+                    "promo": promo,
+                    "temp": temp,
+                    "kind": kind,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _future(df, h, promo):
+    last = df.groupby("unique_id").ds.max()
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": k, "ds": pd.date_range(t, periods=h + 1, freq="D")[1:],
+                 "promo": promo}
+            )
+            for k, t in last.items()
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+
+
+def test_future_known_covariate_moves_the_forecast_the_right_way():
+    df = _promo_panel()
+    f = RNNForecaster(
+        window=6, hidden_size=12, max_iter=40, batch_size=32, random_state=0,
+        scaler="standard", future_covariates=["promo"], past_covariates=["temp"],
+        static_covariates=["kind"],
+    ).fit(df)  # fmt: skip
+    assert f.n_exog_ == 1 + 1 + 2  # promo (led one step), temp, kind one-hot
+    on = f.predict(3, X=_future(df, 3, 1.0))
+    off = f.predict(3, X=_future(df, 3, 0.0))
+    lift = (on.forecast - off.forecast).to_numpy()
+    assert ((lift > 2.5) & (lift < 5.5)).all(), lift  # the true lift is 4 (measured ~4)
+    # the past-only covariate: yesterday's temperature +1.5 vs -1.5 (true effect +-3)
+    warm, cold = df.copy(), df.copy()
+    last = df.groupby("unique_id").ds.transform("max") == df.ds
+    warm.loc[last, "temp"], cold.loc[last, "temp"] = 1.5, -1.5
+    fut = _future(df, 1, 0.0)
+    d = f.predict(1, X=fut, history=warm).forecast - f.predict(1, X=fut, history=cold).forecast
+    assert ((d > 4.0) & (d < 8.0)).all(), d.to_numpy()  # the true difference is 6 (~6.1)
+    with pytest.raises(ValueError, match=r"future-known covariates \['promo'\].*3 forecast"):
+        f.predict(3)
+    short = _future(df, 2, 1.0)
+    with pytest.raises(ValueError, match="has 2 row.*horizon is 3"):
+        f.predict(3, X=short)
+    with pytest.raises(ValueError, match=r"lacks the future covariate column\(s\) \['promo'\]"):
+        f.predict(3, X=short.drop(columns="promo"))
+    with pytest.raises(ValueError, match="changes over time"):
+        bad = df.copy()
+        bad.loc[0, "kind"] = "web"
+        clone(f).fit(bad)
+
+
+def test_static_covariate_tells_series_apart():
+    # the promotion lifts 'shop' series and lowers 'web' ones: only the static kind says which
+    kinds = [("shop", 4.0), ("web", -4.0), ("shop", 4.0), ("web", -4.0)]
+    df = _promo_panel(kinds=kinds, seed=3)
+    f = RNNForecaster(
+        window=6, hidden_size=12, max_iter=40, batch_size=32, random_state=0,
+        scaler="standard", future_covariates=["promo"], static_covariates=["kind"],
+    ).fit(df)  # fmt: skip
+    lift = (
+        f.predict(2, X=_future(df, 2, 1.0)).forecast - f.predict(2, X=_future(df, 2, 0.0)).forecast
+    )
+    lift = lift.to_numpy().reshape(4, 2)
+    # true lifts +4 / -4 (measured 3.4..4.5 in size)
+    assert ((lift[[0, 2]] > 2.5) & (lift[[0, 2]] < 5.5)).all(), lift
+    assert ((lift[[1, 3]] < -2.5) & (lift[[1, 3]] > -5.5)).all(), lift
+
+
+def test_calendar_features_learn_a_weekly_pattern_without_future_x():
+    # a weekday effect: +3 on Saturdays and Sundays; the calendar gives it for the horizon
+    parts = []
+    for k in range(2):
+        ds = pd.date_range("2021-01-04", periods=140, freq="D")  # a Monday
+        y = (
+            5.0 * (k + 1)
+            + 3.0 * (ds.day_of_week >= 5)
+            + 0.1 * np.random.default_rng(k).standard_normal(140)
+        )
+        parts.append(pd.DataFrame({"unique_id": f"s{k}", "ds": ds, "y": y}))
+    df = pd.concat(parts, ignore_index=True)
+    f = RNNForecaster(
+        window=3, hidden_size=12, max_iter=40, batch_size=32, random_state=0,
+        scaler="standard", calendar=("dayofweek",),
+    ).fit(df)  # fmt: skip
+    out = f.predict(7)  # Monday .. Sunday after the data
+    dow = out.ds.dt.day_of_week.to_numpy()
+    weekend = out.forecast.to_numpy()[dow >= 5].reshape(2, 2)
+    weekday = out.forecast.to_numpy()[dow < 5].reshape(2, 5)
+    # true gap 3 (measured ~2.9)
+    assert ((weekend.mean(axis=1) - weekday.mean(axis=1)) > 2.5).all()
+    assert (weekend.min(axis=1) - weekday.max(axis=1) > 1.5).all()
+    with pytest.raises(ValueError, match="calendar must name attributes"):
+        RNNForecaster(calendar=("moon",)).fit(df)
+    with pytest.raises(ValueError, match="read from a long DataFrame panel"):
+        RNNForecaster(calendar=("month",)).fit(np.arange(50.0))

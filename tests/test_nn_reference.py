@@ -6,45 +6,17 @@ every merge mode, dropout, ragged lengths, given and default initial state.
 
 import numpy as np
 import pytest
+from _cases import SHAPES, VARIANTS, build, reference_options, shape_id
 
-from numrnn.nn import GRU, LSTM, RNN
 from numrnn.testing import check_network_gradients, network_backward, network_forward
 
-VARIANTS = {
-    "rnn_tanh": (RNN, "rnn", {"nonlinearity": "tanh"}),
-    "rnn_relu": (RNN, "rnn", {"nonlinearity": "relu"}),
-    "lstm": (LSTM, "lstm", {"peephole": False}),
-    "lstm_peephole": (LSTM, "lstm", {"peephole": True}),
-    "gru": (GRU, "gru", {"reset_after": True}),
-    "gru_reset_before": (GRU, "gru", {"reset_after": False}),
-}
-SHAPES = [
-    # (num_layers, bidirectional, merge_mode, dropout)
-    (1, False, "concat", 0.0),
-    (3, False, "concat", 0.4),
-    (1, True, "concat", 0.0),
-    (2, True, "concat", 0.3),
-    (2, True, "sum", 0.3),
-    (2, True, "mean", 0.0),
-    (3, True, "mul", 0.3),
-]
 B, T, I, H = 3, 5, 2, 3
 LENGTHS = np.array([5, 2, 4])
 
 
 def _build(variant, shape, dtype="float64"):
-    cls, cell, opts = VARIANTS[variant]
-    L, bi, mm, p = shape
-    net = cls(I, H, L, bidirectional=bi, merge_mode=mm, dropout=p, dtype=dtype,
-              random_state=3, **opts)  # fmt: skip
-    ref_opts = dict(num_layers=L, bidirectional=bi, merge_mode=mm)
-    if cell == "rnn":
-        ref_opts["nonlinearity"] = opts["nonlinearity"]
-    if cell == "lstm":
-        ref_opts["peephole"] = opts["peephole"]
-    if cell == "gru":
-        ref_opts["reset_after"] = opts["reset_after"]
-    return net, cell, ref_opts
+    cell, ref_opts = reference_options(variant, *shape[:3])
+    return build(variant, shape, I, H, dtype=dtype), cell, ref_opts
 
 
 def _state(net, rng, given):
@@ -59,7 +31,7 @@ def _tuple(s):
     return s if isinstance(s, tuple) else (s,)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"L{s[0]}-bi{int(s[1])}-{s[2]}-p{s[3]}")
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("given_state", [True, False])
 def test_forward_and_backward_equal_reference(variant, shape, given_state, rng):
@@ -90,7 +62,7 @@ def test_forward_and_backward_equal_reference(variant, shape, given_state, rng):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", SHAPES[:5], ids=lambda s: f"L{s[0]}-bi{int(s[1])}-{s[2]}-p{s[3]}")
+@pytest.mark.parametrize("shape", SHAPES[:5], ids=shape_id)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_float64_gradients_equal_finite_differences(variant, shape, rng):
     """The fast network's own gradients (params, input, initial state) against FD."""

@@ -7,6 +7,7 @@
 
 import numpy as np
 import pytest
+from _cases import TOPOLOGIES, VARIANTS
 
 from numrnn.testing import (
     check_network_gradients,
@@ -17,22 +18,8 @@ from numrnn.testing import (
     relative_error,
 )
 
-# (cell, forward options): every cell variant
-CELLS = [
-    pytest.param("rnn", {"nonlinearity": "tanh"}, id="rnn-tanh"),
-    pytest.param("rnn", {"nonlinearity": "relu"}, id="rnn-relu"),
-    pytest.param("lstm", {}, id="lstm"),
-    pytest.param("lstm", {"peephole": True}, id="lstm-peephole"),
-    pytest.param("gru", {"reset_after": True}, id="gru-reset_after"),
-    pytest.param("gru", {"reset_after": False}, id="gru-reset_before"),
-]
-
-# (num_layers, bidirectional, merge_mode)
-TOPOLOGIES = (
-    [(n, False, "concat") for n in (1, 2, 3)]
-    + [(n, True, "concat") for n in (1, 2, 3)]
-    + [(2, True, m) for m in ("sum", "mean", "mul")]
-)
+# (cell, forward options): every cell variant of the shared matrix
+CELLS = [pytest.param(cell, opts, id=name) for name, (_, cell, opts) in VARIANTS.items()]
 
 B, T, I, H = 3, 4, 2, 3
 RAGGED = [4, 1, 3]

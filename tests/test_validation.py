@@ -38,6 +38,33 @@ def test_estimators_check_every_table_parameter(name):
         assert not hasattr(m, "network_")
 
 
+_FORECASTER_OWN = ("window", "horizon", "strategy", "season_length", "scaler", "n_models", "n_jobs")
+
+
+@pytest.mark.parametrize("name", _FORECASTER_OWN)
+def test_forecaster_checks_its_parameters_on_the_table(name):
+    from numrnn import RNNForecaster
+
+    assert name in PARAMETERS
+    m = RNNForecaster(**{name: object()})
+    with pytest.raises(InvalidParameterError, match=f"^{name} must be"):
+        m.fit(np.arange(40.0))
+    assert not hasattr(m, "window_")
+
+
+def test_forecast_horizon_and_windows_say_the_same():
+    from numrnn import RNNForecaster
+    from numrnn.forecasting import make_windows
+
+    with pytest.raises(InvalidParameterError) as est_err:
+        RNNForecaster(horizon=0).fit(np.arange(40.0))
+    with pytest.raises(InvalidParameterError) as fn_err:
+        make_windows(np.arange(10.0), window=3, horizon=0)
+    assert str(est_err.value) == str(fn_err.value)
+    with pytest.raises(InvalidParameterError, match="^window must be an integer >= 1, got None"):
+        make_windows(np.arange(10.0), window=None)
+
+
 def test_network_and_estimator_say_the_same():
     """The same bad value gives the same message and type in nn and in the estimators."""
     with pytest.raises(InvalidParameterError) as net_err:

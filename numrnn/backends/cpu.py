@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from numrnn._threads import loop_threads, run_row_ranges
+from numrnn.backends.base import LayerCache
 from numrnn.cells import CELLS
 from numrnn.kernels import cpu as K
 from numrnn.kernels.cpu import gemm
 
 
-@dataclass
-class LayerCache:
-    """What BPTT needs from one layer-direction forward (time-major arrays)."""
-
-    x: np.ndarray
-    h0: np.ndarray
-    c0: np.ndarray | None
-    lengths: np.ndarray
-    out: np.ndarray
-    gates: np.ndarray | None = None
-    cells: np.ndarray | None = None  # LSTM c_t, or GRU aux
-
-
 class CPUBackend:
-    """Runs the Numba CPU kernels. Arrays are NumPy, time-major, C-contiguous."""
+    """Runs the Numba CPU kernels. Arrays are NumPy, time-major, C-contiguous.
+
+    It takes no options: its kernels size their threads from the work (``numrnn._threads``).
+    """
 
     name = "cpu"
 

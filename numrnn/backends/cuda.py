@@ -10,19 +10,31 @@ keeps parameters, gradients and optimizer state on the GPU: ``numrnn.estimators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
+from numrnn.backends.base import LayerCache
 from numrnn.cells import CELLS
-from numrnn.kernels import cuda as K
+from numrnn.kernels.cuda import gru as KG
+from numrnn.kernels.cuda import lstm as KL
+from numrnn.kernels.cuda import rnn as KR
 from numrnn.kernels.cuda.common import (
     DEFAULT_ROWS,
     DEFAULT_THREADS,
     DEFAULT_TILE,
     HALF,
+    SHARED_BUDGET,
     _blocks,
+    column_sums,
+    copy,
+    gemm,
+    input_gradients,
+    input_projection,
+    recurrent_weight_gradient,
+    reverse_padded,
+    transpose,
     zeros,
 )
 
@@ -66,22 +78,21 @@ def _split_kernel(d, f, b):
         b[r, k] = d[r, H + k]
 
 
+#: Cooperative grid limits found so far, per (kernel, signature, block, shared memory).
+_COOPERATIVE_BLOCKS: dict = {}
+
+
+def check_persistent(persistent) -> None:
+    if persistent not in ("auto", True, False):
+        raise ValueError(
+            f"persistent must be 'auto', True or False, got {persistent!r}; 'auto' uses the "
+            "persistent kernel when the recurrent weights fit in shared memory"
+        )
+
+
 def _is_device(a) -> bool:
     # Duck-typed: the simulator's fake device arrays lack the CUDA array interface.
     return hasattr(a, "copy_to_host")
-
-
-@dataclass
-class LayerCache:
-    """What BPTT needs from one layer-direction forward (device arrays, time-major)."""
-
-    x: object
-    h0: object
-    c0: object | None
-    lengths: object
-    out: object
-    gates: object | None = None
-    cells: object | None = None  # LSTM c_t, or GRU aux
 
 
 class CUDABackend:
@@ -112,19 +123,13 @@ class CUDABackend:
 
     def __init__(self, tile: int = DEFAULT_TILE, threads: int = DEFAULT_THREADS,
                  rows: int = DEFAULT_ROWS, persistent="auto", chunks: int | None = None):  # fmt: skip
-        K.check_persistent(persistent)
+        check_persistent(persistent)
         self.tile = int(tile)
         self.threads = int(threads)
         self.rows = int(rows)
         self.persistent = persistent
         self.chunks = None if chunks is None else int(chunks)
-
-    @property
-    def _kw(self):
-        return {
-            "tile": self.tile, "threads": self.threads, "rows": self.rows,
-            "persistent": self.persistent, "chunks": self.chunks,
-        }  # fmt: skip
+        self._unavailable: dict = {}  # cooperative launches that failed for this backend
 
     # -- memory -----------------------------------------------------------------------
     def asarray(self, a, dtype):
@@ -209,8 +214,112 @@ class CUDABackend:
 
     def reverse_padded(self, x, lengths):
         out = cuda.device_array(x.shape, dtype=x.dtype)
-        K.reverse_padded(x, lengths, out, threads=self.threads)
+        reverse_padded(x, lengths, out, threads=self.threads)
         return out
+
+    # -- launch planning -------------------------------------------------------------
+    def _cooperative_blocks(self, kernel, args, blockdim, shared):
+        """How many blocks of ``kernel`` a cooperative grid may hold (1 on the simulator).
+
+        Successes are remembered for the process; a failure only by this backend (a network
+        or a fit), so a transient one is retried by the next.
+        """
+        if config.ENABLE_CUDASIM:
+            return 1
+        sig = tuple(kernel.typeof_pyval(a) for a in args)
+        key = (kernel, sig, blockdim, shared)
+        if key in self._unavailable:
+            raise self._unavailable[key]
+        n = _COOPERATIVE_BLOCKS.get(key)
+        if n is None:
+            try:
+                n = int(kernel.compile(sig).max_cooperative_grid_blocks(blockdim, shared))
+            except Exception as exc:
+                self._unavailable[key] = exc
+                raise
+            _COOPERATIVE_BLOCKS[key] = n
+        return n
+
+    def _plan_persistent(self, kernel, make_args, *, H, B, K_w, nq, row_len, itemsize):
+        """Decide and size a persistent cooperative launch; None means "per-step kernels".
+
+        Each of ``nc`` blocks along x keeps a ``K_w x nq x hc`` slice of the recurrent
+        weights resident in shared memory (``hc = ceil(H / nc)`` hidden units), plus up to
+        ``rpp`` staged rows of ``row_len`` (``rpp`` <= ``max(rows, ceil(threads / hc))``:
+        about one (row, unit) item per thread); ``nr`` blocks along y stride over the batch
+        rows. ``persistent='auto'`` takes it only when one slice holds all of ``W_hh``
+        (``nc = 1``, unless ``chunks`` says otherwise) and the grid fits on the device at
+        once; ``True`` raises when impossible. ``make_args(hc, rpp)`` gives the kernel's
+        arguments. Returns ``(grid, threads, shared_bytes, args)``.
+        """
+        persistent, chunks, threads = self.persistent, self.chunks, self.threads
+        budget = SHARED_BUDGET
+        if persistent is False:
+            return None
+        nc = hc = free = None
+        for n in [int(chunks)] if chunks else range(1, H + 1):
+            h = _blocks(H, n)
+            f = budget // itemsize - K_w * nq * h
+            if f >= row_len:
+                nc, hc, free = n, h, min(f // row_len, max(int(self.rows), _blocks(threads, h)))
+                break
+        why = None
+        if nc is None:
+            why = f"a {K_w}x{nq}x{_blocks(H, chunks or H)} weight slice does not fit {budget} B"
+        elif persistent == "auto" and nc > 1 and not chunks:
+            return None
+        if why is None:
+            rpp = min(B, free)
+            shared = (K_w * nq * hc + rpp * row_len) * itemsize
+            try:
+                maxb = self._cooperative_blocks(kernel, make_args(hc, rpp), threads, shared)
+            except Exception as exc:  # e.g. no cudadevrt to link a cooperative kernel against
+                if persistent is True:
+                    raise
+                warnings.warn(
+                    f"persistent CUDA kernel unavailable ({exc}); using the per-step kernels",
+                    RuntimeWarning, stacklevel=2,
+                )  # fmt: skip
+                maxb = 0
+            if maxb < nc:
+                why = f"{nc} blocks exceed the cooperative limit {maxb}"
+        if why is not None:
+            if persistent is True:
+                raise ValueError(f"persistent kernel impossible for H={H}: {why}")
+            return None
+        nr = max(1, min(B, maxb // nc))
+        rpp = min(rpp, _blocks(B, nr))
+        shared = (K_w * nq * hc + rpp * row_len) * itemsize
+        return (nc, nr), threads, shared, make_args(hc, rpp)
+
+    def _time_loop(self, persistent, per_step, times, *, H, B, K_w, nq, row_len, itemsize):
+        """The time loop of one layer and pass, the same skeleton for every cell.
+
+        ``persistent`` is ``(kernel, make_args)``, run as ONE cooperative launch when
+        :meth:`_plan_persistent` allows (``K_w``, ``nq``, ``row_len``: its resident weight
+        slice and staged rows); else for each ``t`` of ``times`` every ``(kernel, row_len,
+        nq, args)`` of ``per_step`` is launched as ``kernel(*args(t), tile)`` on blocks of
+        ``(tj, rows)`` threads (hidden units, batch rows) with ``rows * row_len`` staged
+        entries and ``tile`` rows of ``nq`` weight tiles in shared memory; ``args(t)`` None
+        skips that launch at that step.
+        """
+        kernel, make_args = persistent
+        plan = self._plan_persistent(
+            kernel, make_args, H=H, B=B, K_w=K_w, nq=nq, row_len=row_len, itemsize=itemsize
+        )
+        if plan is not None:
+            grid, nt, shared, args = plan
+            kernel[grid, nt, 0, shared](*args)
+            return
+        rows = max(1, min(int(self.rows), B))
+        tj = max(1, self.threads // rows)
+        grid, block = (_blocks(H, tj), _blocks(B, rows)), (tj, rows)
+        for t in times:
+            for step_kernel, step_row_len, step_nq, args in per_step:
+                a = args(t)
+                if a is not None:
+                    shared = (rows * step_row_len + self.tile * step_nq * tj) * itemsize
+                    step_kernel[grid, block, 0, shared](*a, self.tile)
 
     # -- layers -----------------------------------------------------------------------
     def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
@@ -218,7 +327,8 @@ class CUDABackend:
 
         ``cell`` names the entry of the registry ``numrnn.cells.CELLS`` whose CUDA functions
         run. ``requires_grad`` is accepted for the CPU backend's sake; the device keeps all
-        steps.
+        steps. Each cell's driver: one GEMM for the input projection of all steps (biases
+        folded in), :meth:`_time_loop`, then the final state.
         """
         forward, _ = CELLS[cell].layer(self.name)
         T, B, _ = x.shape
@@ -227,34 +337,80 @@ class CUDABackend:
         h_n = cuda.device_array((B, H), dtype=x.dtype)
         return forward(self, x, self._params(p), h0, c0, lengths, options, out, h_n)
 
+    def _state_buffers(self, h0, B, H, dt):
+        # hs (2, B, H): h_{t-1} in hs[t % 2], h_t to the other; a step reads one, writes one
+        hs = cuda.device_array((2, B, H), dtype=dt)
+        copy(h0, hs[0], threads=self.threads)
+        return hs
+
     def _lstm_forward(self, x, d, h0, c0, lengths, options, out, h_n):
         T, B, _ = x.shape
-        H, dt = h0.shape[1], x.dtype
+        H, dt, threads = h0.shape[1], x.dtype, self.threads
         gates = cuda.device_array((T, B, 4 * H), dtype=dt)
         cells = cuda.device_array((T, B, H), dtype=dt)
         c_n = cuda.device_array((B, H), dtype=dt)
-        K.lstm_forward(
-            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], d["w_peep"],
-            h0, c0, lengths, out, cells, gates, h_n, c_n, **self._kw,
+        w_peep = d["w_peep"]
+        input_projection(x, d["w_ih"], d["b_ih"], d["b_hh"], 4 * H, gates, tile=self.tile)
+        w_t = transpose(d["w_hh"], threads=threads)
+        hs = self._state_buffers(h0, B, H, dt)
+        c = cuda.device_array((B, H), dtype=dt)
+        copy(c0, c, threads=threads)
+        self._time_loop(
+            (KL._lstm_forward_persistent,
+             lambda hc, rpp: (w_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp)),
+            [(KL._lstm_forward_step, H, 4,
+              lambda t: (t, w_t, w_peep, lengths, hs, t % 2, c, out, cells, gates))],
+            range(T), H=H, B=B, K_w=H, nq=4, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
+        copy(hs[T % 2], h_n, threads=threads)
+        copy(c, c_n, threads=threads)
         return out, h_n, c_n, LayerCache(x, h0, c0, lengths, out, gates, cells)
 
     def _gru_forward(self, x, d, h0, c0, lengths, options, out, h_n):
         T, B, _ = x.shape
-        H, dt = h0.shape[1], x.dtype
+        H, dt, threads = h0.shape[1], x.dtype, self.threads
         gates = cuda.device_array((T, B, 3 * H), dtype=dt)
         aux = cuda.device_array((T, B, H), dtype=dt)
-        K.gru_forward(
-            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
-            bool(options["reset_after"]), out, gates, aux, h_n, **self._kw,
+        after = bool(options["reset_after"])
+        # Reset after: b_hn stays inside r * (.), so only b_hr, b_hz fold into the projection.
+        input_projection(
+            x, d["w_ih"], d["b_ih"], d["b_hh"], 2 * H if after else 3 * H, gates, tile=self.tile
+        )
+        w_t = transpose(d["w_hh"], threads=threads)
+        hs = self._state_buffers(h0, B, H, dt)
+        rh = zeros((1, B, H), dt, threads=threads)
+        b_hn = d["b_hh"][2 * H :]
+        h = hs[0:1]
+        if after:  # one fused kernel per step
+            per_step = [(KG._gru_forward_step_after, H, 3,
+                         lambda t: (t, w_t, b_hn, lengths, hs, t % 2, out, gates, aux))]  # fmt: skip
+        else:  # (r h) W_hn^T needs every unit's r of the row: two kernels per step
+            per_step = [
+                (KG._gru_forward_step_before_rz, H, 2, lambda t: (t, w_t, lengths, h, gates, rh)),
+                (KG._gru_forward_step_before_n, H, 1,
+                 lambda t: (t, w_t, lengths, h, gates, rh, out, aux)),
+            ]  # fmt: skip
+        self._time_loop(
+            (KG._gru_forward_persistent,
+             lambda hc, rpp: (w_t, b_hn, lengths, after, hs, rh, out, gates, aux, hc, rpp)),
+            per_step, range(T), H=H, B=B, K_w=H, nq=3, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
+        copy(hs[T % 2] if after else hs[0], h_n, threads=threads)
         return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
 
     def _rnn_forward(self, x, d, h0, c0, lengths, options, out, h_n):
-        K.rnn_forward(
-            x, d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], h0, lengths,
-            options["nonlinearity"] == "relu", out, h_n, **self._kw,
+        T, B, _ = x.shape
+        H, dt, threads = h0.shape[1], x.dtype, self.threads
+        relu = options["nonlinearity"] == "relu"
+        input_projection(x, d["w_ih"], d["b_ih"], d["b_hh"], H, out, tile=self.tile)
+        w_t = transpose(d["w_hh"], threads=threads)
+        hs = self._state_buffers(h0, B, H, dt)
+        self._time_loop(
+            (KR._rnn_forward_persistent, lambda hc, rpp: (w_t, lengths, relu, hs, out, hc, rpp)),
+            [(KR._rnn_forward_step, H, 1, lambda t: (t, w_t, lengths, relu, hs, t % 2, out))],
+            range(T), H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
+        copy(hs[T % 2], h_n, threads=threads)
         return out, h_n, None, LayerCache(x, h0, None, lengths, out)
 
     def layer_backward(
@@ -265,7 +421,10 @@ class CUDABackend:
 
         ``d_out_owned`` and ``x_owned`` (the CPU backend reuses such buffers) are accepted
         and ignored; ``d_out=None`` means zeros. Everything returned is a device array (the
-        network calls :meth:`to_host` on the gradients). The cache's gate buffer is consumed.
+        network calls :meth:`to_host` on the gradients). The cache's gate buffer is consumed
+        (it becomes the gate gradients dA). Each cell's driver: :meth:`_time_loop` from
+        ``T - 1`` down to ``-1`` (the last step only finishes dL/dh0), then GEMMs for dX,
+        dW_ih, dW_hh and fixed-order column sums for the biases.
         """
         _, backward = CELLS[cell].layer(self.name)
         x, dt = cache.x, cache.x.dtype
@@ -278,29 +437,104 @@ class CUDABackend:
         dc0 = backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options)
         return (dx if need_dx else None), g, dh0, dc0
 
+    def _carried(self, src, B, H, dt):
+        # the gradient carried backwards through the time loop, starting from src
+        buf = cuda.device_array((B, H), dtype=dt)
+        copy(src, buf, threads=self.threads)
+        return buf
+
+    def _weight_gradients(self, cache, d_in, d_rec, d, need_dx, dx, g):
+        """dX, dW_ih and db_ih from the input side's gate gradients ``d_in``; dW_hh from the
+        recurrent side's ``d_rec`` (the same array except for the GRU with reset_after)."""
+        kw = {"tile": self.tile, "threads": self.threads}
+        input_gradients(cache.x, d_in, d["w_ih"], need_dx, dx, g["w_ih"], g["b_ih"], **kw)
+        recurrent_weight_gradient(cache.h0, cache.out, d_rec, g["w_hh"], tile=self.tile)
+
     def _lstm_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
-        dc0 = cuda.device_array(cache.c0.shape, dtype=cache.x.dtype)
-        K.lstm_backward(
-            cache.x, d["w_ih"], d["w_hh"], d["w_peep"], cache.h0, cache.c0, cache.lengths,
-            cache.out, cache.cells, cache.gates, d_out, dh_n, dc_n, need_dx, dx,
-            g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], g["w_peep"], dh0, dc0, **self._kw,
+        T, B, H = cache.cells.shape
+        dt, threads = cache.x.dtype, self.threads
+        w_hh, w_peep, c0, cells, gates = d["w_hh"], d["w_peep"], cache.c0, cache.cells, cache.gates
+        lengths = cache.lengths
+        dh = self._carried(dh_n, B, H, dt)
+        dc = self._carried(dc_n, B, H, dt)
+        self._time_loop(
+            (KL._lstm_backward_persistent,
+             lambda hc, rpp: (w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp)),
+            [(KL._lstm_backward_step, 4 * H, 1,
+              lambda t: (t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc))],
+            range(T - 1, -2, -1), H=H, B=B, K_w=4 * H, nq=1, row_len=4 * H,
+            itemsize=dt.itemsize,
         )  # fmt: skip
+        dc0 = cuda.device_array(c0.shape, dtype=dt)
+        copy(dh, dh0, threads=threads)
+        copy(dc, dc0, threads=threads)
+        KL._peephole_gradients[_blocks(H, threads), threads](c0, cells, gates, g["w_peep"])
+        self._weight_gradients(cache, gates, gates, d, need_dx, dx, g)
+        copy(g["b_ih"], g["b_hh"], threads=threads)
         return dc0
 
     def _gru_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
-        K.gru_backward(
-            cache.x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths,
-            bool(options["reset_after"]), cache.out, cache.gates, cache.cells, d_out, dh_n,
-            need_dx, dx, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
+        T, B, H = cache.out.shape
+        dt, threads = cache.x.dtype, self.threads
+        after = bool(options["reset_after"])
+        w_hh, h0, out, gates, aux = d["w_hh"], cache.h0, cache.out, cache.gates, cache.cells
+        lengths = cache.lengths
+        dh = self._carried(dh_n, B, H, dt)
+        dhp = zeros((B, H), dt, threads=threads)
+        if after:
+            d_rec = zeros((T, B, 3 * H), dt, threads=threads)
+            d_n = d_rec[:, :, :1]  # unused
+            per_step = [(KG._gru_backward_step_after, 3 * H, 1,
+                         lambda t: (t, w_hh, lengths, h0, out, gates, aux, d_out, d_rec, dh,
+                                    dhp))]  # fmt: skip
+        else:
+            d_n = zeros((T, B, H), dt, threads=threads)
+            d_rec = d_n  # unused
+            w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H :]
+            per_step = [
+                (KG._gru_backward_step_before_zn, 2 * H, 1,
+                 lambda t: (t, w_rz, lengths, h0, out, gates, d_out, d_n, dh, dhp)),
+                (KG._gru_backward_step_before_r, H, 1,
+                 lambda t: (t, w_n, lengths, h0, out, gates, d_n, dhp) if t >= 0 else None),
+            ]  # fmt: skip
+        self._time_loop(
+            (KG._gru_backward_persistent,
+             lambda hc, rpp: (w_hh, lengths, after, h0, out, gates, aux, d_out, d_rec, d_n, dh,
+                              dhp, hc, rpp)),
+            per_step, range(T - 1, -2, -1), H=H, B=B, K_w=3 * H, nq=1,
+            row_len=3 * H if after else 2 * H, itemsize=dt.itemsize,
         )  # fmt: skip
+        if after:
+            self._weight_gradients(cache, gates, d_rec, d, need_dx, dx, g)
+            column_sums(d_rec.reshape(T * B, 3 * H), g["b_hh"], threads=threads)
+        else:
+            self._weight_gradients(cache, gates, gates, d, need_dx, dx, g)
+            # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
+            gemm(
+                d_n.reshape(T * B, H), aux.reshape(T * B, H), g["w_hh"][2 * H :], trans_a=True,
+                tile=self.tile,
+            )  # fmt: skip
+            copy(g["b_ih"], g["b_hh"], threads=threads)
+        copy(dh, dh0, threads=threads)
         return None
 
     def _rnn_backward(self, cache, d, d_out, dh_n, dc_n, need_dx, dx, g, dh0, options):
-        K.rnn_backward(
-            cache.x, d["w_ih"], d["w_hh"], cache.h0, cache.lengths,
-            options["nonlinearity"] == "relu", cache.out, d_out, dh_n, need_dx, dx,
-            g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"], dh0, **self._kw,
+        T, B, H = cache.out.shape
+        dt, threads = cache.x.dtype, self.threads
+        relu = options["nonlinearity"] == "relu"
+        w_hh, out, lengths = d["w_hh"], cache.out, cache.lengths
+        d_pre = zeros((T, B, H), dt, threads=threads)
+        dh = self._carried(dh_n, B, H, dt)
+        self._time_loop(
+            (KR._rnn_backward_persistent,
+             lambda hc, rpp: (w_hh, lengths, relu, out, d_out, d_pre, dh, hc, rpp)),
+            [(KR._rnn_backward_step, H, 1,
+              lambda t: (t, w_hh, lengths, relu, out, d_out, d_pre, dh))],
+            range(T - 1, -2, -1), H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
+        copy(dh, dh0, threads=threads)
+        self._weight_gradients(cache, d_pre, d_pre, d, need_dx, dx, g)
+        copy(g["b_ih"], g["b_hh"], threads=threads)
         return None
 
 

@@ -9,7 +9,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from numrnn.estimators._base import BaseRNN, _pad_sequence_targets
-from numrnn.nn.losses import softmax, softmax_cross_entropy
+from numrnn.nn import losses
+from numrnn.nn.losses import softmax
 
 
 class RNNClassifier(ClassifierMixin, BaseRNN):
@@ -111,7 +112,7 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _loss(self, z, target, mask, weight):
-        return softmax_cross_entropy(z, target, mask=mask, sample_weight=weight)
+        return losses.softmax_cross_entropy(z, target, mask=mask, sample_weight=weight)
 
     def _score_encoded(self, Xp, lengths, Y, sw, z=None):
         if z is None:

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 from sklearn.base import clone
 
+from numrnn._validation import check_int, check_param
 from numrnn.forecasting import transforms as _transforms
 from numrnn.forecasting._forecaster import _pandas
 
@@ -50,6 +51,11 @@ def forecast_origins(f, series, origins, horizon):
     id ``f.ids_[i]`` (its fitted transform and scaling are used), else the single series.
     All windows are run as one batch.
     """
+    if f.n_exog_:
+        raise ValueError(
+            "a backtest without refits does not take exogenous features or covariates yet; "
+            "use cross_val_forecast(..., refit=True)."
+        )
     tails, means, scales, steps, ttails, owner = [], [], [], [], [], []
     for i, (Y, origs) in enumerate(zip(series, origins, strict=True)):
         if f.panel_ is not None:
@@ -141,9 +147,9 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
     from numrnn.forecasting import _panel
 
     pd = _pandas()
-    for name, v in (("horizon", horizon), ("n_origins", n_origins), ("step", step)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
+    check_param("horizon", horizon)
+    check_int("n_origins", n_origins, 1)
+    check_int("step", step, 1)
     every = _check_refit(refit) or n_origins
     panel = _panel.read_panel(y, forecaster)
     if panel is None:

@@ -12,6 +12,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from numrnn._validation import check_int, check_param
 from numrnn.estimators import RNNRegressor
 from numrnn.forecasting import transforms as _transforms
 from numrnn.nn.losses import pinball_loss
@@ -91,9 +92,11 @@ def make_windows(series, window, horizon=1, stride=1, exog=None):
     array([[3., 4.],
            [4., 5.]])
     """
-    for name, v in (("window", window), ("horizon", horizon), ("stride", stride)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
+    if window is None:  # the table's window may be None (an estimator's "choose it")
+        check_int("window", window, 1)
+    check_param("window", window)
+    check_param("horizon", horizon)
+    check_int("stride", stride, 1)
     S, was_1d = _as_2d_float(series, "series")
     n = S.shape[0]
     parts = [S]
@@ -181,7 +184,6 @@ _REGRESSOR_DEFAULTS = {
 _REGRESSOR_FIXED = ("output",)
 # Sample paths drawn per model for quantile forecasts of several steps.
 _N_PATHS = 200
-_SCALERS = ("standard", "window", "robust", None)
 # transform='auto' keeps no transform unless a candidate's backtest error is this much lower:
 # one fold is a noisy estimate (see RNNForecaster's ``transform``).
 _AUTO_MARGIN = 0.2
@@ -249,15 +251,6 @@ def _scale_stats(full, scaler):
             f"{np.max(np.abs(full)):.3g}). Divide the series by a constant first."
         )
     return mean, sd
-
-
-def _check_int(name, v, low, allow_none=False):
-    if v is None and allow_none:
-        return
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(
-            f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {v!r}."
-        )
 
 
 class RNNForecaster(BaseEstimator):
@@ -329,6 +322,16 @@ class RNNForecaster(BaseEstimator):
     id_col, time_col, target_col : str, default='unique_id', 'ds', 'y'
         Columns of a long DataFrame panel (the statsforecast / neuralforecast convention).
         ``time_col`` may be absent (then the forecasts are numbered 1..h).
+    future_covariates, past_covariates, static_covariates : list of str, default=None
+        Covariate columns of a long DataFrame panel (:mod:`numrnn.forecasting._covariates`):
+        future-known ones (calendar, promotions; ``predict`` needs them for the horizon, as
+        a long DataFrame ``X``), past-only ones (known up to the origin; held at their last
+        value beyond it) and static ones (one value per series; text is one-hot encoded).
+    calendar : sequence of str or None, default=None
+        Calendar features made from a long panel's time column, used as future-known
+        covariates (``predict`` makes them for the horizon): ``'month'``, ``'quarter'``,
+        ``'weekofyear'``, ``'dayofyear'``, ``'day'``, ``'dayofweek'``, ``'hour'``,
+        ``'minute'``, each as the sine and cosine of its phase.
     **regressor parameters
         Every parameter of :class:`~numrnn.RNNRegressor` but ``output`` (read from its
         signature: ``cell``, ``hidden_size``, ``merge_mode``, ``peephole``, ``clip_value``,
@@ -415,6 +418,10 @@ class RNNForecaster(BaseEstimator):
         id_col="unique_id",
         time_col="ds",
         target_col="y",
+        future_covariates=None,
+        past_covariates=None,
+        static_covariates=None,
+        calendar=None,
         **regressor_params,
     ):
         self.window = window
@@ -431,6 +438,10 @@ class RNNForecaster(BaseEstimator):
         self.id_col = id_col
         self.time_col = time_col
         self.target_col = target_col
+        self.future_covariates = future_covariates
+        self.past_covariates = past_covariates
+        self.static_covariates = static_covariates
+        self.calendar = calendar
         for p in _regressor_parameters():
             setattr(self, p.name, regressor_params.pop(p.name, p.default))
         if regressor_params:
@@ -444,27 +455,18 @@ class RNNForecaster(BaseEstimator):
         return [p.name for p in _regressor_parameters()]
 
     def _check_params(self):
-        _check_int("window", self.window, 1, allow_none=True)
-        _check_int("horizon", self.horizon, 1)
-        _check_int("season_length", self.season_length, 1, allow_none=True)
-        _check_int("n_models", self.n_models, 1)
-        _check_int("n_jobs", self.n_jobs, -1, allow_none=True)
-        if not isinstance(self.conformal, (bool, np.bool_)):
-            raise ValueError(
-                f"conformal must be True or False, got {self.conformal!r}. Pass conformal=True "
-                "for intervals from held-out forecast errors."
-            )
+        for name in ("window", "horizon", "season_length", "n_models", "n_jobs", "conformal"):
+            check_param(name, getattr(self, name))
         if self.wide not in ("joint", "panel"):
             raise ValueError(
                 f"wide must be 'joint' (the columns of a 2-D y are one multivariate series) or "
                 f"'panel' (each column is its own series of a panel), got {self.wide!r}."
             )
-        if self.strategy not in ("recursive", "direct"):
-            raise ValueError(f"strategy must be 'recursive' or 'direct', got {self.strategy!r}.")
-        if self.scaler not in _SCALERS:
-            raise ValueError(
-                f"scaler must be 'window', 'standard', 'robust' or None, got {self.scaler!r}."
-            )
+        from numrnn.forecasting import _covariates
+
+        _covariates.calendar_names(self)
+        check_param("strategy", self.strategy)
+        check_param("scaler", self.scaler)
         if not (
             self.transform is None or isinstance(self.transform, str) and self.transform == "auto"
         ):
@@ -580,8 +582,8 @@ class RNNForecaster(BaseEstimator):
         if panel is not None:
             if X is not None:
                 raise ValueError(
-                    "X with a panel is not supported yet: fit the panel without X, or fit "
-                    "one series at a time with its features."
+                    "X is not used with a panel: name its covariate columns of the long "
+                    "DataFrame with future_covariates=, past_covariates=, static_covariates=."
                 )
             if self.conformal:
                 raise ValueError(
@@ -589,6 +591,13 @@ class RNNForecaster(BaseEstimator):
                     "for conformal intervals, or use quantiles=... on the panel."
                 )
             return _panel.fit_panel(self, panel)
+        if _panel._cov.any_configured(self):
+            raise ValueError(
+                "covariates and calendar features are read from a long DataFrame panel "
+                f"({self.id_col}, {self.time_col}, {self.target_col} and the covariate "
+                "columns); y is one series. Pass a long DataFrame (one id for one series), "
+                "or X=... with the features of one series."
+            )
         Y, was_1d, index, columns, name = self._read_y(y)
         E = self._read_X(X, Y.shape[0])
         n, k = Y.shape
@@ -903,7 +912,7 @@ class RNNForecaster(BaseEstimator):
     def _paths(self, horizon, X, history, history_X, sample):
         """(forecast paths (P, h, k) per model in the series' units, index info)."""
         check_is_fitted(self, "regressors_")
-        _check_int("horizon", horizon, 1)
+        check_param("horizon", horizon)
         horizon = int(horizon)
         k, m, w = self.n_series_, self.n_exog_, self.window_
         was_1d, index, columns, name = self._was_1d, self._index, self._columns, self._name
@@ -1056,7 +1065,7 @@ class RNNForecaster(BaseEstimator):
         scaling from it).
         """
         if self._is_panel(X, history_X):
-            return self._panel_predict(horizon, ids, history, return_quantiles, point=True)
+            return self._panel_predict(horizon, ids, history, return_quantiles, True, X)
         if ids is not None:
             raise ValueError("ids selects series of a panel; this forecaster was fitted on one.")
         paths, info = self._paths(horizon, X, history, history_X, sample=False)
@@ -1071,20 +1080,23 @@ class RNNForecaster(BaseEstimator):
         check_is_fitted(self, "regressors_")
         if getattr(self, "panel_", None) is None:
             return False
-        if X is not None or history_X is not None:
-            raise ValueError("X was passed, but the panel was fitted without features; drop X.")
+        if history_X is not None or X is not None and not self.n_exog_:
+            raise ValueError(
+                "X was passed, but the panel was fitted without covariates; drop X. (A panel's "
+                "covariates are columns of its long DataFrame: history carries them.)"
+            )
         return True
 
-    def _panel_predict(self, horizon, ids, history, quantiles, point):
+    def _panel_predict(self, horizon, ids, history, quantiles, point, X=None):
         from numrnn.forecasting import _panel
 
-        _check_int("horizon", horizon, 1)
+        check_param("horizon", horizon)
         horizon = int(horizon)
         levels = None
         if quantiles:
             self._check_quantiles_fitted()
             levels = np.unique(np.asarray(self.quantiles, dtype=np.float64).ravel())
-        P, Q, ids, panel = _panel.point_and_quantiles(self, horizon, ids, history, levels)
+        P, Q, ids, panel = _panel.point_and_quantiles(self, horizon, ids, history, levels, X)
         names = None if levels is None else [f"q{lv:g}" for lv in levels]
         if panel.form != "long":
             names = None if levels is None else list(levels)
@@ -1116,7 +1128,7 @@ class RNNForecaster(BaseEstimator):
             when the series was a pandas Series.
         """
         if self._is_panel(X, history_X):
-            return self._panel_predict(horizon, ids, history, True, point=False)
+            return self._panel_predict(horizon, ids, history, True, False, X)
         self._check_quantiles_fitted()
         if self.conformal:
             levels = self.quantiles_
@@ -1379,12 +1391,7 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
             f"generate feeds the output back as input, so the model needs as many outputs as "
             f"input features; it has {W.shape[0]} output(s) and {F} input feature(s)."
         )
-    if (
-        isinstance(n_steps, (bool, np.bool_))
-        or not isinstance(n_steps, numbers.Integral)
-        or n_steps < 1
-    ):
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    check_int("n_steps", n_steps, 1)
     s = np.asarray(seed, dtype=np.float64)
     if s.ndim == 0:
         s = s.reshape(1, 1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numrnn.forecasting import _covariates as _cov
 from numrnn.forecasting import transforms as _transforms
 from numrnn.forecasting._forecaster import (
     _as_2d_float,
@@ -35,6 +36,7 @@ class Panel:
     indexes: list  # a pandas index per series, or None
     pandas_series: list = field(default_factory=list)  # was series i a pandas Series?
     frame_index: object = None  # the wide frame's index
+    covariates: list | None = None  # per series: _covariates.read_group's dict
     _positions: dict | None = None
 
     def position(self, key):
@@ -75,12 +77,24 @@ def read_panel(y, f, name="y"):
             items = [(c, y[c]) for c in y.columns]
             p = _from_items(items, "wide", name)
             p.frame_index = y.index
-            return p
+            form = "wide"
+            if _cov.any_configured(f):
+                items = []  # refused below: covariates need the long form
+            else:
+                return p
         arr = np.asarray(y)
         items = [(j, arr[:, j]) for j in range(arr.shape[1])]
-        return _from_items(items, "wide", name)
+        form = "wide"
+        if not _cov.any_configured(f):
+            return _from_items(items, "wide", name)
     else:
         return None
+    if _cov.any_configured(f):
+        raise ValueError(
+            f"covariates are read from a long DataFrame ({f.id_col}, {f.time_col}, "
+            f"{f.target_col} and the covariate columns); {name} is a {form} panel. Pass the "
+            "panel as a long DataFrame, or no covariates."
+        )
     if not items:
         raise ValueError(f"{name} is an empty panel: pass at least one series.")
     return _from_items(items, form, name)
@@ -116,10 +130,13 @@ def _read_long(df, f, name):
             f"{list(df.columns)}. Pass id_col=, time_col= and target_col= naming its columns."
         )
     has_time = len(need) == 3
-    items = []
+    items, covs = [], []
     for key, g in df.groupby(f.id_col, sort=False):
         if has_time:
             g = g.sort_values(f.time_col, kind="stable")
+        if _cov.any_configured(f):
+            covs.append(_cov.read_group(g, f, key, name))
+        if has_time:
             idx = pd.Index(g[f.time_col])
             if isinstance(idx, pd.DatetimeIndex) and len(idx) >= 3:
                 try:
@@ -131,7 +148,9 @@ def _read_long(df, f, name):
             items.append((key, pd.Series(g[f.target_col].to_numpy(), index=idx)))
         else:
             items.append((key, g[f.target_col].to_numpy()))
-    return _from_items(items, "long", name)
+    p = _from_items(items, "long", name)
+    p.covariates = covs or None
+    return p
 
 
 # -- fitting ------------------------------------------------------------------------------
@@ -178,9 +197,21 @@ def fit_panel(f, panel):
             "window. Drop them (forecast them later with predict(history=...)), or pass a "
             "smaller window."
         )
+    covs, cats, cstats = panel.covariates, None, None
+    Es = [None] * len(prepared)
+    if covs is not None:
+        if f.strategy != "recursive":
+            raise ValueError(
+                "covariates need strategy='recursive' (the future-known ones enter one step "
+                f"ahead of each prediction), got strategy={f.strategy!r}."
+            )
+        cats = _cov.fit_encoding(f, covs)
+        Es = [_cov.exog(cv, cats, p[0].shape[0]) for cv, p in zip(covs, prepared, strict=True)]
+        cstats = _cov.fit_scaling(f, Es)
+        Es = [(E - cstats[0]) / cstats[1] for E in Es]
     Xs, ys, ws = [], [], []
-    for Zs, *_ in prepared:
-        Xw, yw = make_windows(Zs, window, block)
+    for (Zs, *_), E in zip(prepared, Es, strict=True):
+        Xw, yw = make_windows(Zs, window, block, exog=E)
         Xs.append(Xw)
         ys.append(yw)
         # every series the same total weight, so long series do not drown short ones
@@ -191,7 +222,8 @@ def fit_panel(f, panel):
     f.window_ = int(window)
     f.season_length_ = m
     f.quantiles_ = f._quantile_levels()
-    f.n_series_, f.n_exog_ = 1, 0
+    f.n_series_, f.n_exog_ = 1, 0 if Es[0] is None else Es[0].shape[1]
+    f.covariate_categories_, f.covariate_stats_ = cats, cstats
     f.panel_ = panel
     f.ids_ = list(panel.ids)
     f.transform_ = tuple(sorted({p[1] for p in prepared}, key=repr))
@@ -199,16 +231,21 @@ def fit_panel(f, panel):
     f.series_mean_ = np.array([p[3][0] for p in prepared])
     f.series_scale_ = np.array([p[4][0] for p in prepared])
     f.mean_, f.scale_ = np.zeros(1), np.ones(1)
-    f._states = [_state(p, window, Y, m) for p, Y in zip(prepared, panel.values, strict=True)]
+    f._states = [
+        _state(p, window, Y, m, E, None if covs is None else covs[i])
+        for i, (p, Y, E) in enumerate(zip(prepared, panel.values, Es, strict=True))
+    ]
     return f
 
 
-def _state(prepared, window, Y, m):
+def _state(prepared, window, Y, m, E=None, cov=None):
     """What a forecast from the end of one series needs (and update() extends)."""
     Zs, steps, tails, mean, sd = prepared
     keep = window + _transforms.total_lag(steps, m)
+    full = Zs if E is None else np.concatenate([Zs, E], axis=1)
     return {
-        "tail": Zs[-window:].copy(),
+        "cov": cov,
+        "tail": full[-window:].copy(),
         "tails": tails,
         "steps": steps,
         "mean": mean,
@@ -255,7 +292,12 @@ def _states_for(f, horizon, ids, history):
                     f"history[{key!r}] is too short: {Y.shape[0]} steps give {p[0].shape[0]} "
                     f"after the transforms {p[1]}, but window={f.window_} are needed."
                 )
-            states[key] = _state(p, f.window_, Y, f.season_length_)
+            E, cov = None, None
+            if f.n_exog_:
+                cov = panel.covariates[panel.position(key)]
+                E = _cov.exog(cov, f.covariate_categories_, p[0].shape[0])
+                E = (E - f.covariate_stats_[0]) / f.covariate_stats_[1]
+            states[key] = _state(p, f.window_, Y, f.season_length_, E, cov)
     if ids is None:
         ids = list(panel.ids)
     else:
@@ -272,29 +314,39 @@ def _states_for(f, horizon, ids, history):
     return ids, [states[i] for i in ids], panel
 
 
-def panel_paths(f, horizon, ids, history, sample):
+def panel_paths(f, horizon, ids, history, sample, X=None):
     """(forecast paths per network (S, P, h), ids, panel) for the series ``ids``."""
     ids, states, panel = _states_for(f, horizon, ids, history)
+    tails = np.stack([s["tail"] for s in states])
+    fut = None
+    if f.n_exog_:
+        fut = np.empty((len(ids), horizon, f.n_exog_))
+        for r, (key, st) in enumerate(zip(ids, states, strict=True)):
+            last, fut[r] = _cov.future_block(
+                f, X, key, horizon, st["cov"], f.covariate_categories_, *f.covariate_stats_,
+                _future(panel, key, horizon),
+            )  # fmt: skip
+            tails[r, -1, 1:] = last
     rows = f._row_paths(
-        np.stack([s["tail"] for s in states]),
+        tails,
         np.stack([s["mean"] for s in states]),
         np.stack([s["sd"] for s in states]),
         [s["steps"] for s in states],
         [s["tails"] for s in states],
         horizon,
-        None,
+        fut,
         sample,
     )
     return [r[..., 0] for r in rows], ids, panel
 
 
-def point_and_quantiles(f, horizon, ids, history, quantiles):
+def point_and_quantiles(f, horizon, ids, history, quantiles, X=None):
     """Median forecast (h, S) and, with ``quantiles``, the levels (h, S, nq)."""
-    paths, ids, panel = panel_paths(f, horizon, ids, history, sample=False)
+    paths, ids, panel = panel_paths(f, horizon, ids, history, False, X)
     point = np.median(np.concatenate(paths, axis=1), axis=1).T  # (h, S)
     q = None
     if quantiles is not None:
-        paths, _, _ = panel_paths(f, horizon, ids, history, sample=True)
+        paths, _, _ = panel_paths(f, horizon, ids, history, True, X)
         allp = np.concatenate(paths, axis=1)  # (S, P, h)
         q = np.sort(np.quantile(allp, quantiles, axis=1), axis=0)
         q = q.transpose(2, 1, 0)  # (h, S, nq)
@@ -370,6 +422,11 @@ def extend_index(index, new_index, n_new):
 
 def update_panel(f, y_new):
     """Advance the forecast origin of the series in the panel ``y_new`` (see ``update``)."""
+    if f.n_exog_:
+        raise ValueError(
+            "update is not supported with covariates yet: forecast from the extended data "
+            "with predict(h, X=..., history=...)."
+        )
     new = read_panel(y_new, f, "y_new")
     if new is None:
         raise ValueError(

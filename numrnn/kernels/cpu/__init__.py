@@ -1,6 +1,6 @@
 """Numba ``@njit`` kernels: per cell, a forward and a backward time loop, whole loop compiled.
 
-Conventions shared by every kernel (and mirrored by :mod:`numrnn.kernels.cuda`):
+Conventions shared by every kernel (and by :mod:`numrnn.kernels.cuda`'s device arrays):
 
 - time-major, C-contiguous buffers: ``x`` is (T, B, I), outputs (T, B, H);
 - parameters in PyTorch layout: ``w_ih`` (G*H, I), ``w_hh`` (G*H, H), biases (G*H,);

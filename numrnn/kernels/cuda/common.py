@@ -17,7 +17,6 @@ float64 kernel they promote exactly (0, 0.5, 1 are exact in float32).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from numba import config, cuda, float32
@@ -396,92 +395,3 @@ def stage_own_rows(sh, off, src, t, lengths, m0, np_, K, check):
         sh, off, src, t, lengths, cuda.blockIdx.y + m0 * cuda.gridDim.y, np_, cuda.gridDim.y,
         K, check,
     )  # fmt: skip
-
-
-_COOP_CACHE: dict = {}
-
-
-def max_cooperative_blocks(kernel, args, blockdim, shared):
-    """How many blocks of ``kernel`` a cooperative grid may hold (1 on the simulator)."""
-    if config.ENABLE_CUDASIM:
-        return 1
-    sig = tuple(kernel.typeof_pyval(a) for a in args)
-    key = (kernel, sig, blockdim, shared)
-    n = _COOP_CACHE.get(key)
-    if n is None:
-        try:
-            n = int(kernel.compile(sig).max_cooperative_grid_blocks(blockdim, shared))
-        except Exception as exc:  # remembered: do not retry a failing link on every call
-            n = exc
-        _COOP_CACHE[key] = n
-    if isinstance(n, Exception):
-        raise n
-    return n
-
-
-def check_persistent(persistent):
-    if persistent not in ("auto", True, False):
-        raise ValueError(
-            f"persistent must be 'auto', True or False, got {persistent!r}; 'auto' uses the "
-            "persistent kernel when the recurrent weights fit in shared memory"
-        )
-
-
-def plan_persistent(kernel, make_args, *, H, B, K_w, nq, row_len, itemsize, threads,
-                    persistent, chunks=None, rows=DEFAULT_ROWS, budget=SHARED_BUDGET):  # fmt: skip
-    """Decide and size a persistent cooperative launch; None means "use the per-step kernels".
-
-    Each of ``nc`` blocks along x keeps a ``K_w x nq x hc`` slice of the recurrent weights
-    resident in shared memory (``hc = ceil(H / nc)`` hidden units), plus up to ``rpp``
-    staged rows of ``row_len`` (``rpp`` <= ``max(rows, ceil(threads / hc))``: about one
-    (row, unit) item per thread); ``nr`` blocks along y stride over the batch rows.
-    ``persistent='auto'`` takes it only when one slice holds all of ``W_hh`` (``nc = 1``,
-    unless ``chunks`` says otherwise) and the grid fits on the device at once; ``True``
-    raises when impossible. ``make_args(hc, rpp)`` gives the kernel's arguments.
-    Returns ``(grid, threads, shared_bytes, args)``.
-    """
-    check_persistent(persistent)
-    if persistent is False:
-        return None
-    nc = hc = free = None
-    for n in [int(chunks)] if chunks else range(1, H + 1):
-        h = _blocks(H, n)
-        f = budget // itemsize - K_w * nq * h
-        if f >= row_len:
-            nc, hc, free = n, h, min(f // row_len, max(int(rows), _blocks(threads, h)))
-            break
-    why = None
-    if nc is None:
-        why = f"a {K_w}x{nq}x{_blocks(H, chunks or H)} weight slice does not fit {budget} B"
-    elif persistent == "auto" and nc > 1 and not chunks:
-        return None
-    if why is None:
-        rpp = min(B, free)
-        shared = (K_w * nq * hc + rpp * row_len) * itemsize
-        try:
-            maxb = max_cooperative_blocks(kernel, make_args(hc, rpp), threads, shared)
-        except Exception as exc:  # e.g. no cudadevrt to link a cooperative kernel against
-            if persistent is True:
-                raise
-            warnings.warn(
-                f"persistent CUDA kernel unavailable ({exc}); using the per-step kernels",
-                RuntimeWarning, stacklevel=2,
-            )  # fmt: skip
-            maxb = 0
-        if maxb < nc:
-            why = f"{nc} blocks exceed the cooperative limit {maxb}"
-    if why is not None:
-        if persistent is True:
-            raise ValueError(f"persistent kernel impossible for H={H}: {why}")
-        return None
-    nr = max(1, min(B, maxb // nc))
-    rpp = min(rpp, _blocks(B, nr))
-    shared = (K_w * nq * hc + rpp * row_len) * itemsize
-    return (nc, nr), threads, shared, make_args(hc, rpp)
-
-
-def step_grid(H, B, threads, rows):
-    """Per-step kernels: blocks of ``(tj, rows)`` threads over (hidden units, batch rows)."""
-    rows = max(1, min(int(rows), B))
-    tj = max(1, int(threads) // rows)
-    return (_blocks(H, tj), _blocks(B, rows)), (tj, rows)

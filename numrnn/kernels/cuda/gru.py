@@ -16,28 +16,15 @@ from __future__ import annotations
 from numba import cuda
 
 from numrnn.kernels.cuda.common import (
-    DEFAULT_ROWS,
-    DEFAULT_THREADS,
-    DEFAULT_TILE,
     ONE,
     ZERO,
-    column_sums,
-    copy,
     d_sigmoid,
     d_tanh,
-    gemm,
-    input_gradients,
-    input_projection,
     load_slice,
-    plan_persistent,
-    recurrent_weight_gradient,
     resident_dots,
     stage_own_rows,
     stage_rows,
-    step_grid,
     tiled_dots,
-    transpose,
-    zeros,
 )
 
 
@@ -370,114 +357,3 @@ def _gru_backward_persistent(w_hh, lengths, reset_after, h0, out, gates, aux, d_
                         _bwd_before_r_elem(t, b, j, drh, lengths, h0, out, gates, dhp)
                 cuda.syncthreads()
             grid.sync()
-
-
-# ----------------------------------------------------------------------------- launchers
-def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, reset_after, out, gates, aux, h_n, *,
-                tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                persistent=False, chunks=None):  # fmt: skip
-    """Run one GRU layer in one direction; device arrays, arguments as the CPU kernel.
-
-    Tunables as :func:`numrnn.kernels.cuda.rnn.rnn_forward`.
-    """
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    reset_after = bool(reset_after)
-    # Reset after: b_hn stays inside r * (.), so only b_hr, b_hz fold into the projection.
-    input_projection(x, w_ih, b_ih, b_hh, 2 * H if reset_after else 3 * H, gates, tile=tile)
-    w_t = transpose(w_hh, threads=threads)
-    hs = cuda.device_array((2, B, H), dtype=dt)
-    copy(h0, hs[0], threads=threads)
-    rh = zeros((1, B, H), dt, threads=threads)
-    b_hn = b_hh[2 * H :]
-    plan = plan_persistent(
-        _gru_forward_persistent,
-        lambda hc, rpp: (w_t, b_hn, lengths, reset_after, hs, rh, out, gates, aux, hc, rpp),
-        H=H, B=B, K_w=H, nq=3, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _gru_forward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        R, tj = block[1], block[0]
-        if reset_after:
-            shared = (R * H + tile * 3 * tj) * dt.itemsize
-            for t in range(T):
-                _gru_forward_step_after[grid, block, 0, shared](
-                    t, w_t, b_hn, lengths, hs, t % 2, out, gates, aux, tile
-                )
-        else:
-            h = hs[0:1]
-            for t in range(T):
-                _gru_forward_step_before_rz[grid, block, 0, (R * H + tile * 2 * tj) * dt.itemsize](
-                    t, w_t, lengths, h, gates, rh, tile
-                )
-                _gru_forward_step_before_n[grid, block, 0, (R * H + tile * tj) * dt.itemsize](
-                    t, w_t, lengths, h, gates, rh, out, aux, tile
-                )
-    copy(hs[T % 2] if reset_after else hs[0], h_n, threads=threads)
-
-
-def gru_backward(x, w_ih, w_hh, h0, lengths, reset_after, out, gates, aux, d_out, dh_n,
-                 need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dh0, *,
-                 tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                 persistent=False, chunks=None):  # fmt: skip
-    """Exact BPTT through one GRU layer and direction (``gates`` becomes dA, input side)."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    reset_after = bool(reset_after)
-    dh = cuda.device_array((B, H), dtype=dt)
-    copy(dh_n, dh, threads=threads)
-    dhp = zeros((B, H), dt, threads=threads)
-    if reset_after:
-        d_rec = zeros((T, B, 3 * H), dt, threads=threads)
-        d_n = d_rec[:, :, :1]  # unused
-    else:
-        d_n = zeros((T, B, H), dt, threads=threads)
-        d_rec = d_n  # unused
-    plan = plan_persistent(
-        _gru_backward_persistent,
-        lambda hc, rpp: (
-            w_hh, lengths, reset_after, h0, out, gates, aux, d_out, d_rec, d_n, dh, dhp, hc, rpp
-        ),
-        H=H, B=B, K_w=3 * H, nq=1, row_len=3 * H if reset_after else 2 * H,
-        itemsize=dt.itemsize, threads=threads, persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _gru_backward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        R, tj = block[1], block[0]
-        if reset_after:
-            shared = (R * 3 * H + tile * tj) * dt.itemsize
-            for t in range(T - 1, -2, -1):
-                _gru_backward_step_after[grid, block, 0, shared](
-                    t, w_hh, lengths, h0, out, gates, aux, d_out, d_rec, dh, dhp, tile
-                )
-        else:
-            w_rz = w_hh[: 2 * H]
-            w_n = w_hh[2 * H :]
-            for t in range(T - 1, -2, -1):
-                _gru_backward_step_before_zn[grid, block, 0, (R * 2 * H + tile * tj) * dt.itemsize](
-                    t, w_rz, lengths, h0, out, gates, d_out, d_n, dh, dhp, tile
-                )
-                if t >= 0:
-                    _gru_backward_step_before_r[grid, block, 0, (R * H + tile * tj) * dt.itemsize](
-                        t, w_n, lengths, h0, out, gates, d_n, dhp, tile
-                    )
-    if reset_after:
-        input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih, tile=tile, threads=threads)
-        recurrent_weight_gradient(h0, out, d_rec, dw_hh, tile=tile)
-        column_sums(d_rec.reshape(T * B, 3 * H), db_hh, threads=threads)
-    else:
-        input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih, tile=tile, threads=threads)
-        # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
-        recurrent_weight_gradient(h0, out, gates, dw_hh, tile=tile)
-        gemm(d_n.reshape(T * B, H), aux.reshape(T * B, H), dw_hh[2 * H :], trans_a=True, tile=tile)
-        copy(db_ih, db_hh, threads=threads)
-    copy(dh, dh0, threads=threads)

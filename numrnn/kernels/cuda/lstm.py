@@ -13,26 +13,15 @@ from __future__ import annotations
 from numba import cuda
 
 from numrnn.kernels.cuda.common import (
-    DEFAULT_ROWS,
-    DEFAULT_THREADS,
-    DEFAULT_TILE,
     ONE,
     ZERO,
-    _blocks,
-    copy,
     d_sigmoid,
     d_tanh,
-    input_gradients,
-    input_projection,
     load_slice,
-    plan_persistent,
-    recurrent_weight_gradient,
     resident_dots,
     stage_own_rows,
     stage_rows,
-    step_grid,
     tiled_dots,
-    transpose,
 )
 
 
@@ -227,76 +216,3 @@ def _peephole_gradients(c0, cells, d_gates, dw_peep):
         dw_peep[0, j] = si
         dw_peep[1, j] = sf
         dw_peep[2, j] = so
-
-
-def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, w_peep, h0, c0, lengths, out, cells, gates, h_n,
-                 c_n, *, tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                 persistent=False, chunks=None):  # fmt: skip
-    """Run one LSTM layer in one direction; device arrays, arguments as the CPU kernel.
-
-    ``gates`` (T, B, 4H) receives the activated i, f, g, o; ``cells`` c_t; ``out`` h_t.
-    Tunables as :func:`numrnn.kernels.cuda.rnn.rnn_forward`.
-    """
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    input_projection(x, w_ih, b_ih, b_hh, 4 * H, gates, tile=tile)
-    w_t = transpose(w_hh, threads=threads)
-    hs = cuda.device_array((2, B, H), dtype=dt)
-    c = cuda.device_array((B, H), dtype=dt)
-    copy(h0, hs[0], threads=threads)
-    copy(c0, c, threads=threads)
-    plan = plan_persistent(
-        _lstm_forward_persistent,
-        lambda hc, rpp: (w_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp),
-        H=H, B=B, K_w=H, nq=4, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _lstm_forward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        shared = (block[1] * H + tile * 4 * block[0]) * dt.itemsize
-        for t in range(T):
-            _lstm_forward_step[grid, block, 0, shared](
-                t, w_t, w_peep, lengths, hs, t % 2, c, out, cells, gates, tile
-            )
-    copy(hs[T % 2], h_n, threads=threads)
-    copy(c, c_n, threads=threads)
-
-
-def lstm_backward(x, w_ih, w_hh, w_peep, h0, c0, lengths, out, cells, gates, d_out, dh_n, dc_n,
-                  need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dw_peep, dh0, dc0, *,
-                  tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                  persistent=False, chunks=None):  # fmt: skip
-    """Exact BPTT through one LSTM layer and direction (``gates`` becomes dA)."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    dh = cuda.device_array((B, H), dtype=dt)
-    dc = cuda.device_array((B, H), dtype=dt)
-    copy(dh_n, dh, threads=threads)
-    copy(dc_n, dc, threads=threads)
-    plan = plan_persistent(
-        _lstm_backward_persistent,
-        lambda hc, rpp: (w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp),
-        H=H, B=B, K_w=4 * H, nq=1, row_len=4 * H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _lstm_backward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        shared = (block[1] * 4 * H + tile * block[0]) * dt.itemsize
-        for t in range(T - 1, -2, -1):
-            _lstm_backward_step[grid, block, 0, shared](
-                t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, tile
-            )
-    copy(dh, dh0, threads=threads)
-    copy(dc, dc0, threads=threads)
-    _peephole_gradients[_blocks(H, threads), threads](c0, cells, gates, dw_peep)
-    input_gradients(x, gates, w_ih, need_dx, dx, dw_ih, db_ih, tile=tile, threads=threads)
-    recurrent_weight_gradient(h0, out, gates, dw_hh, tile=tile)
-    copy(db_ih, db_hh, threads=threads)

@@ -17,25 +17,14 @@ from __future__ import annotations
 from numba import cuda
 
 from numrnn.kernels.cuda.common import (
-    DEFAULT_ROWS,
-    DEFAULT_THREADS,
-    DEFAULT_TILE,
     ONE,
     ZERO,
-    copy,
     d_tanh,
-    input_gradients,
-    input_projection,
     load_slice,
-    plan_persistent,
-    recurrent_weight_gradient,
     resident_dots,
     stage_own_rows,
     stage_rows,
-    step_grid,
     tiled_dots,
-    transpose,
-    zeros,
 )
 
 
@@ -183,72 +172,3 @@ def _rnn_backward_persistent(w_hh, lengths, relu, out, d_out, d_pre, dh, hc, rpp
                     _bwd_elem(t, b, j, s, relu, lengths, out, d_out, d_pre, dh)
             cuda.syncthreads()
         grid.sync()
-
-
-# ----------------------------------------------------------------------------- launchers
-def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, relu, out, h_n, *,
-                tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                persistent=False, chunks=None):  # fmt: skip
-    """Run one RNN layer in one direction; device arrays, arguments as the CPU kernel.
-
-    ``tile``: GEMM tile edge (and ``W_hh`` tile depth of the step kernel); ``threads``:
-    threads per block; ``rows``: batch rows per block of the step kernel; ``persistent``:
-    'auto', True or False (:func:`~numrnn.kernels.cuda.common.plan_persistent`);
-    ``chunks``: blocks sharing the hidden units in the persistent kernel.
-    """
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    input_projection(x, w_ih, b_ih, b_hh, H, out, tile=tile)
-    w_t = transpose(w_hh, threads=threads)
-    hs = cuda.device_array((2, B, H), dtype=dt)
-    copy(h0, hs[0], threads=threads)
-    relu = bool(relu)
-    plan = plan_persistent(
-        _rnn_forward_persistent, lambda hc, rpp: (w_t, lengths, relu, hs, out, hc, rpp),
-        H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _rnn_forward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        shared = (block[1] * H + tile * block[0]) * dt.itemsize
-        for t in range(T):
-            _rnn_forward_step[grid, block, 0, shared](t, w_t, lengths, relu, hs, t % 2, out, tile)
-    copy(hs[T % 2], h_n, threads=threads)
-
-
-def rnn_backward(x, w_ih, w_hh, h0, lengths, relu, out, d_out, dh_n,
-                 need_dx, dx, dw_ih, dw_hh, db_ih, db_hh, dh0, *,
-                 tile=DEFAULT_TILE, threads=DEFAULT_THREADS, rows=DEFAULT_ROWS,
-                 persistent=False, chunks=None):  # fmt: skip
-    """Exact BPTT through one RNN layer and direction (see :func:`rnn_forward`)."""
-    T, B, _ = x.shape
-    H = h0.shape[1]
-    dt = x.dtype
-    d_pre = zeros((T, B, H), dt, threads=threads)
-    dh = cuda.device_array((B, H), dtype=dt)
-    copy(dh_n, dh, threads=threads)
-    relu = bool(relu)
-    plan = plan_persistent(
-        _rnn_backward_persistent,
-        lambda hc, rpp: (w_hh, lengths, relu, out, d_out, d_pre, dh, hc, rpp),
-        H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize, threads=threads,
-        persistent=persistent, chunks=chunks, rows=rows,
-    )  # fmt: skip
-    if plan is not None:
-        grid, nt, shared, args = plan
-        _rnn_backward_persistent[grid, nt, 0, shared](*args)
-    else:
-        grid, block = step_grid(H, B, threads, rows)
-        shared = (block[1] * H + tile * block[0]) * dt.itemsize
-        for t in range(T - 1, -2, -1):
-            _rnn_backward_step[grid, block, 0, shared](
-                t, w_hh, lengths, relu, out, d_out, d_pre, dh, tile
-            )
-    copy(dh, dh0, threads=threads)
-    input_gradients(x, d_pre, w_ih, need_dx, dx, dw_ih, db_ih, tile=tile, threads=threads)
-    recurrent_weight_gradient(h0, out, d_pre, dw_hh, tile=tile)
-    copy(db_ih, db_hh, threads=threads)
