@@ -318,3 +318,21 @@ def test_calendar_features_learn_a_weekly_pattern_without_future_x():
         RNNForecaster(calendar=("moon",)).fit(df)
     with pytest.raises(ValueError, match="read from a long DataFrame panel"):
         RNNForecaster(calendar=("month",)).fit(np.arange(50.0))
+
+
+def test_backtest_of_quantiles_scores_pinball_and_coverage():
+    ys = _series([50, 60])
+    res = backtest(RNNForecaster(quantiles=(0.1, 0.9), **KW), ys, 2, n_origins=3)
+    fc = res.attrs["forecasts"]
+    assert list(res.columns) == ["mae", "rmse", "smape", "mase", "pinball", "coverage"]
+    assert (fc["q0.1"] <= fc["q0.9"]).all()
+    part = fc[fc.unique_id == "s0"]
+    a, q = part.actual.to_numpy(), part[["q0.1", "q0.9"]].to_numpy()
+    d = a[:, None] - q
+    tau = np.array([0.1, 0.9])
+    assert res.loc["s0", "pinball"] == pytest.approx(np.mean(np.maximum(tau * d, (tau - 1) * d)))
+    assert res.loc["s0", "coverage"] == pytest.approx(np.mean((q[:, 0] <= a) & (a <= q[:, 1])))
+    m = forecast_metrics([1.0, 3.0], [1.0, 1.0], [0.0, 1.0], quantiles=[[0, 2], [0, 2]],
+                         levels=[0.1, 0.9])  # fmt: skip
+    assert m["coverage"] == 0.5  # 1 inside [0, 2], 3 outside
+    assert m["pinball"] == pytest.approx(np.mean([0.1, 0.1, 0.3, 0.9]))

@@ -44,12 +44,13 @@ def origin_rows(f, Y, origins, steps, mean, sd):
     return tails, ttails
 
 
-def forecast_origins(f, series, origins, horizon):
+def forecast_origins(f, series, origins, horizon, levels=None):
     """Point forecasts (R, h, k) of the fitted ``f`` from ``origins[i]`` of ``series[i]``.
 
     ``series`` are (n_i, k) arrays; for a panel forecaster ``series[i]`` is the series with
     id ``f.ids_[i]`` (its fitted transform and scaling are used), else the single series.
-    All windows are run as one batch.
+    All windows are run as one batch. Returns (forecasts, the series of each row) and, with
+    ``levels``, the quantiles (R, h, k, n_levels) of the sample paths as a third value.
     """
     if f.n_exog_:
         raise ValueError(
@@ -70,19 +71,25 @@ def forecast_origins(f, series, origins, horizon):
         scales += [sd] * len(origs)
         steps += [s_steps] * len(origs)
         owner += [i] * len(origs)
-    paths = f._row_paths(
-        np.stack(tails), np.stack(means), np.stack(scales), steps, ttails, horizon, None, False
-    )
-    return np.median(np.concatenate(paths, axis=1), axis=1), np.asarray(owner)  # (R, h, k)
+    rows = (np.stack(tails), np.stack(means), np.stack(scales), steps, ttails, horizon, None)
+    paths = f._row_paths(*rows, False)
+    point = np.median(np.concatenate(paths, axis=1), axis=1)  # (R, h, k)
+    if levels is None:
+        return point, np.asarray(owner)
+    allp = np.concatenate(f._row_paths(*rows, True), axis=1)  # (R, P, h, k)
+    q = np.sort(np.quantile(allp, levels, axis=1), axis=0)  # (nq, R, h, k), never crossing
+    return point, np.asarray(owner), np.moveaxis(q, 0, -1)
 
 
 # -- metrics ------------------------------------------------------------------------------
-def forecast_metrics(actual, forecast, train, season_length=1):
+def forecast_metrics(actual, forecast, train, season_length=1, quantiles=None, levels=None):
     """MAE, RMSE, sMAPE (percent, 0..200) and MASE of one series' forecasts.
 
     ``actual`` and ``forecast`` hold the same steps (any shape); ``train`` is the series
     before the first forecast, whose in-sample seasonal-naive MAE (lag ``season_length``, or
-    1 when the series is too short for it) scales the MASE.
+    1 when the series is too short for it) scales the MASE. With ``quantiles`` (n_steps,
+    n_levels) at ``levels``, also ``pinball`` (the mean pinball loss over steps and levels)
+    and ``coverage`` (the share of actuals inside [lowest level, highest level]).
     """
     a = np.asarray(actual, dtype=np.float64).ravel()
     p = np.asarray(forecast, dtype=np.float64).ravel()
@@ -94,12 +101,19 @@ def forecast_metrics(actual, forecast, train, season_length=1):
     lag = season_length if tr.size > season_length else 1
     scale = np.mean(np.abs(tr[lag:] - tr[:-lag])) if tr.size > lag else np.nan
     mae = float(np.mean(np.abs(err)))
-    return {
+    out = {
         "mae": mae,
         "rmse": float(np.sqrt(np.mean(err**2))),
         "smape": float(100.0 * np.mean(ratio)),
         "mase": float(mae / scale) if scale > 0 else np.nan,
     }
+    if quantiles is not None:
+        q = np.asarray(quantiles, dtype=np.float64).reshape(a.size, -1)
+        tau = np.asarray(levels, dtype=np.float64)
+        d = a[:, None] - q
+        out["pinball"] = float(np.mean(np.maximum(tau * d, (tau - 1.0) * d)))
+        out["coverage"] = float(np.mean((q[:, 0] <= a) & (a <= q[:, -1])))
+    return out
 
 
 def _check_refit(refit):
@@ -140,9 +154,11 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
     -------
     metrics : pandas.DataFrame
         One row per series (index: the series id; 0 for a single series) and a last row
-        ``'all'`` (the mean over series), columns ``mae``, ``rmse``, ``smape``, ``mase``.
+        ``'all'`` (the mean over series), columns ``mae``, ``rmse``, ``smape``, ``mase``
+        and, for a forecaster with ``quantiles``, ``pinball`` and ``coverage`` (of the
+        interval between the lowest and highest level; see :func:`forecast_metrics`).
         ``metrics.attrs['forecasts']`` is a long DataFrame ``unique_id``, ``origin``, ``step``,
-        ``actual``, ``forecast``.
+        ``actual``, ``forecast`` (and ``q<level>`` columns).
     """
     from numrnn.forecasting import _panel
 
@@ -173,6 +189,9 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
             )
         origins.append([Y.shape[0] - span + j * step for j in range(n_origins)])
     records = []
+    levels = forecaster._quantile_levels()
+    if levels is not None:
+        levels = np.unique(np.asarray(forecaster.quantiles, dtype=np.float64).ravel())
     for g in range(0, n_origins, every):
         group = [o[g : g + every] for o in origins]
         # each series up to its first origin of the group, keeping its time index
@@ -183,20 +202,31 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
         est = clone(forecaster).fit(
             train[0] if panel is None else dict(zip(ids, train, strict=True))
         )
-        fc, owner = forecast_origins(est, values, group, horizon)
+        fc, owner, *q = forecast_origins(est, values, group, horizon, levels)
         r = 0
         for i, (key, Y) in enumerate(zip(ids, values, strict=True)):
             for o in group[i]:
                 assert owner[r] == i
                 for s in range(horizon):
-                    records.append((key, o, s + 1, Y[o + s, 0], fc[r, s, 0]))
+                    extra = () if levels is None else tuple(q[0][r, s, 0])
+                    records.append((key, o, s + 1, Y[o + s, 0], fc[r, s, 0], *extra))
                 r += 1
-    forecasts = pd.DataFrame(records, columns=["unique_id", "origin", "step", "actual", "forecast"])
+    qcols = [] if levels is None else [f"q{lv:g}" for lv in levels]
+    forecasts = pd.DataFrame(
+        records, columns=["unique_id", "origin", "step", "actual", "forecast", *qcols]
+    )
     m = est.season_length_
     rows = {}
     for i, key in enumerate(ids):
         part = forecasts[forecasts.unique_id == key] if len(ids) > 1 else forecasts
-        rows[key] = forecast_metrics(part.actual, part.forecast, values[i][: origins[i][0], 0], m)
+        rows[key] = forecast_metrics(
+            part.actual,
+            part.forecast,
+            values[i][: origins[i][0], 0],
+            m,
+            None if levels is None else part[qcols].to_numpy(),
+            levels,
+        )
     metrics = pd.DataFrame.from_dict(rows, orient="index")
     metrics.loc["all"] = metrics.mean(axis=0)
     metrics.attrs["forecasts"] = forecasts

@@ -343,7 +343,8 @@ def panel_paths(f, horizon, ids, history, sample, X=None):
 def point_and_quantiles(f, horizon, ids, history, quantiles, X=None):
     """Median forecast (h, S) and, with ``quantiles``, the levels (h, S, nq)."""
     paths, ids, panel = panel_paths(f, horizon, ids, history, False, X)
-    point = np.median(np.concatenate(paths, axis=1), axis=1).T  # (h, S)
+    # the median over the networks (one network: its path, without numpy's median cost)
+    point = (paths[0][:, 0] if len(paths) == 1 else np.median(np.concatenate(paths, 1), 1)).T
     q = None
     if quantiles is not None:
         paths, _, _ = panel_paths(f, horizon, ids, history, True, X)
