@@ -13,37 +13,6 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-# Eigen's generic_fast_tanh_float coefficients.
-_CLAMP = np.float32(7.90531110763549805)
-_A1 = np.float32(4.89352455891786e-03)
-_A3 = np.float32(6.37261928875436e-04)
-_A5 = np.float32(1.48572235717979e-05)
-_A7 = np.float32(5.12229709037114e-08)
-_A9 = np.float32(-8.60467152213735e-11)
-_A11 = np.float32(2.00018790482477e-13)
-_A13 = np.float32(-2.76076847742355e-16)
-_B0 = np.float32(4.89352518554385e-03)
-_B2 = np.float32(2.26843463243900e-03)
-_B4 = np.float32(1.18534705686654e-04)
-_B6 = np.float32(1.19825839466702e-06)
-
-
-def rational_tanh_float32(x):
-    """Eigen's rational tanh approximation in float32 (plain Python/NumPy version)."""
-    x = np.minimum(np.maximum(x, -_CLAMP), _CLAMP)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = p * x2 + _A9
-    p = p * x2 + _A7
-    p = p * x2 + _A5
-    p = p * x2 + _A3
-    p = p * x2 + _A1
-    p = p * x
-    q = x2 * _B6 + _B4
-    q = q * x2 + _B2
-    q = q * x2 + _B0
-    return p / q
-
 
 def tanh(x):
     """tanh for kernels: rational approximation for float32, exact for float64."""
@@ -60,6 +29,7 @@ def _tanh_overload(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
 
         def impl(x):
+            # Eigen's generic_fast_tanh_float: clamp, then an odd over an even polynomial
             c = np.float32(7.90531110763549805)
             # Branch-free clamp so the loop around it vectorizes.
             x = c if x > c else x
