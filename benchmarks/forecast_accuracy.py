@@ -10,8 +10,11 @@ Every series ships inside an installed package (nothing is downloaded): statsmod
 * ``numrnn x5``: the same with ``n_models=5`` (one seed);
 * seasonal naive, AutoETS, AutoARIMA, AutoTheta (statsforecast; skipped when absent);
 
-then the geometric-mean sMAPE ratios to AutoETS and to seasonal naive, and the empirical
-coverage of the 80 % intervals of the default forecaster with ``quantiles=(0.1, 0.5, 0.9)``.
+then the geometric-mean sMAPE ratios to AutoETS and to seasonal naive, the transform the
+forecaster used (what ``transform='auto'`` chose), and the empirical coverage of its 80 %
+intervals, per series and over all held-out points: ``conformal=True`` (every seed: the point
+forecast is the default's, the backtest fold only adds the intervals) and/or the pinball-loss
+heads of ``quantiles=(0.1, 0.5, 0.9)`` (seed 0), as ``--intervals`` says.
 
 The yardsticks are optional (``pip install -e ".[bench]"``); a series whose package is missing
 is skipped with a note. Usage::
@@ -20,6 +23,7 @@ is skipped with a note. Usage::
     python benchmarks/forecast_accuracy.py --quick    # 4 series, 1 seed, no ensemble
     python benchmarks/forecast_accuracy.py --series airline,lynx --seeds 2
     python benchmarks/forecast_accuracy.py --param scaler=standard --param transform=None
+    python benchmarks/forecast_accuracy.py --intervals both   # conformal and quantile heads
 
 ``--param name=value`` (a Python literal) overrides one forecaster parameter, to compare
 settings on the same table (how the defaults were chosen).
@@ -167,13 +171,28 @@ def main(argv=None):
     p.add_argument("--series", default=None, help="comma-separated subset of " + ",".join(SERIES))
     p.add_argument("--seeds", type=int, default=3, help="seeds of the default forecaster")
     p.add_argument("--models", type=int, default=5, help="n_models of the ensemble (0: skip)")
-    p.add_argument("--no-intervals", action="store_true", help="skip the coverage measurement")
+    p.add_argument(
+        "--intervals",
+        choices=("conformal", "quantile", "both", "none"),
+        default="conformal",
+        help="80%% intervals whose coverage is measured (default: conformal)",
+    )
+    p.add_argument("--no-intervals", action="store_true", help="same as --intervals none")
+    p.add_argument(
+        "--transforms",
+        default=None,
+        help="also fit these fixed transforms, ';'-separated, steps joined by '+' (e.g. "
+        "'none;diff;seasonal_diff;log+diff'), and compare them with the forecaster's choice",
+    )
     p.add_argument("--param", action="append", default=[], help="forecaster override name=value")
     a = p.parse_args(argv)
     names = list(QUICK) if a.quick else list(SERIES)
     if a.series:
         names = a.series.split(",")
     seeds = 1 if a.quick else a.seeds
+    intervals = "none" if a.no_intervals else a.intervals
+    conformal = intervals in ("conformal", "both")
+    quantile = intervals in ("quantile", "both")
     n_models = 0 if a.quick else a.models
     params = {}
     for item in a.param:
@@ -185,7 +204,10 @@ def main(argv=None):
     if params:
         print("forecaster overrides:", params)
 
-    rows, ratios_ets, ratios_snaive, ratios_ens, cover, width_ok = [], [], [], [], [], []
+    rows, ratios_ets, ratios_snaive, ratios_ens = [], [], [], []
+    cover_c, cover_q, chosen = {}, {}, {}  # series -> list of per-point hits; transform_
+    fixed = {}  # series -> {fixed transform: mean sMAPE over seeds}
+    sm_all = {}  # series -> seasonal naive sMAPE
     wins_ens = 0
     counted = 0
     for name in names:
@@ -201,20 +223,35 @@ def main(argv=None):
         ms = {k: mase(test, v, train, m) for k, v in cl.items()}
         s_rnn, m_rnn, t_rnn = [], [], []
         for seed in range(seeds):
-            fc, t, _ = rnn(train, h, m, seed, params)
+            fc, t, f = rnn(train, h, m, seed, dict(params, conformal=True) if conformal else params)
             s_rnn.append(smape(test, fc))
             m_rnn.append(mase(test, fc, train, m))
             t_rnn.append(t)
-        if not a.no_intervals:
+            if seed == 0:
+                chosen[name] = "+".join(map(str, f.transform_)) or "none"
+            if conformal:
+                q = np.asarray(f.predict_quantiles(h), float)
+                cover_c.setdefault(name, []).extend((test >= q[:, 0]) & (test <= q[:, -1]))
+        if a.transforms:
+            for spec in a.transforms.split(";"):
+                steps = [] if spec == "none" else spec.split("+")
+                if ("seasonal_diff" in steps and m < 2) or ("log" in steps and train.min() <= 0):
+                    continue
+                got = [
+                    rnn(train, h, m, seed, dict(params, transform=steps))[0]
+                    for seed in range(seeds)
+                ]
+                fixed.setdefault(name, {})[spec] = np.mean([smape(test, g) for g in got])
+        if quantile:
             _, _, fq = rnn(train, h, m, 0, dict(params, quantiles=(0.1, 0.5, 0.9)))
             q = np.asarray(fq.predict_quantiles(h), float)
-            cover.append(np.mean((test >= q[:, 0]) & (test <= q[:, -1])))
-            width_ok.append(len(test))
+            cover_q[name] = list((test >= q[:, 0]) & (test <= q[:, -1]))
         ens = None
         if n_models:
             fc, t_ens, _ = rnn(train, h, m, 0, dict(params, n_models=n_models))
             ens = (smape(test, fc), mase(test, fc, train, m), t_ens)
         rows.append((name, h, m, s_rnn, m_rnn, t_rnn, ens, sm, ms))
+        sm_all[name] = sm["seasonal naive"]
         sn = sm["seasonal naive"]
         ratios_snaive.append(np.mean(s_rnn) / sn)
         if "AutoETS" in sm:
@@ -228,6 +265,8 @@ def main(argv=None):
     cols = ["seasonal naive", "AutoETS", "AutoARIMA", "AutoTheta"]
     print()
     print("sMAPE (%), lower is better; numrnn: mean ± sd over seeds; fit: CPU s per model")
+    if conformal:
+        print("(numrnn fit s includes the conformal backtest fold: about twice a plain fit)")
     hdr = f"{'series':<9} {'h':>3} {'m':>3} | {'numrnn':>13} {'fit s':>6} | {'numrnn x' + str(n_models):>10} {'fit s':>6} |"
     hdr += "".join(f" {c:>14}" for c in cols)
     print(hdr)
@@ -268,13 +307,53 @@ def main(argv=None):
             )
         else:
             print()
-    if cover:
-        tot = float(np.sum(width_ok))
-        c = float(np.sum(np.asarray(cover) * np.asarray(width_ok)) / tot)
+    if fixed:
+        specs = a.transforms.split(";")
+        print()
+        print("sMAPE (%) of fixed transforms (mean over seeds) against the forecaster's own")
         print(
-            f"80 % interval (quantiles=(0.1, 0.5, 0.9), seed 0) coverage: {100 * c:.1f} % of "
-            f"{int(tot)} held-out points"
+            f"{'series':<9} |"
+            + "".join(f" {sp:>17}" for sp in specs)
+            + f" | {'used':>8} {'best?':>5}"
         )
+        hits, ratio = 0, []
+        for name, _h, _m, s_rnn, *_ in rows:
+            fx = fixed.get(name, {})
+            line = f"{name:<9} |" + "".join(
+                f" {fx[sp]:>17.2f}" if sp in fx else f" {'-':>17}" for sp in specs
+            )
+            best = min(fx.values())
+            ok = np.mean(s_rnn) <= best + 1e-9
+            hits += ok
+            ratio.append(np.mean(s_rnn) / best)
+            print(line + f" | {np.mean(s_rnn):>8.2f} {'yes' if ok else 'no':>5}")
+        print(
+            f"the forecaster's transform is the per-series best fixed one on {hits} of {len(rows)} "
+            f"series; geometric-mean sMAPE ratio to the per-series best {gmean(ratio):.3f}"
+        )
+        for sp in specs:
+            r = [fixed[n][sp] / sm_all[n] for n in fixed if sp in fixed[n]]
+            print(
+                f"  fixed {sp:<20} geometric-mean sMAPE ratio to seasonal naive {gmean(r):.3f} ({len(r)} series)"
+            )
+    print()
+    print("transform used (seed 0) and 80 % interval coverage (%) of the held-out points")
+    print(f"{'series':<9} | {'transform':<20} | {'conformal':>9} | {'quantile':>9}")
+    for name, *_ in rows:
+        cc = f"{100 * np.mean(cover_c[name]):>9.1f}" if name in cover_c else f"{'-':>9}"
+        cq = f"{100 * np.mean(cover_q[name]):>9.1f}" if name in cover_q else f"{'-':>9}"
+        print(f"{name:<9} | {chosen[name]:<20} | {cc} | {cq}")
+    for label, cov, who in (
+        ("conformal=True", cover_c, f"{seeds} seed(s)"),
+        ("quantiles=(0.1, 0.5, 0.9)", cover_q, "seed 0"),
+    ):
+        if cov:
+            hits = np.concatenate([np.asarray(v, float) for v in cov.values()])
+            per = [100 * np.mean(v) for v in cov.values()]
+            print(
+                f"80 % intervals, {label} ({who}): coverage {100 * hits.mean():.1f} % of "
+                f"{hits.size} held-out points; per series {min(per):.1f}-{max(per):.1f} %"
+            )
     return 0
 
 

@@ -108,11 +108,15 @@ def run_global(ys, train, seed):
     predict_s = median_cpu(lambda: f.predict(H))
     series, origins = backtest_origins(ys, f.window_)
     backtest_s = median_cpu(lambda: forecast_origins(f, series, origins, H))
+    # the loop it replaces: one predict over all series per origin, from the history there
+    keys = list(ys)
+    hist = [{k: ys[k][: origins[i][j]] for i, k in enumerate(keys)} for j in range(N_ORIGINS)]
+    loop_s = median_cpu(lambda: [f.predict(H, history=hj) for hj in hist], repeat=3)
     # one-step latency after update(), for one series of the panel
     k = next(iter(train))
     f.update({k: ys[k][-H : -H + 1]})
     lat = one_step_latency(f, lambda: f.predict(1, ids=[k]))
-    return score(ys, train, fc), fit_s, predict_s, backtest_s, lat
+    return score(ys, train, fc), fit_s, predict_s, backtest_s, lat, loop_s
 
 
 def run_local(ys, train, seed, n_series):
@@ -198,6 +202,7 @@ def main(argv=None):
     print(
         f"\n{'method':<26}{'sMAPE':>15}{'MASE':>15}{'fit s':>9}{'backtest s':>11}{'1-step ms':>10}"
     )
+    print(f"{'':<65}{'(10 origins)':>11}{'(wall)':>10}")
     print(
         f"{'numrnn global (' + str(args.seeds) + ' seeds)':<26}"
         f"{ms([r[0][0] for r in g]):>15}{ms([r[0][1] for r in g]):>15}"
@@ -214,6 +219,7 @@ def main(argv=None):
     gs, gm = np.mean([r[0][0] for r in g]), np.mean([r[0][1] for r in g])
     fit_ratio = loc[1] / np.mean([r[1] for r in g])
     bt_ratio = np.mean([r[3] / r[2] for r in g])
+    loop_ratio = np.mean([r[5] / r[3] for r in g])
     lat = 1e3 * np.mean([r[4] for r in g])
     print("\ntargets:")
     print(
@@ -226,11 +232,13 @@ def main(argv=None):
     )
     print(
         f"  backtest over {N_ORIGINS} origins <= 2x one predict over all series "
-        f"({bt_ratio:.2f}x): {'met' if bt_ratio <= 2 else 'NOT met'}"
+        f"({bt_ratio:.2f}x; the loop of {N_ORIGINS} predict calls it replaces takes "
+        f"{loop_ratio:.1f}x the batched pass): {'met' if bt_ratio <= 2 else 'NOT met'}"
     )
     print(
-        f"  one-step predict after update <= 0.2 ms, hidden-32 LSTM ({lat:.3f} ms wall): "
-        f"{'met' if lat <= 0.2 else 'NOT met'}"
+        "  one-step predict after update <= 0.2 ms, hidden-32 LSTM (wall): one-series "
+        f"forecaster {1e3 * loc[4]:.3f} ms {'met' if loc[4] <= 2e-4 else 'NOT met'}; one "
+        f"series of the global model {lat:.3f} ms {'met' if lat <= 0.2 else 'NOT met'}"
     )
     if "seasonal naive" in classic:
         (ns, nm), _ = classic["seasonal naive"]

@@ -283,6 +283,7 @@ PARAMETERS = {
     "scaler": Options(("window", "standard", "robust"), allow_none=True),
     "n_models": Integer(1),
     "n_jobs": Integer(-1, allow_none=True, fix="Pass None, -1 (all cores) or a count."),
+    "conformal": Boolean(),
 }
 
 

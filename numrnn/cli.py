@@ -195,6 +195,12 @@ def _forecast_args(f: argparse.ArgumentParser) -> None:
         "column each in the output, a band in the plot (default: none)",
     )
     f.add_argument(
+        "--conformal",
+        action="store_true",
+        help="make the --quantiles intervals (0.1,0.9 if not given) from held-out forecast "
+        "errors of a backtest fold, not from quantile heads (default: off)",
+    )
+    f.add_argument(
         "--models",
         type=_int_arg("--models", 1),
         default=1,
@@ -897,8 +903,10 @@ def _forecast(args: argparse.Namespace) -> int:
         random_state=args.random_state,
         season_length=args.season_length,
         n_models=args.models,
-        quantiles=args.quantiles,
+        quantiles=(0.1, 0.9) if args.conformal and not args.quantiles else args.quantiles,
+        conformal=args.conformal,
     )
+    args.quantiles = f.quantiles
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -289,7 +289,8 @@ def _estimator_header(model, arrays, prefix):
 # Fitted attributes of a forecaster saved as plain values (its networks are saved as
 # estimators; its pandas index by _index_header).
 _FORECASTER_ATTRS = ("transform_", "season_length_", "window_", "quantiles_", "mean_", "scale_",
-                     "n_series_", "n_exog_", "_was_1d", "_columns", "_name", "_tail", "_tails")  # fmt: skip
+                     "n_series_", "n_exog_", "_was_1d", "_columns", "_name", "_tail", "_tails",
+                     "residuals_", "backtest_scores_")  # fmt: skip
 _FORECASTER_MODELS = ("RNNRegressor", "_QuantileRegressor")
 
 
@@ -344,8 +345,10 @@ def _forecaster_header(model, arrays):
     _, header["params"] = _params_header(model, arrays, "forecaster/")
     if not hasattr(model, "regressors_"):
         return header
-    header["attrs"] = {k: _to_json("forecaster/" + k, getattr(model, k), arrays)
-                       for k in _FORECASTER_ATTRS}  # fmt: skip
+    attrs = {k: getattr(model, k, None) for k in _FORECASTER_ATTRS}
+    if attrs["backtest_scores_"] is not None:  # a dict: stored as (name, score) pairs
+        attrs["backtest_scores_"] = [tuple(kv) for kv in attrs["backtest_scores_"].items()]
+    header["attrs"] = {k: _to_json("forecaster/" + k, v, arrays) for k, v in attrs.items()}
     header["index"] = None if model._index is None else _index_header(model._index)
     header["models"] = []
     for i, reg in enumerate(model.regressors_):
@@ -372,6 +375,11 @@ def _load_forecaster(header, arrays, device=None):
             raise FileFormatError(f"the header sets {k!r}, not a fitted forecaster attribute.")
         setattr(f, k, _from_json(v, arrays))
     f.transform_ = tuple(tuple(s) if isinstance(s, list) else s for s in f.transform_)
+    for k in ("residuals_", "backtest_scores_"):  # files written before they existed
+        if not hasattr(f, k):
+            setattr(f, k, None)
+    if f.backtest_scores_ is not None:
+        f.backtest_scores_ = dict(f.backtest_scores_)
     f._index = _index_from_header(header["index"])
     models = []
     for i, sub in enumerate(header["models"]):

@@ -336,3 +336,19 @@ def test_backtest_of_quantiles_scores_pinball_and_coverage():
                          levels=[0.1, 0.9])  # fmt: skip
     assert m["coverage"] == 0.5  # 1 inside [0, 2], 3 outside
     assert m["pinball"] == pytest.approx(np.mean([0.1, 0.1, 0.3, 0.9]))
+
+
+def test_backtest_refits_on_a_dask_cluster_match_the_local_run():
+    distributed = pytest.importorskip("distributed")
+    ys = _series([50, 60])
+    f = RNNForecaster(**KW)
+    local = backtest(f, ys, 2, n_origins=4, refit=2)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = backtest(f, ys, 2, n_origins=4, refit=2, client=client)
+    pd.testing.assert_frame_equal(remote, local)
+    pd.testing.assert_frame_equal(remote.attrs["forecasts"], local.attrs["forecasts"])

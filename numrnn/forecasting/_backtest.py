@@ -128,7 +128,21 @@ def _check_refit(refit):
     )
 
 
-def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
+def _fit_and_forecast(group, forecaster, ids, values, indexes, is_panel, horizon, levels):
+    """Fit a clone on each series up to its first origin of ``group``; forecast the group's
+    origins in one batched pass: (season length, forecasts, row owners, quantiles)."""
+    pd = _pandas()
+    # each series up to its first origin of the group, keeping its time index
+    train = [
+        Y[: o[0], 0] if ix is None else pd.Series(Y[: o[0], 0], index=ix[: o[0]])
+        for Y, o, ix in zip(values, group, indexes, strict=True)
+    ]
+    est = clone(forecaster).fit(dict(zip(ids, train, strict=True)) if is_panel else train[0])
+    fc, owner, *q = forecast_origins(est, values, group, horizon, levels)
+    return est.season_length_, fc, owner, (q[0] if q else None)
+
+
+def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False, client=None):
     """Rolling-origin backtest of an :class:`RNNForecaster` on one series or a panel.
 
     Each series is cut at ``n_origins`` origins, ``step`` steps apart, the last one
@@ -149,6 +163,9 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
         False: fit once, then forecast every origin in one batched forward pass (no
         ``predict`` per origin). True: refit before every origin. k: refit every k origins,
         each group of k origins forecast in one pass.
+    client : distributed.Client, optional
+        Run the refits (one task per group of origins) on this dask cluster; the results
+        are those of a local run.
 
     Returns
     -------
@@ -192,30 +209,28 @@ def backtest(forecaster, y, horizon, *, n_origins=10, step=1, refit=False):
     levels = forecaster._quantile_levels()
     if levels is not None:
         levels = np.unique(np.asarray(forecaster.quantiles, dtype=np.float64).ravel())
-    for g in range(0, n_origins, every):
-        group = [o[g : g + every] for o in origins]
-        # each series up to its first origin of the group, keeping its time index
-        train = [
-            Y[: o[0], 0] if ix is None else pd.Series(Y[: o[0], 0], index=ix[: o[0]])
-            for Y, o, ix in zip(values, group, indexes, strict=True)
-        ]
-        est = clone(forecaster).fit(
-            train[0] if panel is None else dict(zip(ids, train, strict=True))
+    groups = [[o[g : g + every] for o in origins] for g in range(0, n_origins, every)]
+    args = (forecaster, ids, values, indexes, panel is not None, horizon, levels)
+    if client is None:
+        results = [_fit_and_forecast(group, *args) for group in groups]
+    else:
+        results = client.gather(
+            client.map(_fit_and_forecast, groups, *[[a] * len(groups) for a in args])
         )
-        fc, owner, *q = forecast_origins(est, values, group, horizon, levels)
+    m = results[0][0]  # the season length the fits used
+    for group, (_m, fc, owner, q) in zip(groups, results, strict=True):
         r = 0
         for i, (key, Y) in enumerate(zip(ids, values, strict=True)):
             for o in group[i]:
                 assert owner[r] == i
                 for s in range(horizon):
-                    extra = () if levels is None else tuple(q[0][r, s, 0])
+                    extra = () if levels is None else tuple(q[r, s, 0])
                     records.append((key, o, s + 1, Y[o + s, 0], fc[r, s, 0], *extra))
                 r += 1
     qcols = [] if levels is None else [f"q{lv:g}" for lv in levels]
     forecasts = pd.DataFrame(
         records, columns=["unique_id", "origin", "step", "actual", "forecast", *qcols]
     )
-    m = est.season_length_
     rows = {}
     for i, key in enumerate(ids):
         part = forecasts[forecasts.unique_id == key] if len(ids) > 1 else forecasts
