@@ -12,7 +12,10 @@ Steps run in the order given and are undone in reverse; :func:`apply` returns, n
 transformed series, the *tails* (the last values each step needs) that :func:`invert` uses to
 turn a forecast of the transformed series into a forecast of the series.
 
-:func:`choose` is the ``transform='auto'`` rule; it reads only the training series:
+:func:`choose` is a test-based rule (``transform='auto'`` of a panel's series; one series is
+decided by a backtest fold instead, see :class:`~numrnn.forecasting.RNNForecaster`: on the
+forecasting benchmark this rule's choices gave a geometric-mean sMAPE ratio to seasonal naive
+of 0.939, against 0.664 for no transform). It reads only the training series:
 
 1. ``'log'`` when the series is positive and its spread grows with its level: over blocks of
    one season (or of ``max(4, n // 10)`` steps without one), the slope ``b`` of
