@@ -268,6 +268,12 @@ def test_future_known_covariate_moves_the_forecast_the_right_way():
         f.predict(3, X=short)
     with pytest.raises(ValueError, match=r"lacks the future covariate column\(s\) \['promo'\]"):
         f.predict(3, X=short.drop(columns="promo"))
+    # update with new rows (and their covariates) = a fresh predict on the extended history
+    cut = df.groupby("unique_id").ds.transform("max") - pd.Timedelta(days=4)
+    g = clone(f).fit(df[df.ds <= cut])
+    g.update(df[df.ds > cut])
+    fut = _future(df, 3, 1.0)
+    pd.testing.assert_frame_equal(g.predict(3, X=fut), g.predict(3, X=fut, history=df))
     with pytest.raises(ValueError, match="changes over time"):
         bad = df.copy()
         bad.loc[0, "kind"] = "web"

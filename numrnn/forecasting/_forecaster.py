@@ -709,7 +709,8 @@ class RNNForecaster(BaseEstimator):
         ----------
         y_new : array-like of shape (n_new,) or (n_new, n_series), or a panel
             The steps after the end of the data seen so far. For a panel forecaster, a panel
-            (dict, list or long DataFrame) of new steps for some or all of its series.
+            (dict, list or long DataFrame) of new steps for some or all of its series; with
+            covariates, a long DataFrame that carries their columns for the new steps.
         X_new : array-like of shape (n_new, n_exog), optional
             The exogenous features of the new steps (required when fitted with ``X``).
 
@@ -722,7 +723,10 @@ class RNNForecaster(BaseEstimator):
 
         if self.panel_ is not None:
             if X_new is not None:
-                raise ValueError("X_new was passed, but the panel was fitted without features.")
+                raise ValueError(
+                    "X_new is not used with a panel: its covariates are columns of y_new (a "
+                    "long DataFrame)."
+                )
             _panel.update_panel(self, y_new)
             return self
         Y, _, new_index, _, _ = self._read_y(y_new, "y_new")
