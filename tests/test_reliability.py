@@ -713,3 +713,31 @@ def test_length_batches_sort_stably_and_bound_the_padding():
     assert sorted(lengths[with_long]) == [7000, 50000]  # no short sequence padded to it
     same = length_batches(np.full(1000, 12), max_rows=256, padded_steps=64)
     assert [b.shape[0] for b in same] == [256, 256, 256, 232]  # no padding: full batches
+
+
+def test_fit_does_not_pad_the_whole_call_to_the_longest_sequence():
+    """fit keeps a ragged list unpadded and pads each minibatch alone (measured for
+    2000 x 10 + one 50 000-step sequence: 902 MB before, 45 MB after)."""
+    seqs = _short_plus_long()
+    y = np.array([s[-3:].sum() for s in seqs])
+    m = RNNRegressor(hidden_size=4, max_iter=1, random_state=0)
+    _quiet_fit(m, seqs[:40], y[:40])  # compile outside the measurement
+    tracemalloc.start()
+    _quiet_fit(m, seqs, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    whole_call_padding = len(seqs) * 50000 * 4
+    assert peak < whole_call_padding / 4, (peak, whole_call_padding)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("est", [RNNRegressor, RNNClassifier])
+def test_fit_on_a_ragged_list_matches_the_padded_array(est, early_stopping):
+    seqs = _ragged(n_short=60, long=300)
+    y = np.array([int(s[:, 0].sum() > 0) for s in seqs])
+    params = dict(hidden_size=3, max_iter=2, random_state=0, early_stopping=early_stopping)
+    a = _quiet_fit(est(**params), seqs, y)
+    b = _quiet_fit(est(**params), _nan_padded(seqs), y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.loss_curve_ == b.loss_curve_
+    assert a.validation_scores_ == b.validation_scores_

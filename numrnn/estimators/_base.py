@@ -349,7 +349,7 @@ class BaseRNN(BaseEstimator):
             pad=pad or not ragged,
         )
         if reset:
-            self._n_step_features = int(Xp.shape[2])
+            self._n_step_features = int((Xp[0] if isinstance(Xp, list) else Xp).shape[-1])
             if self._fit_ndim == 3:
                 self.n_features_in_ = self._n_step_features
             # fixed by the first fit, like the number of features: later X is folded alike
@@ -642,7 +642,7 @@ class BaseRNN(BaseEstimator):
         dev = getattr(self, "_dev", None)
         if dev is None:
             engine = self._engine
-            engine.set_batch(Xp[bi], Y[bi])
+            engine.set_batch(_rows_slice(Xp, bi, 0, int(lengths[bi].max())), Y[bi])
         else:
             engine = dev
             dev.set_batch(dev_rows)
@@ -680,8 +680,10 @@ class BaseRNN(BaseEstimator):
         )
         try:
             reuse = hasattr(self, "network_") and (incremental or self.warm_start)
-            Xp, lengths, _ = self._validate_X(X, reset=not reuse)
-            n = Xp.shape[0]
+            # a ragged list stays unpadded: each minibatch is padded alone, to its longest
+            # sequence, so memory follows the data ('sequence' pads the targets anyway)
+            Xp, lengths, _ = self._validate_X(X, reset=not reuse, pad=self.output == "sequence")
+            n = len(Xp)
             sw = self._validate_sample_weight(sample_weight, n)
             Y = self._prepare_y(
                 y, Xp, lengths, incremental=incremental, classes=classes, sample_weight=sw
@@ -748,7 +750,7 @@ class BaseRNN(BaseEstimator):
             self._optimizer.lr = self.learning_rate_init
         params = self._all_params()
         early = bool(self.early_stopping) and not incremental
-        n = Xp.shape[0]
+        n = len(Xp)
         if early:
             tr, va = self._split_validation(n, Y)
             if self.best_validation_score_ is None:
@@ -769,6 +771,8 @@ class BaseRNN(BaseEstimator):
                 # stay there until the end of this call (numrnn.estimators._device).
                 from numrnn.estimators._device import DeviceFit
 
+                if isinstance(Xp, list):  # the device holds the padded data, once
+                    Xp = _rows_slice(Xp, np.arange(n), 0, int(lengths.max()))
                 self._dev = DeviceFit(self, Xp, lengths, Y, sw, tr, va, epochs)
             else:
                 self._engine = self._host_engine()
@@ -843,9 +847,10 @@ class BaseRNN(BaseEstimator):
                         vsw = None if sw is None else sw[va]
                         # device: the validation predictions, computed once and copied back
                         zv = None if dev is None else dev.predict(dev.va, lengths[va])
-                        vloss = self._eval_loss(Xp[va], lengths[va], Y[va], vsw, z=zv)
+                        Xva = [Xp[i] for i in va] if isinstance(Xp, list) else Xp[va]
+                        vloss = self._eval_loss(Xva, lengths[va], Y[va], vsw, z=zv)
                         self.validation_loss_curve_.append(vloss)
-                        score = self._score_encoded(Xp[va], lengths[va], Y[va], vsw, z=zv)
+                        score = self._score_encoded(Xva, lengths[va], Y[va], vsw, z=zv)
                         self.validation_scores_.append(score)
                         msg += f", validation loss = {vloss:.8f}, validation score = {score:.6f}"
                         self.best_validation_score_ = max(self.best_validation_score_, score)
@@ -1069,6 +1074,8 @@ def _rows_slice(xb, rows, t0, t1):
     a padded batch or from a list of sequences (zeros past each sequence, as padding)."""
     if not isinstance(xb, list):
         return xb[rows, t0:t1]
+    if len(rows) == 0:
+        return np.zeros((0, t1 - t0, xb[0].shape[1]), dtype=xb[0].dtype)
     first = xb[rows[0]]
     out = np.zeros((len(rows), t1 - t0, first.shape[1]), dtype=first.dtype)
     for j, r in enumerate(rows):

@@ -68,7 +68,8 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
         self.n_outputs_ = int(self.classes_.shape[0])
 
     def _prepare_y(self, y, Xp, lengths, *, incremental, classes, sample_weight=None):
-        n, T = Xp.shape[:2]
+        n = len(Xp)
+        T = int(lengths.max()) if isinstance(Xp, list) else Xp.shape[1]
         if self.output == "sequence":
             Y = _pad_sequence_targets(y, lengths, T, numeric=False)
             if Y.ndim != 2:

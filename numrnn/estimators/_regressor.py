@@ -234,7 +234,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         b[...] = (b.astype(np.float64) - self.y_mean_) / self.y_scale_
 
     def _prepare_y(self, y, Xp, lengths, *, incremental, classes, sample_weight=None):
-        n, T = Xp.shape[:2]
+        n = len(Xp)
+        T = int(lengths.max()) if isinstance(Xp, list) else Xp.shape[1]
         if self.output == "sequence":
             Y = _numeric_y(_pad_sequence_targets(y, lengths, T, numeric=True))
             valid = Y[self._seq_mask(lengths, T)]
