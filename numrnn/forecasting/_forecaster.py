@@ -729,6 +729,11 @@ class RNNForecaster(BaseEstimator):
                 )
             _panel.update_panel(self, y_new)
             return self
+        if getattr(self, "_raw_tail", None) is None:
+            raise ValueError(
+                "update needs the end of the training series, which this forecaster (loaded "
+                "from a file written before update existed) lacks. Refit it."
+            )
         Y, _, new_index, _, _ = self._read_y(y_new, "y_new")
         k, n_exog, w, m = self.n_series_, self.n_exog_, self.window_, self.season_length_
         if Y.shape[1] != k:
