@@ -39,7 +39,7 @@ def main(argv=None):
     warnings.simplefilter("ignore")  # short demo fits do not converge fully
 
     df = make_sales()
-    params = dict(window=14, cell="lstm", hidden_size=8, max_iter=30, random_state=0)
+    params = dict(window=14, cell="lstm", hidden_size=8, random_state=0)
     kw = dict(id_col="store", value_col="sales", time_col="day", horizon=7, **params)
 
     if args.local:

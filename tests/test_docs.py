@@ -6,14 +6,21 @@ claim* is a top-level expression line whose comment states its value, e.g.
 ``model.score(X, y)  # R² 0.977`` or ``cross_val_score(...)  # array([0.94, 0.99])``:
 the expression's value must match every number of the comment to within two units of its
 last printed digit, so a doc cannot keep a number the code no longer gives.
+
+No documented example may emit a ``ConvergenceWarning``: examples use settings that
+converge. It is an error in every process an example starts (dask workers too), and the
+docstrings' ``Examples`` run as doctests under the same rule.
 """
 
 import ast
+import doctest
+import importlib
 import inspect
 import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +95,8 @@ def run_python(code: str, cwd, timeout=600, args=()) -> subprocess.CompletedProc
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         MPLBACKEND="Agg",
+        # a documented example that does not converge fails, in any process it starts
+        PYTHONWARNINGS="error::sklearn.exceptions.ConvergenceWarning",
     )
     return subprocess.run(
         [sys.executable, *code, *args] if isinstance(code, list) else [sys.executable, "-c", code],
@@ -106,6 +115,9 @@ def run_page(name: str, blocks: list[str], tmp_path) -> None:
     preamble = (
         "import re, numpy as np, warnings\n"
         "warnings.simplefilter('ignore')  # the docs show results, not warnings\n"
+        "from sklearn.exceptions import ConvergenceWarning, FitFailedWarning\n"
+        "warnings.simplefilter('error', ConvergenceWarning)  # ... but they converge\n"
+        "warnings.simplefilter('error', FitFailedWarning)  # a search hides a fit's error\n"
         + inspect.getsource(check_claim).replace("def check_claim", "def _check_claim")
     )
     result = run_python(preamble + "\n" + code + f"\nprint('claims checked:', {n})", tmp_path)
@@ -129,6 +141,36 @@ def test_claim_checker_catches_a_wrong_number():
         check_claim(0.09, "MAE 0.02", "x")
     code, n = with_claims_checked("m.score(X, y)  # R² 0.977\nf = g(1)  # R² 0.5\nh(3)  # 3 steps")
     assert n == 1 and code.startswith("_check_claim((m.score(X, y)), 'R² 0.977'")
+
+
+# Modules whose docstrings hold runnable ``Examples`` (a module that gains some is found by
+# test_docstring_examples_are_all_run).
+DOCTEST_MODULES = (
+    "numrnn.forecasting._forecaster",
+    "numrnn.parallel",
+    "numrnn.preprocessing",
+    "numrnn.io",
+)
+
+
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
+def test_docstring_examples_run_and_converge(module):
+    from sklearn.exceptions import ConvergenceWarning
+
+    mod = importlib.import_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"
+
+
+def test_docstring_examples_are_all_run():
+    with_examples = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in (ROOT / "numrnn").rglob("*.py")
+        if ">>> " in p.read_text()
+    }
+    assert with_examples <= set(DOCTEST_MODULES), with_examples - set(DOCTEST_MODULES)
 
 
 # What each example must print; an example without an entry here fails the test.

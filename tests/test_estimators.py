@@ -348,6 +348,27 @@ def test_fitted_attributes_verbose_and_convergence_warning(capsys):
     assert capsys.readouterr().out.count("Iteration") == 5
 
 
+def test_convergence_warning_only_while_the_loss_still_falls():
+    from numrnn.estimators._base import still_improving
+
+    falling = 1.0 / np.arange(1, 101)
+    assert "fell by" in still_improving(falling, 1e-4, 10, 100)
+    flat = np.r_[falling[:50], np.full(50, falling[49])]
+    assert still_improving(flat, 1e-4, 10, 100) is None
+    assert "too few" in still_improving(falling[:1], 1e-4, 10, 1)  # max_iter=1
+    # a fixed budget (the stopping rule cannot act): judged on the last tenth of the run
+    assert still_improving(flat, 1e-4, 1000, 100) is None
+    assert "last 10 epochs" in still_improving(falling, 1e-4, 1000, 100)
+    # max_iter reached on a flat loss while 'adaptive' still lowers its rate: converged
+    # (this warned before: 'adaptive' stops itself only after five divisions)
+    X, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = RNNRegressor(hidden_size=4, max_iter=40, learning_rate_init=1e-9, random_state=0)
+        est.fit(X, y)
+    assert est.n_iter_ == 40
+
+
 def test_converges_without_warning_when_loss_stalls():
     X, y = _data()
     with warnings.catch_warnings():

@@ -268,6 +268,12 @@ def test_future_known_covariate_moves_the_forecast_the_right_way():
         f.predict(3, X=short)
     with pytest.raises(ValueError, match=r"lacks the future covariate column\(s\) \['promo'\]"):
         f.predict(3, X=short.drop(columns="promo"))
+    # update with new rows (and their covariates) = a fresh predict on the extended history
+    cut = df.groupby("unique_id").ds.transform("max") - pd.Timedelta(days=4)
+    g = clone(f).fit(df[df.ds <= cut])
+    g.update(df[df.ds > cut])
+    fut = _future(df, 3, 1.0)
+    pd.testing.assert_frame_equal(g.predict(3, X=fut), g.predict(3, X=fut, history=df))
     with pytest.raises(ValueError, match="changes over time"):
         bad = df.copy()
         bad.loc[0, "kind"] = "web"
@@ -352,3 +358,20 @@ def test_backtest_refits_on_a_dask_cluster_match_the_local_run():
         remote = backtest(f, ys, 2, n_origins=4, refit=2, client=client)
     pd.testing.assert_frame_equal(remote, local)
     pd.testing.assert_frame_equal(remote.attrs["forecasts"], local.attrs["forecasts"])
+
+
+def test_save_load_keeps_update_and_panels_pickle(tmp_path):
+    import pickle
+
+    from numrnn.io import load, save
+
+    y = _series([80])["s0"]
+    f = RNNForecaster(transform=["diff"], **KW).fit(y[:70])
+    save(f, tmp_path / "f.npz")
+    g = load(tmp_path / "f.npz")
+    np.testing.assert_array_equal(g.update(y[70:]).predict(3), f.update(y[70:]).predict(3))
+    p = RNNForecaster(**KW).fit(_series([40, 50]))
+    with pytest.raises(ValueError, match="does not write a forecaster fitted on a panel"):
+        save(p, tmp_path / "p.npz")
+    q = pickle.loads(pickle.dumps(p))
+    np.testing.assert_array_equal(q.predict(2)["s1"], p.predict(2)["s1"])

@@ -77,7 +77,9 @@ def backend_options(**per_backend: Mapping[str, Any]) -> Iterator[None]:
             RNNRegressor(device="cuda").fit(X, y)
 
     Nested blocks update the outer one's options. A backend takes its options when it is
-    created (a network's constructor, an estimator's fit), not when it runs.
+    created (a network's constructor, an estimator's fit), not when it runs. The options
+    belong to the calling thread (a context variable): fits that ``n_jobs`` hands to other
+    threads or processes do not see them.
     """
     merged = {name: dict(opts) for name, opts in (_OPTIONS.get() or {}).items()}
     for name, opts in per_backend.items():

@@ -314,12 +314,17 @@ class CUDABackend:
         rows = max(1, min(int(self.rows), B))
         tj = max(1, self.threads // rows)
         grid, block = (_blocks(H, tj), _blocks(B, rows)), (tj, rows)
+        # each kernel configured once, outside the loop: T launches, one configuration
+        launches = [
+            (kernel[grid, block, 0, (rows * step_row_len + self.tile * step_nq * tj) * itemsize],
+             args)
+            for kernel, step_row_len, step_nq, args in per_step
+        ]  # fmt: skip
         for t in times:
-            for step_kernel, step_row_len, step_nq, args in per_step:
+            for launch, args in launches:
                 a = args(t)
                 if a is not None:
-                    shared = (rows * step_row_len + self.tile * step_nq * tj) * itemsize
-                    step_kernel[grid, block, 0, shared](*a, self.tile)
+                    launch(*a, self.tile)
 
     # -- layers -----------------------------------------------------------------------
     def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):

@@ -106,6 +106,54 @@ def _check_int_param(name, value, minimum, allow_none=False):
 _PREDICT_BATCH = 1024
 
 
+#: A batch of :meth:`BaseRNN._forward_predict` may hold this many padded steps whatever its
+#: padding; beyond it, at most as many padded as valid steps (see :func:`length_batches`).
+_PREDICT_PADDED_STEPS = 1 << 15
+
+
+def length_batches(
+    lengths: np.ndarray,
+    max_rows: int = _PREDICT_BATCH,
+    padded_steps: int = _PREDICT_PADDED_STEPS,
+) -> list[np.ndarray]:
+    """Sample indices in batches formed by length, for inference.
+
+    The samples are sorted by length (a stable sort: ties keep input order, so the batches
+    depend on the lengths only and are the same run to run) and cut greedily: a batch takes
+    the next (longer or equal) sample while it holds fewer than ``max_rows`` samples and,
+    padded to that sample's length, either at most ``padded_steps`` steps or at most twice
+    its valid steps. Padding is then bounded by the data (plus one small batch): a 50 000-step
+    sequence among 10-step ones runs alone, equal lengths make batches of ``max_rows``.
+
+    Parameters
+    ----------
+    lengths : int array (n,)
+        Valid steps per sample.
+    max_rows : int
+        Samples per batch at most.
+    padded_steps : int
+        Padded steps (rows x longest) a batch may hold however wasteful its padding.
+
+    Returns
+    -------
+    list of int arrays
+        Indices into ``lengths``; together a permutation of ``range(n)``.
+    """
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = np.asarray(lengths, dtype=np.int64)[order]
+    valid = np.concatenate([[0], np.cumsum(sorted_len)])
+    batches, a, n = [], 0, order.shape[0]
+    while a < n:
+        j = np.arange(a, min(n, a + max_rows))
+        padded = (j - a + 1) * sorted_len[j]
+        fits = (padded <= padded_steps) | (padded <= 2 * (valid[j + 1] - valid[a]))
+        fits[0] = True  # a sample always fits alone
+        b = a + (int(np.argmin(fits)) if not fits.all() else fits.shape[0])
+        batches.append(order[a:b])
+        a = b
+    return batches
+
+
 class BaseRNN(BaseEstimator):
     """Common parameters, validation and the training loop (not for direct use)."""
 
@@ -505,45 +553,54 @@ class BaseRNN(BaseEstimator):
     def _forward_predict(self, Xp, lengths):
         """Head outputs for every sample: (n, K) for 'last', (n, T, K) for 'sequence'.
 
+        Batches are formed by length (:func:`length_batches`): samples sorted by length
+        (stably), cut so that a batch's padding stays small, run, and the outputs scattered
+        back to input order. One long sequence among short ones therefore runs alone
+        instead of padding its whole batch to its length, and memory follows the data.
         ``Xp`` may be a list of sequences (``_validate_X(..., pad=False)``): each batch is
-        then padded on its own, to its longest sequence (a unidirectional 'last' readout
-        pads each time chunk only), and 'sequence' returns a list of (T_i, K) arrays, so
-        memory follows the data, not n x the longest sequence. The batches are the same
-        consecutive samples as for a padded array, so every sample gets the same bits.
+        then padded on its own (a unidirectional 'last' readout pads each time chunk only),
+        and 'sequence' returns a list of (T_i, K) arrays. A padded array and the same
+        sequences as a list form the same batches, so every sample gets the same bits, and
+        the same input gives the same bits run to run.
 
         Thread-safe: the network runs through ``_inference`` (no dropout, no gradients),
         which writes nothing of the network; nothing of the head is written either.
         """
         net, head = self.network_, self.head_
         ragged = isinstance(Xp, list)
-        outs = []
+        last = self.output == "last"
+        n = len(Xp)
+        result = [None] * n if ragged and not last else None
         with self._blas_threads():
-            for s in range(0, len(Xp), _PREDICT_BATCH):
-                xb, lb = Xp[s : s + _PREDICT_BATCH], lengths[s : s + _PREDICT_BATCH]
+            for idx in length_batches(lengths):
+                lb = lengths[idx]
                 Tb = int(lb.max())
-                last = self.output == "last"
+                # the batch's own rows and steps only: a padded X is not copied past Tb
+                xb = [Xp[i] for i in idx] if ragged else Xp[idx, :Tb]
                 if last and self.readout == "last" and net.num_directions == 1:
                     h_n = self._final_state_chunked(xb, lb)
                 else:
-                    xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if ragged else xb[:, :Tb]
+                    xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if ragged else xb
                     out, h_n = net._inference(xin, lengths=lb)
                 if last:
                     feat, _ = readout_forward(
                         self.readout, None if self.readout == "last" else out, h_n, lb,
                         net.num_layers, net.num_directions, net.merge_mode,
                     )  # fmt: skip
-                    outs.append(feat @ head.weight.T + head.bias)
-                elif ragged:
-                    z = out @ head.weight.T + head.bias
-                    outs.extend(z[i, : lb[i]] for i in range(len(xb)))
-                else:
-                    z = out @ head.weight.T + head.bias
-                    full = np.zeros((xb.shape[0], Xp.shape[1], z.shape[2]), dtype=z.dtype)
-                    full[:, :Tb] = z
-                    outs.append(full)
-        if ragged and self.output != "last":
-            return outs
-        return np.concatenate(outs, axis=0)
+                    z = feat @ head.weight.T + head.bias
+                    if result is None:
+                        result = np.empty((n, z.shape[1]), dtype=z.dtype)
+                    result[idx] = z
+                    continue
+                z = out @ head.weight.T + head.bias
+                if ragged:
+                    for j, i in enumerate(idx):
+                        result[i] = z[j, : lb[j]]
+                    continue
+                if result is None:
+                    result = np.zeros((n, Xp.shape[1], z.shape[2]), dtype=z.dtype)
+                result[idx, :Tb] = z
+        return result
 
     # -- training -----------------------------------------------------------------------
     def _loss(self, z, target, mask, weight):  # pragma: no cover - abstract
@@ -757,6 +814,8 @@ class BaseRNN(BaseEstimator):
         interrupted = False
         progress = None if incremental else Progress(int(self.verbose), epochs, early)
         first_epoch = self.n_iter_
+        monitored_curve = self.validation_loss_curve_ if early else self.loss_curve_
+        curve_start = len(monitored_curve)
         try:
             for _ in range(epochs):
                 epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
@@ -868,12 +927,18 @@ class BaseRNN(BaseEstimator):
         elif incremental:
             self.best_epoch_ = self.n_iter_
         if not incremental and not converged and not interrupted:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet. Increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=5,
+            why = still_improving(
+                monitored_curve[curve_start:], self.tol, self.n_iter_no_change, epochs
             )
+            if why is not None:
+                warnings.warn(
+                    f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
+                    f"the optimization hasn't converged yet ("
+                    + ("validation" if early else "training")
+                    + f" loss: {why}). Increase max_iter or tol.",
+                    ConvergenceWarning,
+                    stacklevel=5,
+                )
 
     def _split_validation(self, n, Y):
         from sklearn.model_selection import train_test_split
@@ -916,6 +981,28 @@ class BaseRNN(BaseEstimator):
         tags.input_tags.two_d_array = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+def still_improving(curve, tol: float, n_iter_no_change: int, max_iter: int) -> str | None:
+    """Why a run that reached ``max_iter`` has not converged, or None when it has.
+
+    Not converged means the monitored loss was still falling: the lowest loss of the last
+    ``window`` epochs is more than ``tol`` below the lowest before them (the stopping rule's
+    test, over its patience). ``window`` is ``n_iter_no_change`` when the stopping rule could
+    act within ``max_iter``, else (a fixed budget, e.g. ``n_iter_no_change >= max_iter``) the
+    last tenth of the run. A run no longer than its window cannot show a plateau: not
+    converged. So a run that reaches ``max_iter`` on a flat loss (the 'adaptive' schedule
+    still lowering its rate, or a fixed budget spent) gets no ``ConvergenceWarning``; one
+    stopped while the loss still falls does.
+    """
+    window = n_iter_no_change if n_iter_no_change < max_iter else max(1, max_iter // 10)
+    c = np.asarray(curve, dtype=np.float64)
+    if c.shape[0] <= window:
+        return f"{c.shape[0]} epoch(s) are too few to show a plateau over {window}"
+    drop = float(c[:-window].min() - c[-window:].min())
+    if drop > tol:
+        return f"the loss fell by {drop:.3g} (more than tol={tol}) in the last {window} epochs"
+    return None
 
 
 def _rectangular(X):

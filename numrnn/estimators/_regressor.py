@@ -92,6 +92,12 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     random_state : int, RandomState or None
         Seeds initialisation, shuffling, the validation split and dropout.
     tol : float, default=1e-4
+        The least fall of the monitored loss that counts as an improvement (stopping rule,
+        'adaptive' schedule). A fit that reaches ``max_iter`` ends with a
+        ``ConvergenceWarning`` only while the monitored loss still falls: by more than
+        ``tol`` over the last ``n_iter_no_change`` epochs (over the last tenth of the run
+        when ``n_iter_no_change >= max_iter``, a fixed budget). Reaching ``max_iter`` on a
+        flat loss, with 'adaptive' still lowering the rate, is convergence.
     verbose : int or bool, default=False
         1 (or True): one progress line on standard error, redrawn every epoch, with the
         loss, the validation loss and the time left (``tqdm`` when installed); 2: one line

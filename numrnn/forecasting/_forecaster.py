@@ -420,7 +420,7 @@ class RNNForecaster(BaseEstimator):
     --------
     >>> from numrnn.datasets import sine_wave
     >>> y = sine_wave(200)
-    >>> f = RNNForecaster(window=20, max_iter=20, random_state=0).fit(y)
+    >>> f = RNNForecaster(window=20, random_state=0).fit(y)
     >>> f.predict(10).shape
     (10,)
     """
@@ -714,7 +714,8 @@ class RNNForecaster(BaseEstimator):
         ----------
         y_new : array-like of shape (n_new,) or (n_new, n_series), or a panel
             The steps after the end of the data seen so far. For a panel forecaster, a panel
-            (dict, list or long DataFrame) of new steps for some or all of its series.
+            (dict, list or long DataFrame) of new steps for some or all of its series; with
+            covariates, a long DataFrame that carries their columns for the new steps.
         X_new : array-like of shape (n_new, n_exog), optional
             The exogenous features of the new steps (required when fitted with ``X``).
 
@@ -727,9 +728,17 @@ class RNNForecaster(BaseEstimator):
 
         if self.panel_ is not None:
             if X_new is not None:
-                raise ValueError("X_new was passed, but the panel was fitted without features.")
+                raise ValueError(
+                    "X_new is not used with a panel: its covariates are columns of y_new (a "
+                    "long DataFrame)."
+                )
             _panel.update_panel(self, y_new)
             return self
+        if getattr(self, "_raw_tail", None) is None:
+            raise ValueError(
+                "update needs the end of the training series, which this forecaster (loaded "
+                "from a file written before update existed) lacks. Refit it."
+            )
         Y, _, new_index, _, _ = self._read_y(y_new, "y_new")
         k, n_exog, w, m = self.n_series_, self.n_exog_, self.window_, self.season_length_
         if Y.shape[1] != k:
@@ -1288,8 +1297,11 @@ def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None, refit=Tr
     Examples
     --------
     >>> from sklearn.model_selection import TimeSeriesSplit
-    >>> res = cross_val_forecast(RNNForecaster(max_iter=20), y, cv=TimeSeriesSplit(3))  # doctest: +SKIP
-    >>> res["mae"].mean()  # doctest: +SKIP
+    >>> from numrnn.datasets import sine_wave
+    >>> res = cross_val_forecast(RNNForecaster(window=20, random_state=0), sine_wave(400),
+    ...                          cv=TimeSeriesSplit(3))
+    >>> res["mae"].shape
+    (3,)
     """
     from sklearn.model_selection import TimeSeriesSplit
 

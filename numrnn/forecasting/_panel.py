@@ -423,11 +423,6 @@ def extend_index(index, new_index, n_new):
 
 def update_panel(f, y_new):
     """Advance the forecast origin of the series in the panel ``y_new`` (see ``update``)."""
-    if f.n_exog_:
-        raise ValueError(
-            "update is not supported with covariates yet: forecast from the extended data "
-            "with predict(h, X=..., history=...)."
-        )
     new = read_panel(y_new, f, "y_new")
     if new is None:
         raise ValueError(
@@ -440,12 +435,23 @@ def update_panel(f, y_new):
             f"y_new has series {unknown[:5]} the forecaster was not fitted on. Forecast new "
             "series with predict(h, history=...)."
         )
-    for key, Y, ix in zip(new.ids, new.values, new.indexes, strict=True):
+    for j, (key, Y, ix) in enumerate(zip(new.ids, new.values, new.indexes, strict=True)):
         pos = f.panel_.position(key)
         st = f._states[pos]
-        raw = np.concatenate([st["raw"], Y])[-st["raw"].shape[0] :]
+        keep = st["raw"].shape[0]
+        raw = np.concatenate([st["raw"], Y])[-keep:]
         p = _prepare(f, raw, f.season_length_, st["steps"], (st["mean"], st["sd"]))
-        f._states[pos] = _state(p, f.window_, raw, f.season_length_)
+        E, cov = None, None
+        if f.n_exog_:
+            # the covariate rows of the kept steps, extended like the series
+            old, add = st["cov"], new.covariates[j]
+            cov = {
+                part: np.concatenate([old[part], add[part]])[-keep:] for part in ("future", "past")
+            }
+            cov["static"] = old["static"]
+            E = _cov.exog(cov, f.covariate_categories_, p[0].shape[0])
+            E = (E - f.covariate_stats_[0]) / f.covariate_stats_[1]
+        f._states[pos] = _state(p, f.window_, raw, f.season_length_, E, cov)
         panel = f.panel_
         if panel.form == "wide":
             if pos == 0:
