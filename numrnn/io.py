@@ -290,7 +290,7 @@ def _estimator_header(model, arrays, prefix):
 # estimators; its pandas index by _index_header).
 _FORECASTER_ATTRS = ("transform_", "season_length_", "window_", "quantiles_", "mean_", "scale_",
                      "n_series_", "n_exog_", "_was_1d", "_columns", "_name", "_tail", "_tails",
-                     "residuals_", "backtest_scores_")  # fmt: skip
+                     "residuals_", "backtest_scores_", "_raw_tail", "_raw_exog")  # fmt: skip
 _FORECASTER_MODELS = ("RNNRegressor", "_QuantileRegressor")
 
 
@@ -345,6 +345,11 @@ def _forecaster_header(model, arrays):
     _, header["params"] = _params_header(model, arrays, "forecaster/")
     if not hasattr(model, "regressors_"):
         return header
+    if getattr(model, "panel_", None) is not None:
+        raise ValueError(
+            "save does not write a forecaster fitted on a panel yet (its per-series state is "
+            "not in the file format). Keep it with pickle or joblib.dump, or refit it."
+        )
     attrs = {k: getattr(model, k, None) for k in _FORECASTER_ATTRS}
     if attrs["backtest_scores_"] is not None:  # a dict: stored as (name, score) pairs
         attrs["backtest_scores_"] = [tuple(kv) for kv in attrs["backtest_scores_"].items()]
@@ -375,7 +380,9 @@ def _load_forecaster(header, arrays, device=None):
             raise FileFormatError(f"the header sets {k!r}, not a fitted forecaster attribute.")
         setattr(f, k, _from_json(v, arrays))
     f.transform_ = tuple(tuple(s) if isinstance(s, list) else s for s in f.transform_)
-    for k in ("residuals_", "backtest_scores_"):  # files written before they existed
+    f.panel_ = None
+    # files written before they existed (update() then asks for a refit)
+    for k in ("residuals_", "backtest_scores_", "_raw_tail", "_raw_exog"):
         if not hasattr(f, k):
             setattr(f, k, None)
     if f.backtest_scores_ is not None:

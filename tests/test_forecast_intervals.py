@@ -4,6 +4,7 @@ Kept fast: tiny networks and few epochs; coverage and transform choices on real 
 measured by benchmarks/forecast_accuracy.py, not here.
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -142,3 +143,21 @@ def test_cli_forecast_conformal(tmp_path, capsys):
     assert lines[0] == "step,value,value_q0.1,value_q0.9" and len(lines) == 6
     vals = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
     assert np.all(vals[:, 1] < vals[:, 0]) and np.all(vals[:, 0] < vals[:, 2])
+
+
+def test_forecast_accuracy_benchmark_prints_coverage_and_transforms(monkeypatch, capsys):
+    # The benchmark's tables on a toy series (its real series need the bench extra).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.syspath_prepend(root)  # plain `pytest` does not put the root on sys.path
+    from benchmarks import forecast_accuracy as fa
+
+    toy = np.abs(_noisy_season(90, 0.3)) + 5
+    monkeypatch.setattr(fa, "SERIES", {"toy": (lambda: toy, 6, 12)})
+    monkeypatch.setattr(fa, "classical", lambda train, h, m: {"seasonal naive": train[-h:]})
+    argv = ["--seeds", "1", "--models", "0", "--intervals", "both", "--transforms", "none;diff",
+            "--param", "max_iter=3", "--param", "hidden_size=4", "--param", "transform='auto'"]  # fmt: skip
+    assert fa.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "80 % intervals, conformal=True (1 seed(s)): coverage" in out
+    assert "80 % intervals, quantiles=(0.1, 0.5, 0.9) (seed 0): coverage" in out
+    assert "per-series best fixed one on" in out and "fixed diff" in out

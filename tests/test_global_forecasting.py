@@ -358,3 +358,20 @@ def test_backtest_refits_on_a_dask_cluster_match_the_local_run():
         remote = backtest(f, ys, 2, n_origins=4, refit=2, client=client)
     pd.testing.assert_frame_equal(remote, local)
     pd.testing.assert_frame_equal(remote.attrs["forecasts"], local.attrs["forecasts"])
+
+
+def test_save_load_keeps_update_and_panels_pickle(tmp_path):
+    import pickle
+
+    from numrnn.io import load, save
+
+    y = _series([80])["s0"]
+    f = RNNForecaster(transform=["diff"], **KW).fit(y[:70])
+    save(f, tmp_path / "f.npz")
+    g = load(tmp_path / "f.npz")
+    np.testing.assert_array_equal(g.update(y[70:]).predict(3), f.update(y[70:]).predict(3))
+    p = RNNForecaster(**KW).fit(_series([40, 50]))
+    with pytest.raises(ValueError, match="does not write a forecaster fitted on a panel"):
+        save(p, tmp_path / "p.npz")
+    q = pickle.loads(pickle.dumps(p))
+    np.testing.assert_array_equal(q.predict(2)["s1"], p.predict(2)["s1"])
