@@ -288,9 +288,11 @@ def _series_items(series, id_col, value_col, time_col):
 
 
 def _fit_one(y, params, horizon):
-    """Fit one forecaster (the task run on a worker) on one thread: tasks are the parallelism."""
-    with warnings.catch_warnings(), single_threaded():
-        warnings.simplefilter("ignore", category=_convergence_warning())
+    """Fit one forecaster (the task run on a worker) on one thread: tasks are the parallelism.
+
+    A ``ConvergenceWarning`` is not silenced: it fires only for a series whose loss was
+    still falling at ``max_iter``, which its user needs to know."""
+    with single_threaded():
         f = RNNForecaster(**params).fit(y)
         return f if horizon is None else f.predict(horizon)
 
@@ -320,12 +322,6 @@ def _fit_chunk(chunk, params, horizon, errors="raise"):
             err.__cause__ = exc
             out.append((i, err))
     return out
-
-
-def _convergence_warning():
-    from sklearn.exceptions import ConvergenceWarning
-
-    return ConvergenceWarning
 
 
 def fit_many_series(
