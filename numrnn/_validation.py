@@ -293,12 +293,6 @@ def check_param(name: str, value, rule=None):
     return (rule or PARAMETERS[name]).check(name, value)
 
 
-def check_params(obj, names) -> None:
-    """Check the attributes ``names`` of ``obj`` (an estimator's parameters)."""
-    for name in names:
-        check_param(name, getattr(obj, name))
-
-
 def check_real_input(name: str, value) -> None:
     """Refuse what a cast to float would change silently: complex numbers (imaginary parts
     dropped), masked arrays with masked entries (mask ignored) and datetime64/timedelta64

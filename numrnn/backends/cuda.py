@@ -106,8 +106,9 @@ class CUDABackend:
         Threads per block of the per-step, persistent and element-wise kernels.
     rows : int, default=4
         Batch rows per block of the per-step kernels (their ``W_hh`` tiles in shared
-        memory are reused across these rows); the persistent kernel stages at least this
-        many of its rows at a time.
+        memory are reused across these rows); the persistent kernel stages up to this many
+        of its rows at a time, or more when its block has more threads than hidden units
+        (as shared memory allows).
     persistent : {'auto', True, False}, default='auto'
         Run the whole time loop of a layer in one persistent cooperative kernel that keeps
         ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in one block's shared memory
@@ -161,16 +162,9 @@ class CUDABackend:
     def multiply(self, a, b):
         return self._binary(a, b, _MUL)
 
-    def add(self, a, b):
-        return self._binary(a, b, _ADD)
-
-    def add_into(self, a, b):
-        """``a += b`` in place (``a`` is a buffer the caller owns); returns ``a``."""
-        return self._binary(a, b, _ADD, out=a)
-
     def add_reversed_into(self, a, x, lengths):
-        """``a += reverse_padded(x, lengths)`` in place."""
-        return self.add_into(a, self.reverse_padded(x, lengths))
+        """``a += reverse_padded(x, lengths)`` in place (``a`` is a buffer the caller owns)."""
+        return self._binary(a, self.reverse_padded(x, lengths), _ADD, out=a)
 
     def merge(self, outs: list, mode: str):
         """Combine the directions' (T, B, H) outputs: concat, sum, mean or mul."""
