@@ -1040,6 +1040,9 @@ class RNNForecaster(BaseEstimator):
             rng = np.random.default_rng(ss) if sample else None
             Zp = self._run(reg, buf0, horizon, fut, rng).reshape(R, P, horizon, k)
             Zp = Zp * scales[:, None, None, :] + means[:, None, None, :]
+            if len(groups) == 1 and not steps[0]:
+                paths.append(Zp)  # no transform to undo (the backtest of a plain series)
+                continue
             out = np.empty_like(Zp)
             for st, rs in groups.items():
                 if not st:
