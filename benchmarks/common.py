@@ -209,6 +209,13 @@ def step_memory(step: TrainingStep) -> tuple[float, float]:
 
 
 # -- timing helpers ---------------------------------------------------------------------------
+#: The clock of :func:`wall_times`: wall time, or ``time.thread_time`` (CPU time of the calling
+#: thread) for single-threaded comparisons on a loaded machine, where it moves far less with
+#: other work than wall time does (``compare_torch.py --threads 1 --clock cpu``: numrnn runs
+#: one range of rows in the calling thread, PyTorch with one thread runs inline too).
+TIMER = time.perf_counter
+
+
 def wall_times(fn, repeat: int, warmup: int = 1, max_seconds: float | None = None) -> list[float]:
     """Wall times (s) of ``repeat`` calls after ``warmup`` untimed ones.
 
@@ -219,9 +226,9 @@ def wall_times(fn, repeat: int, warmup: int = 1, max_seconds: float | None = Non
     times: list[float] = []
     spent = 0.0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = TIMER()
         fn()
-        dt = time.perf_counter() - t0
+        dt = TIMER() - t0
         times.append(dt)
         spent += dt
         if max_seconds is not None and spent > max_seconds and len(times) >= 2:

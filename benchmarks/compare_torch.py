@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import common  # noqa: E402
 from common import (  # noqa: E402
     CELLS,
     CONFIGS,
@@ -253,6 +254,10 @@ def main(argv=None) -> int:
         help="stop repeating a measurement after this much timed work (at least 2 calls)",
     )  # fmt: skip
     ap.add_argument("--threads", type=int, default=None, help="threads for BLAS/Numba/PyTorch")
+    ap.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall time, or the calling thread's CPU time (needs --threads 1; robust to load)",
+    )  # fmt: skip
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
     ap.add_argument("--no-startup", action="store_true", help="skip cold/warm start subprocesses")
@@ -266,6 +271,10 @@ def main(argv=None) -> int:
     if args.repeat < 1 or args.fit_repeat < 1 or args.epochs < 1:
         raise SystemExit("--repeat, --fit-repeat and --epochs must be >= 1")
 
+    if args.clock == "cpu":
+        if args.threads != 1:
+            raise SystemExit("--clock cpu times the calling thread: use it with --threads 1")
+        common.TIMER = time.thread_time
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     import numba
@@ -307,6 +316,7 @@ def main(argv=None) -> int:
     print(f"{h}numrnn vs PyTorch, float32; torch/ours > 1 means numrnn is faster")
     print(
         f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, threads={threads}, "
+        f"clock={args.clock}, "
         f"numrnn loop threads {loop_threads} (CPU contended: {contended}), "
         f"numpy {np.__version__}, numba {numba.__version__}, {torch_note}"
     )

@@ -70,7 +70,6 @@ from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import (
     PARAMETERS,
     check_dtype,
-    check_int,
     check_param,
     check_real_input,
     check_sequences,
@@ -97,10 +96,6 @@ from numrnn.nn.step import apply_update, penalty
 
 #: ``batch_size='auto'`` is ``min(AUTO_BATCH_SIZE, n_samples)``: see the estimators' docstring.
 AUTO_BATCH_SIZE = 32
-
-
-def _check_int_param(name, value, minimum, allow_none=False):
-    return check_int(name, value, minimum, allow_none=allow_none)
 
 
 _PREDICT_BATCH = 1024

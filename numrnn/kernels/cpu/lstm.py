@@ -3,7 +3,9 @@
 ``a = x W_ih^T + b_ih + h W_hh^T + b_hh``;
 ``i = σ(a_i + w_ci c_prev)``, ``f = σ(a_f + w_cf c_prev)``, ``g = tanh(a_g)``,
 ``c = f c_prev + i g``, ``o = σ(a_o + w_co c)``, ``h = o tanh(c)``.
-Without peepholes ``w_peep`` is zero, which is the same mathematics at a few FMAs' cost.
+Without peepholes ``w_peep`` is zero, the same mathematics: the forward sees an all-zero
+``w_peep`` and computes the four gates in one pass without the peephole terms; the
+backward keeps them (a few FMAs).
 """
 
 from __future__ import annotations
