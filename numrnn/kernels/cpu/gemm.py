@@ -230,11 +230,12 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     # Sized for this K when it is under one block: a tiny model's whole step needs less
     # memory than a KC-row panel block (32-64 KB).
     bp = np.empty((P, min(KC, K), NR), dtype=a.dtype)
-    # A transposed view whose k are a page or more apart (dA^T of the large LSTM/GRU) is
-    # copied MC x KC at a time into MR-row micro-panels: read straight, a 256-k
-    # micro-kernel call would miss the TLB at every k (docs/performance.rst, *Measured*). Closer k are
-    # cheaper to read in place than to copy.
-    pack_a = a_cs * a.itemsize >= 4096
+    # A transposed view whose k are 1 KB or more apart (dA^T of the LSTM and GRU from H = 64
+    # up) is copied MC x KC at a time into MR-row micro-panels: read straight, a 256-k
+    # micro-kernel call touches a new cache line (a page apart: a TLB miss) at every k
+    # (docs/performance.rst, *Measured*; 2 KB apart, the digits/medium LSTM's dW: 50 -> 65
+    # GFLOP/s packed). Closer k are cheaper to read in place than to copy.
+    pack_a = a_cs * a.itemsize >= 1024
     ap = np.empty(((MC + MR - 1) // MR, KC, MR) if pack_a else (1, 1, MR), dtype=a.dtype)
     edge = np.empty((MR, NR), dtype=a.dtype)
     if K == 0 and not accumulate:
