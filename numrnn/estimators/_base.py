@@ -688,9 +688,15 @@ class BaseRNN(BaseEstimator):
             Y = self._prepare_y(
                 y, Xp, lengths, incremental=incremental, classes=classes, sample_weight=sw
             )
+            self.__dict__.pop("_was_interrupted", None)
             with self._blas_threads():
                 self._fit_loop(Xp, lengths, Y, sw, incremental)
-            self._fit_extra_models(X, y, sample_weight, incremental, classes)
+            if getattr(self, "_was_interrupted", False):
+                # Ctrl-C: the other networks are not trained; a fresh fit drops the old ones
+                if not (incremental or self.warm_start):
+                    self.__dict__.pop("extra_models_", None)
+            else:
+                self._fit_extra_models(X, y, sample_weight, incremental, classes)
         except BaseException as exc:
             if isinstance(exc, _ExtraModelError):
                 # one of the other networks failed: the whole ensemble goes back to the
@@ -772,16 +778,32 @@ class BaseRNN(BaseEstimator):
                         m.partial_fit(X, y, sample_weight=sample_weight, **kw)
                     else:
                         m.fit(X, y, sample_weight=sample_weight)
+            except KeyboardInterrupt:
+                # before its first epoch ended: the networks trained so far are the model
+                warnings.warn(
+                    f"Training interrupted by user (KeyboardInterrupt) in network {i + 2} of "
+                    f"n_models={n}; the model keeps the {i + 1} network(s) trained before it.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                self._was_interrupted = True
+                models = models[:i] if not reuse else models
+                break
             except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
                 raise _ExtraModelError(i + 2, n) from exc
             for w in caught:  # one summary below instead of a warning per network
                 if issubclass(w.category, ConvergenceWarning):
                     unconverged.append(i + 2)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        self.extra_models_ = models
+            if m.__dict__.pop("_was_interrupted", False):
+                self._was_interrupted = True  # it keeps its last finished epoch: stop here
+                models = models[: i + 1] if not reuse else models
+                break
+        if models:
+            self.extra_models_ = models
+        else:
+            self.__dict__.pop("extra_models_", None)
         if unconverged:
             warnings.warn(
                 f"Stochastic optimizer: networks {sorted(set(unconverged))} of n_models={n} "
@@ -986,6 +1008,7 @@ class BaseRNN(BaseEstimator):
                         raise  # no epoch of this call finished: _fit restores the previous model
                     self._restore_progress(last_good)
                     interrupted = True
+                    self._was_interrupted = True  # no further networks of an ensemble
                     warnings.warn(
                         f"Training interrupted by user (KeyboardInterrupt) during epoch "
                         f"{self.n_iter_ + 1}; the model keeps the weights of epoch "
