@@ -93,7 +93,9 @@ def test_segments_never_leak_padding():
         padded[i, : len(s)] = s
     np.testing.assert_array_equal(est.predict_proba(padded), batch)
     for i in (1, 3):  # each sequence alone, its final segment partial
-        np.testing.assert_array_equal(est.predict_proba(seqs[i][None])[0], batch[i])
+        # a batch of one row rounds float32 matmuls differently in the last bit (BLAS picks
+        # other kernels; seen in 3 of the 5 networks); leaked padding would move it by O(1)
+        np.testing.assert_allclose(est.predict_proba(seqs[i][None])[0], batch[i], rtol=1e-6)
     auto = RNNClassifier(max_iter=1, **TINY).fit(np.stack([s[:5] for s in seqs]), y)
     assert auto.segment_length_ == 1  # 5 steps: nothing to fold
     with pytest.raises(ValueError, match="segment_length must be None or 'auto'"):
