@@ -55,3 +55,72 @@ class EstimatorSmall:
 
     def time_predict(self, cell):
         self.model.predict(self.X)
+
+
+class EstimatorFitEndToEnd:
+    """``fit`` end to end (``common.EstimatorFit``: 3 epochs of 16 minibatches, validation,
+    shuffling, head, loss, clipping, Adam, bookkeeping) on ``small`` (regression) and
+    ``digits`` (classification) data; ``track_torch_ratio`` is a plain PyTorch loop of the
+    same work over it, measured in the same process (skipped without torch)."""
+
+    params = [list(CELLS), ["small", "digits"]]
+    param_names = ["cell", "data"]
+    number = 1
+    repeat = (3, 10, 30.0)
+    warmup_time = 0.0
+    timeout = 600
+
+    def setup(self, cell, data):
+        from .common import EstimatorFit
+
+        self.fit = EstimatorFit(cell, CONFIGS[data])
+        self.fit()  # compiles / loads kernels
+
+    def time_fit(self, cell, data):
+        self.fit()
+
+    def track_torch_ratio(self, cell, data):
+        from .common import wall_times
+        from .torch_ref import TorchFit, torch
+
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        theirs = TorchFit(cell, CONFIGS[data])
+        t_theirs = float(np.median(wall_times(theirs, 3, warmup=1)))
+        t_ours = float(np.median(wall_times(self.fit, 3, warmup=0)))
+        return t_theirs / t_ours
+
+    track_torch_ratio.unit = "ratio"
+
+
+class OneStepLatency:
+    """One-step forecast with carried state by a hidden-32 LSTM estimator
+    (``common.OneStepForecast``), through ``generate`` and through the network alone;
+    ``track_torch_ratio``: PyTorch's LSTM step + head over ``generate``, same process."""
+
+    number = 200
+    repeat = (3, 10, 10.0)
+    warmup_time = 0.0
+
+    def setup(self):
+        from .common import OneStepForecast
+
+        self.one = OneStepForecast()
+        self.one()
+        self.one.network()
+
+    def time_generate_one_step(self):
+        self.one()
+
+    def time_network_one_step(self):
+        self.one.network()
+
+    def track_torch_ratio(self):
+        from .common import median_us
+        from .torch_ref import TorchOneStep, torch
+
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        return median_us(TorchOneStep(), 1000) / median_us(self.one, 1000)
+
+    track_torch_ratio.unit = "ratio"

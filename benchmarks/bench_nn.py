@@ -5,7 +5,7 @@ builds the network, head, optimizer and data and runs one warm-up call, so compi
 loading kernels from Numba's cache) is never timed.
 """
 
-from .common import CELLS, CONFIGS, Config, TrainingStep
+from .common import CELLS, CONFIGS, Config, OwnLoopStep, TrainingStep
 
 CONFIG_NAMES = list(CONFIGS)
 
@@ -70,3 +70,59 @@ class TrackFlops(_NetworkBench):
 
         t = float(np.median(wall_times(self.step, 3, warmup=0, max_seconds=3.0)))
         return train_flops(cell, CONFIGS[config]) / t / 1e9
+
+
+class TimeOwnLoop(_NetworkBench):
+    """A user's own loop (``common.OwnLoopStep``): ``net.forward(x)``, head and MSE on every
+    step, ``net.backward(d_out)`` with the input gradient, Adam."""
+
+    def setup(self, cell, config):
+        self.step = OwnLoopStep(cell, CONFIGS[config])
+        self.step()  # compile / load from cache, allocate Adam state
+
+    def time_own_loop(self, cell, config):
+        self.step()
+
+
+class TrackTorchRatio:
+    """PyTorch time / numrnn time of the training step, the forward pass and the own loop,
+    both measured in the same process (medians of up to 5 calls); skipped without torch.
+    Ratios move less with machine load than either time."""
+
+    params = [list(CELLS), ["tiny", "small", "digits", "medium"]]
+    param_names = ["cell", "config"]
+    unit = "ratio"
+    timeout = 600
+
+    def setup(self, cell, config):
+        from .torch_ref import torch
+
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+
+    @staticmethod
+    def _ratio(ours, theirs) -> float:
+        import numpy as np
+
+        from .common import wall_times
+
+        t_ours = float(np.median(wall_times(ours, 5, warmup=1, max_seconds=3.0)))
+        t_theirs = float(np.median(wall_times(theirs, 5, warmup=1, max_seconds=3.0)))
+        return t_theirs / t_ours
+
+    def track_training_step_ratio(self, cell, config):
+        from .torch_ref import TorchStep
+
+        return self._ratio(TrainingStep(cell, CONFIGS[config]), TorchStep(cell, CONFIGS[config]))
+
+    def track_forward_ratio(self, cell, config):
+        from .torch_ref import TorchStep
+
+        ours = TrainingStep(cell, CONFIGS[config])
+        return self._ratio(ours.forward, TorchStep(cell, CONFIGS[config]).forward)
+
+    def track_own_loop_ratio(self, cell, config):
+        from .torch_ref import TorchOwnLoop
+
+        cfg = CONFIGS[config]
+        return self._ratio(OwnLoopStep(cell, cfg), TorchOwnLoop(cell, cfg))

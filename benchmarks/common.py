@@ -209,6 +209,13 @@ def step_memory(step: TrainingStep) -> tuple[float, float]:
 
 
 # -- timing helpers ---------------------------------------------------------------------------
+#: The clock of :func:`wall_times`: wall time, or ``time.thread_time`` (CPU time of the calling
+#: thread) for single-threaded comparisons on a loaded machine, where it moves far less with
+#: other work than wall time does (``compare_torch.py --threads 1 --clock cpu``: numrnn runs
+#: one range of rows in the calling thread, PyTorch with one thread runs inline too).
+TIMER = time.perf_counter
+
+
 def wall_times(fn, repeat: int, warmup: int = 1, max_seconds: float | None = None) -> list[float]:
     """Wall times (s) of ``repeat`` calls after ``warmup`` untimed ones.
 
@@ -219,9 +226,9 @@ def wall_times(fn, repeat: int, warmup: int = 1, max_seconds: float | None = Non
     times: list[float] = []
     spent = 0.0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = TIMER()
         fn()
-        dt = time.perf_counter() - t0
+        dt = TIMER() - t0
         times.append(dt)
         spent += dt
         if max_seconds is not None and spent > max_seconds and len(times) >= 2:
@@ -326,3 +333,172 @@ def cold_and_warm_start(cell: str, config: str = "tiny") -> tuple[dict, dict]:
         cold = startup_in_subprocess(cell, d, config)
         warm = startup_in_subprocess(cell, d, config)
     return cold, warm
+
+
+# -- a user's own loop (issue #18 mode "own loop") --------------------------------------------
+class OwnLoopStep:
+    """One step of a training loop as a user writes it with ``numrnn.nn`` (the seeds' and
+    ``examples/sine_lstm.py``'s pattern): ``out, _ = net.forward(x)`` with the defaults, a
+    linear head and MSE on *every* step, ``dx = net.backward(d_out)`` with the input
+    gradient returned (the default), Adam on every parameter.
+
+    The PyTorch counterpart (``benchmarks/torch_ref.py``) feeds an input with
+    ``requires_grad=True``, so both compute the input gradient.
+    """
+
+    def __init__(self, cell: str, cfg: Config, dtype="float32", seed: int = 0, lr=1e-3):
+        from numrnn.nn.linear import Linear
+        from numrnn.nn.optim import Adam
+
+        self.cfg = cfg
+        self.x, _ = make_data(cfg, np.dtype(dtype), seed)
+        self.y = np.random.default_rng(seed + 2).standard_normal((cfg.B, cfg.T, 1)).astype(dtype)
+        self.net = make_network(cell, cfg, dtype, seed)
+        self.head = Linear(cfg.D * cfg.H, 1, dtype=dtype, rng=seed + 1)
+        params = dict(self.net.parameters())
+        params.update({"head." + k: v for k, v in self.head.params.items()})
+        self.opt = Adam(params, lr=lr)
+        self.loss = float("nan")
+        self.dx = None
+
+    def __call__(self) -> float:
+        from numrnn.nn.losses import mse_loss
+
+        out, _ = self.net.forward(self.x)
+        self.loss, dpred = mse_loss(self.head.forward(out), self.y)
+        self.dx = self.net.backward(self.head.backward(dpred))
+        grads = dict(self.net.grads)
+        grads.update({"head." + k: v for k, v in self.head.grads.items()})
+        self.opt.step(grads)
+        return self.loss
+
+
+# -- estimator fit end to end (issue #18 mode "fit") ------------------------------------------
+#: Configurations whose data the estimator fit mode trains on, with the estimator's task.
+FIT_TASKS = {"small": "regression", "digits": "classification", "medium": "regression"}
+#: Minibatches per epoch of the fit mode's data (n_samples = FIT_BATCHES * B).
+FIT_BATCHES = 16
+N_CLASSES = 10
+
+
+def make_fit_data(cfg: Config, seed: int = 0):
+    """A data set of ``FIT_BATCHES * B`` sequences shaped like ``cfg`` (float32) and its
+    target: regression (a sum of noisy sines, target the mean of the last steps' first
+    feature) or, for ``digits``, 10 classes (a class template per row plus noise, as image
+    rows read as a sequence)."""
+    rng = np.random.default_rng(seed)
+    n = FIT_BATCHES * cfg.B
+    if FIT_TASKS[cfg.name] == "classification":
+        templates = rng.standard_normal((N_CLASSES, cfg.T, cfg.I))
+        y = rng.integers(0, N_CLASSES, n)
+        X = templates[y] + 1.5 * rng.standard_normal((n, cfg.T, cfg.I))
+        return X.astype(np.float32), y
+    t = np.arange(cfg.T)[None, :, None]
+    freq = rng.uniform(0.05, 0.3, (n, 1, cfg.I))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, cfg.I))
+    X = np.sin(freq * t + phase) + 0.1 * rng.standard_normal((n, cfg.T, cfg.I))
+    y = X[:, -5:, 0].mean(axis=1)
+    return X.astype(np.float32), y.astype(np.float32)
+
+
+def make_estimator(cfg: Config, cell: str, epochs: int, seed: int = 0):
+    """The estimator of the fit mode: the configuration's sizes, ``epochs`` epochs exactly.
+
+    Defaults otherwise (Adam at 1e-3, ``alpha=1e-4`` on the weights, ``clip_norm=1``,
+    shuffling, the 'last' readout), except what would change the work: no segments (the
+    PyTorch loop reads every step) and no early end (``n_iter_no_change`` past ``epochs``).
+    """
+    from numrnn import RNNClassifier, RNNRegressor
+
+    cls = RNNClassifier if FIT_TASKS[cfg.name] == "classification" else RNNRegressor
+    return cls(
+        cell=cell,
+        hidden_size=cfg.H,
+        num_layers=cfg.L,
+        bidirectional=cfg.bidirectional,
+        batch_size=cfg.B,
+        max_iter=epochs,
+        n_iter_no_change=epochs + 1,
+        segment_length=None,
+        random_state=seed,
+    )
+
+
+class EstimatorFit:
+    """``make_estimator(...).fit(X, y)`` on :func:`make_fit_data`, end to end."""
+
+    def __init__(self, cell: str, cfg: Config, epochs: int = 3, seed: int = 0):
+        self.cell, self.cfg, self.epochs, self.seed = cell, cfg, epochs, seed
+        self.X, self.y = make_fit_data(cfg, seed)
+        self.model = None
+
+    def __call__(self):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed budget of epochs
+            self.model = make_estimator(self.cfg, self.cell, self.epochs, self.seed).fit(
+                self.X, self.y
+            )
+        return self.model
+
+
+# -- one-step forecast with carried state (issue #18 mode "latency") --------------------------
+#: The latency mode's model: a hidden-32 LSTM regressor on one feature (the tiny config's
+#: input), the streaming case of a global forecasting model.
+LATENCY_HIDDEN = 32
+
+
+def fitted_latency_model(seed: int = 0):
+    """An ``RNNRegressor(cell='lstm', hidden_size=32)`` fitted briefly on sine windows."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from numrnn import RNNRegressor
+
+    cfg = Config("latency", 64, 100, 1, LATENCY_HIDDEN, 1)
+    rng = np.random.default_rng(seed)
+    t = np.arange(cfg.T + 1)[None, :]
+    wave = np.sin(0.1 * t + rng.uniform(0, 2 * np.pi, (cfg.B, 1))).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return RNNRegressor(
+            cell="lstm", hidden_size=LATENCY_HIDDEN, max_iter=2, segment_length=None,
+            random_state=seed,
+        ).fit(wave[:, :-1, None], wave[:, -1])  # fmt: skip
+
+
+class OneStepForecast:
+    """One new observation in, the next value out, the recurrent state carried between calls:
+    ``numrnn.forecasting.generate(model, x_t, 1, state=state, return_state=True)``, the public
+    call for a fitted estimator. ``network()`` is the same step through ``numrnn.nn`` alone
+    (``network_.forward(x_t, state, requires_grad=False)`` and the head), the floor the
+    estimator-level call adds its checks to."""
+
+    def __init__(self, seed: int = 0):
+        self.model = fitted_latency_model(seed)
+        net = self.model.network_
+        H = net.hidden_size
+        self.state = (np.zeros((1, 1, H), np.float32), np.zeros((1, 1, H), np.float32))
+        self.x = np.full((1, 1, 1), 0.5, dtype=np.float32)
+        self.value = 0.5
+
+    def __call__(self):
+        from numrnn.forecasting import generate
+
+        y, self.state = generate(self.model, self.value, 1, state=self.state, return_state=True)
+        return y
+
+    def network(self):
+        net, head = self.model.network_, self.model.head_
+        out, self.state = net.forward(self.x, self.state, requires_grad=False)
+        return out[:, -1] @ head.weight.T + head.bias
+
+
+def median_us(fn, repeat: int = 2000, warmup: int = 50) -> float:
+    """Median wall time of ``fn`` in microseconds (for calls of a few microseconds)."""
+    times = wall_times(fn, repeat, warmup)
+    return 1e6 * float(np.median(times))

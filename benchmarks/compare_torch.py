@@ -1,20 +1,27 @@
-"""numrnn against PyTorch on the DESIGN §5 configurations, in one table from one run.
+"""numrnn against PyTorch on the DESIGN §5 configurations, in one run, four modes.
 
-For each configuration and cell (float32): a training step (forward, linear head on the last
-output, MSE loss, BPTT, Adam on every parameter) and a forward-only (inference) pass, timed
-as the median of repeated calls after a warm-up, for numrnn and for the same work in PyTorch
-(``torch.nn.RNN/LSTM/GRU(batch_first=True)`` + ``nn.Linear`` + ``nn.MSELoss`` +
-``torch.optim.Adam``). Achieved GFLOP/s (DESIGN §4's ``6*G*B*H*(I+H)*T`` per layer and
-direction) is shown beside the fraction of the best sgemm rate measured in the same run, and
-the peak memory of a numrnn step beside what BPTT theoretically needs. Below the table: cold
-compile (new process, empty ``NUMBA_CACHE_DIR``) and warm start (new process, cache filled)
-per cell.
+Each mode prints numrnn's time, PyTorch's time for the same work measured in the same run,
+and their ratio (torch/ours > 1: numrnn is faster), float32:
 
-    PYTHONPATH=. python benchmarks/compare_torch.py                     # everything (~10 min)
+- ``step``: per configuration and cell, a training step (forward, linear head on the last
+  state, MSE, BPTT without the input gradient, Adam on every parameter) and the forward pass
+  alone (inference), with achieved GFLOP/s (DESIGN §4's ``6*G*B*H*(I+H)*T`` per layer and
+  direction) beside the fraction of the best sgemm rate of the same run, and the peak memory
+  of a step beside what BPTT needs; then cold and warm start per cell;
+- ``ownloop``: a loop as a user writes it with ``numrnn.nn`` (``out = net.forward(x)``, a
+  head and MSE on every step, ``dx = net.backward(d_out)`` with the input gradient, Adam);
+- ``fit``: ``RNNRegressor`` / ``RNNClassifier`` ``fit`` end to end (validation, shuffling,
+  minibatches, head, loss, clipping, Adam, bookkeeping) on ``small`` / ``digits`` /
+  ``medium``-shaped data against a plain PyTorch training loop of the same work;
+- ``latency``: a one-step forecast with carried state by a hidden-32 LSTM estimator.
+
+    PYTHONPATH=. python benchmarks/compare_torch.py                     # everything
     PYTHONPATH=. python benchmarks/compare_torch.py --configs tiny,small --cells lstm
+    PYTHONPATH=. python benchmarks/compare_torch.py --modes ownloop,fit --configs digits
     PYTHONPATH=. python benchmarks/compare_torch.py --markdown --threads 1
 
-Timings are only meaningful on a quiet machine: nothing else running.
+Timings are only meaningful on a quiet machine: nothing else running. The load average at
+the start and end of the run is printed with the tables.
 """
 
 from __future__ import annotations
@@ -31,14 +38,21 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import common  # noqa: E402
 from common import (  # noqa: E402
     CELLS,
     CONFIGS,
+    FIT_BATCHES,
+    FIT_TASKS,
+    GATES,
     Config,
+    EstimatorFit,
+    OneStepForecast,
+    OwnLoopStep,
     TrainingStep,
     cold_and_warm_start,
     forward_flops,
-    make_data,
+    median_us,
     parse_list,
     sgemm_rates,
     step_memory,
@@ -46,42 +60,9 @@ from common import (  # noqa: E402
     train_flops,
     wall_times,
 )
-
-try:  # PyTorch is a yardstick, never a dependency
-    import torch
-except ImportError:  # pragma: no cover - depends on the machine
-    torch = None
+from torch_ref import TorchFit, TorchOneStep, TorchOwnLoop, TorchStep, torch  # noqa: E402
 
 MB = 1024.0**2
-
-
-# -- PyTorch side -----------------------------------------------------------------------------
-class TorchStep:
-    """The same training step in PyTorch (float32, CPU)."""
-
-    def __init__(self, cell: str, cfg: Config, seed: int = 0):
-        torch.manual_seed(seed)
-        cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-        self.rnn = cls(cfg.I, cfg.H, cfg.L, batch_first=True, bidirectional=cfg.bidirectional)
-        self.head = torch.nn.Linear(cfg.D * cfg.H, 1)
-        self.loss_fn = torch.nn.MSELoss()
-        params = list(self.rnn.parameters()) + list(self.head.parameters())
-        self.opt = torch.optim.Adam(params, lr=1e-3)
-        x, y = make_data(cfg, np.float32, seed)
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
-
-    def __call__(self) -> float:
-        self.opt.zero_grad(set_to_none=True)
-        out, _ = self.rnn(self.x)
-        loss = self.loss_fn(self.head(out[:, -1, :]), self.y)
-        loss.backward()
-        self.opt.step()
-        return loss.item()
-
-    def forward(self):
-        with torch.inference_mode():
-            out, _ = self.rnn(self.x)
-            return self.head(out[:, -1, :])
 
 
 # -- measurements -----------------------------------------------------------------------------
@@ -151,62 +132,169 @@ def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+MODES = ("step", "ownloop", "fit", "latency")
+
+
+def step_rows(configs, cells, args, use_torch, floor_rate) -> list[list[str]]:
+    """Training step (head on the last state, no input gradient) and inference per cell."""
+    rows = []
+    for cfg in configs:
+        for cell in cells:
+            step = TrainingStep(cell, cfg)
+            tr = median_ms(step, args.repeat, args.max_seconds)
+            fw = median_ms(step.forward, args.repeat, args.max_seconds)
+            mem, held = (None, None) if args.no_memory else step_memory(step)
+            del step
+            ttr = tfw = None
+            if use_torch:
+                tstep = TorchStep(cell, cfg)
+                ttr = median_ms(tstep, args.repeat, args.max_seconds)
+                tfw = median_ms(tstep.forward, args.repeat, args.max_seconds)
+                del tstep
+            gflops = train_flops(cell, cfg) / (tr / 1e3) / 1e9
+            need = theoretical_train_bytes(cell, cfg)
+            rows.append([
+                cfg.name, cell,
+                fmt(tr, ".3f"), fmt(ttr, ".3f"), fmt(ttr / tr if ttr else None),
+                fmt(gflops, ".1f"), fmt(100 * gflops / floor_rate, ".1f"),
+                fmt(fw, ".3f"), fmt(tfw, ".3f"), fmt(tfw / fw if tfw else None),
+                fmt(forward_flops(cell, cfg) / (fw / 1e3) / 1e9, ".1f"),
+                fmt(None if mem is None else (mem + held) / MB, ".2f"),
+                fmt(need["total"] / MB, ".2f"),
+            ])  # fmt: skip
+            print(f"  done step {cfg.name}/{cell}", file=sys.stderr, flush=True)
+    return rows
+
+
+def ownloop_rows(configs, cells, args, use_torch, floor_rate) -> list[list[str]]:
+    """A user's own loop: per-step head and loss, ``backward(d_out)`` with dx, Adam."""
+    rows = []
+    for cfg in configs:
+        for cell in cells:
+            step = OwnLoopStep(cell, cfg)
+            ours = median_ms(step, args.repeat, args.max_seconds)
+            del step
+            theirs = None
+            if use_torch:
+                tstep = TorchOwnLoop(cell, cfg)
+                theirs = median_ms(tstep, args.repeat, args.max_seconds)
+                del tstep
+            # + dX of layer 0 (2*G*B*H*I*T per direction): the own loop's extra GEMM
+            flops = train_flops(cell, cfg) + 2 * GATES[cell] * cfg.B * cfg.H * cfg.I * cfg.T * cfg.D
+            gflops = flops / (ours / 1e3) / 1e9
+            rows.append([
+                cfg.name, cell, fmt(ours, ".3f"), fmt(theirs, ".3f"),
+                fmt(theirs / ours if theirs else None), fmt(gflops, ".1f"),
+                fmt(100 * gflops / floor_rate, ".1f"),
+            ])  # fmt: skip
+            print(f"  done ownloop {cfg.name}/{cell}", file=sys.stderr, flush=True)
+    return rows
+
+
+def fit_rows(fit_configs, cells, args, use_torch) -> list[list[str]]:
+    """Estimator ``fit`` end to end against a plain PyTorch loop of the same work."""
+    rows = []
+    for cfg in fit_configs:
+        for cell in cells:
+            fit = EstimatorFit(cell, cfg, epochs=args.epochs)
+            ours = median_ms(fit, args.fit_repeat, args.max_seconds * 3) / 1e3
+            step = TrainingStep(cell, cfg)  # the minibatch's kernel work alone
+            kernel = median_ms(step, args.repeat, args.max_seconds) / 1e3
+            del fit, step
+            theirs = None
+            if use_torch:
+                tfit = TorchFit(cell, cfg, epochs=args.epochs)
+                theirs = median_ms(tfit, args.fit_repeat, args.max_seconds * 3) / 1e3
+                del tfit
+            steps = FIT_BATCHES * args.epochs
+            rows.append([
+                cfg.name, cell, FIT_TASKS[cfg.name], f"{steps}",
+                fmt(ours, ".3f"), fmt(theirs, ".3f"), fmt(theirs / ours if theirs else None),
+                fmt(1e3 * ours / steps, ".2f"), fmt(1e3 * kernel, ".2f"),
+                fmt(100 * (1 - kernel * steps / ours), ".0f"),
+            ])  # fmt: skip
+            print(f"  done fit {cfg.name}/{cell}", file=sys.stderr, flush=True)
+    return rows
+
+
+def latency_rows(args, use_torch) -> list[list[str]]:
+    """One-step forecast with carried state, hidden-32 LSTM."""
+    one = OneStepForecast()
+    est = median_us(one, args.latency_repeat)
+    net = median_us(one.network, args.latency_repeat)
+    theirs = median_us(TorchOneStep(), args.latency_repeat) if use_torch else None
+    print("  done latency", file=sys.stderr, flush=True)
+
+    def ratio(ours):
+        return fmt(theirs / ours if theirs else None)
+
+    return [
+        ["numrnn generate(model, x_t, 1, state=...)", fmt(est, ".1f"), fmt(theirs, ".1f"),
+         ratio(est)],
+        ["numrnn network_.forward(x_t, state) + head", fmt(net, ".1f"), fmt(theirs, ".1f"),
+         ratio(net)],
+    ]  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modes", default="all", help=f"comma list of {','.join(MODES)}")
     ap.add_argument("--configs", default="all", help=f"comma list of {','.join(CONFIGS)}")
     ap.add_argument("--cells", default="all", help="comma list of rnn,lstm,gru")
+    ap.add_argument(
+        "--fit-data", default="small,digits",
+        help=f"configs whose data the fit mode trains on: comma list of {','.join(FIT_TASKS)}",
+    )  # fmt: skip
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of the fit mode")
+    ap.add_argument("--fit-repeat", type=int, default=3, help="fits per measurement (median)")
+    ap.add_argument("--latency-repeat", type=int, default=2000, help="one-step calls (median)")
     ap.add_argument("--repeat", type=int, default=7, help="timed calls per measurement (median)")
     ap.add_argument(
         "--max-seconds", type=float, default=4.0,
         help="stop repeating a measurement after this much timed work (at least 2 calls)",
     )  # fmt: skip
     ap.add_argument("--threads", type=int, default=None, help="threads for BLAS/Numba/PyTorch")
+    ap.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall time, or the calling thread's CPU time (needs --threads 1; robust to load)",
+    )  # fmt: skip
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
     ap.add_argument("--no-startup", action="store_true", help="skip cold/warm start subprocesses")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc step")
     args = ap.parse_args(argv)
+    modes = parse_list(args.modes, MODES, "modes")
     configs = [CONFIGS[c] for c in parse_list(args.configs, CONFIGS, "configs")]
+    fit_configs = [CONFIGS[c] for c in parse_list(args.fit_data, FIT_TASKS, "fit data")]
     cells = parse_list(args.cells, CELLS, "cells")
     use_torch = torch is not None and not args.no_torch
-    if args.repeat < 1:
-        raise SystemExit("--repeat must be >= 1")
+    if args.repeat < 1 or args.fit_repeat < 1 or args.epochs < 1:
+        raise SystemExit("--repeat, --fit-repeat and --epochs must be >= 1")
 
+    if args.clock == "cpu":
+        if args.threads != 1:
+            raise SystemExit("--clock cpu times the calling thread: use it with --threads 1")
+        common.TIMER = time.thread_time
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
     import numba
+
+    from numrnn._threads import cpu_contended, max_loop_threads
 
     with threads_context(args.threads):
         gemm = measure_gemm(configs)
         floor_rate = max(gemm.values())
-        rows = []
-        for cfg in configs:
-            for cell in cells:
-                step = TrainingStep(cell, cfg)
-                tr = median_ms(step, args.repeat, args.max_seconds)
-                fw = median_ms(step.forward, args.repeat, args.max_seconds)
-                mem, held = (None, None) if args.no_memory else step_memory(step)
-                del step
-                ttr = tfw = None
-                if use_torch:
-                    tstep = TorchStep(cell, cfg)
-                    ttr = median_ms(tstep, args.repeat, args.max_seconds)
-                    tfw = median_ms(tstep.forward, args.repeat, args.max_seconds)
-                    del tstep
-                gflops = train_flops(cell, cfg) / (tr / 1e3) / 1e9
-                need = theoretical_train_bytes(cell, cfg)
-                rows.append([
-                    cfg.name, cell,
-                    fmt(tr, ".3f"), fmt(ttr, ".3f"), fmt(ttr / tr if ttr else None),
-                    fmt(gflops, ".1f"), fmt(100 * gflops / floor_rate, ".1f"),
-                    fmt(fw, ".3f"), fmt(tfw, ".3f"), fmt(tfw / fw if tfw else None),
-                    fmt(forward_flops(cell, cfg) / (fw / 1e3) / 1e9, ".1f"),
-                    fmt(None if mem is None else (mem + held) / MB, ".2f"),
-                    fmt(need["total"] / MB, ".2f"),
-                ])  # fmt: skip
-                print(f"  done {cfg.name}/{cell}", file=sys.stderr, flush=True)
+        loop_threads = max_loop_threads()
+        contended = cpu_contended()
+        rows = step_rows(configs, cells, args, use_torch, floor_rate) if "step" in modes else []
+        own = (
+            ownloop_rows(configs, cells, args, use_torch, floor_rate) if "ownloop" in modes else []
+        )
+        fits = fit_rows(fit_configs, cells, args, use_torch) if "fit" in modes else []
+        lat = latency_rows(args, use_torch) if "latency" in modes else []
 
         startup_rows = []
-        if not args.no_startup:
+        if not args.no_startup and "step" in modes:
             for cell in cells:
                 cold, warm = cold_and_warm_start(cell)
                 startup_rows.append([
@@ -225,29 +313,81 @@ def main(argv=None) -> int:
         )
     )
     h = "## " if args.markdown else ""
-    print(
-        f"{h}numrnn vs PyTorch, float32, training step = forward + BPTT + Adam (+ linear head, MSE)"
-    )
+    print(f"{h}numrnn vs PyTorch, float32; torch/ours > 1 means numrnn is faster")
     print(
         f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, threads={threads}, "
+        f"clock={args.clock}, "
+        f"numrnn loop threads {loop_threads} (CPU contended: {contended}), "
         f"numpy {np.__version__}, numba {numba.__version__}, {torch_note}"
+    )
+    print(
+        "load average (1, 5, 15 min) at start "
+        + ", ".join(f"{v:.2f}" for v in load_start)
+        + ", at end "
+        + ", ".join(f"{v:.2f}" for v in os.getloadavg())
     )
     print(
         "sgemm GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in gemm.items())
         + f"; best {floor_rate:.0f} is the '%sgemm' reference"
     )  # fmt: skip
-    print()
-    headers = [
-        "config", "cell", "train ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm",
-        "fwd ms", "torch fwd ms", "fwd torch/ours", "fwd GFLOP/s", "mem MB", "need MB",
-    ]  # fmt: skip
-    print(render(headers, rows, args.markdown))
-    print()
-    print(
-        "median of up to --repeat calls after 1 warm-up; torch/ours > 1 means numrnn is faster; "
-        "mem = NumPy peak during a step (tracemalloc) + params, Adam state and data; need = "
-        "activations BPTT keeps + 4x params (value, grad, 2 Adam moments) + data."
-    )
+    if rows:
+        print()
+        print(f"{h}Training step = forward + BPTT + Adam (+ linear head on the last state, MSE)")
+        headers = [
+            "config", "cell", "train ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm",
+            "fwd ms", "torch fwd ms", "fwd torch/ours", "fwd GFLOP/s", "mem MB", "need MB",
+        ]  # fmt: skip
+        print(render(headers, rows, args.markdown))
+        print()
+        print(
+            "median of up to --repeat calls after 1 warm-up; no input gradient (PyTorch: x "
+            "without requires_grad); mem = NumPy peak during a step (tracemalloc) + params, "
+            "Adam state and data; need = activations BPTT keeps + 4x params (value, grad, "
+            "2 Adam moments) + data."
+        )
+    if own:
+        print()
+        print(
+            f"{h}Own loop: out = net.forward(x); head + MSE on every step; "
+            "dx = net.backward(d_out) (input gradient, the default); Adam"
+        )
+        headers = ["config", "cell", "ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm"]
+        print(render(headers, own, args.markdown))
+        print()
+        print(
+            "PyTorch: x with requires_grad=True, head(out) on every step, MSELoss, backward, "
+            "Adam. GFLOP/s counts the training FLOPs plus layer 0's dX GEMM."
+        )
+    if fits:
+        print()
+        print(
+            f"{h}Estimator fit end to end ({args.epochs} epochs x {FIT_BATCHES} minibatches; "
+            "RNNRegressor / RNNClassifier vs a plain PyTorch loop of the same work)"
+        )
+        headers = [
+            "data", "cell", "task", "steps", "fit s", "torch s", "torch/ours",
+            "ms/step", "kernel ms/step", "% outside kernels",
+        ]  # fmt: skip
+        print(render(headers, fits, args.markdown))
+        print()
+        print(
+            "median of --fit-repeat fits. Estimator defaults except batch_size=B, hidden_size=H, "
+            "max_iter=epochs, n_iter_no_change>epochs, segment_length=None (the work PyTorch "
+            "does). PyTorch: randperm, minibatch indexing, network, head on h_n, MSE/CE, "
+            "clip_grad_norm_(1), Adam(1e-3, weight_decay 1e-4 on weights). kernel ms/step: "
+            "compare_torch's training step (forward, head, BPTT, Adam) on one minibatch; "
+            "'% outside kernels' is the rest of the fit: validation, batching, shuffling, "
+            "loss, clipping, bookkeeping."
+        )
+    if lat:
+        print()
+        print(f"{h}One-step forecast with carried state, LSTM hidden 32, one feature (µs)")
+        print(render(["call", "µs", "torch µs", "torch/ours"], lat, args.markdown))
+        print()
+        print(
+            f"median of {args.latency_repeat} calls; PyTorch: lstm(x_t, (h, c)) + "
+            "Linear under inference_mode."
+        )
     if startup_rows:
         print()
         print(f"{h}Start-up (new process, tiny config, training step)")

@@ -24,6 +24,7 @@ is skipped with a note. Usage::
     python benchmarks/forecast_accuracy.py --series airline,lynx --seeds 2
     python benchmarks/forecast_accuracy.py --param scaler=standard --param transform=None
     python benchmarks/forecast_accuracy.py --intervals both   # conformal and quantile heads
+    python benchmarks/forecast_accuracy.py --origins 5   # also 5 earlier held-out blocks
 
 ``--param name=value`` (a Python literal) overrides one forecaster parameter, to compare
 settings on the same table (how the defaults were chosen).
@@ -129,9 +130,7 @@ def _cpu():
 # -- models -----------------------------------------------------------------------------------
 def classical(train, h, m):
     """{name: forecast} of the statsforecast yardsticks (those installed)."""
-    out = {
-        "seasonal naive": np.tile(train[-m:], h // m + 1)[:h] if m > 1 else np.repeat(train[-1], h)
-    }
+    out = {"seasonal naive": classical_snaive(train, h, m)}
     try:
         from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
     except ImportError:
@@ -165,6 +164,24 @@ def rnn(train, h, m, seed, params):
     return np.asarray(f.predict(h), float), fit_s, f
 
 
+def earlier_origins(y, h, m, k, params):
+    """sMAPE of numrnn (seed 0) and seasonal naive on the ``k`` blocks of ``h`` steps
+    before the held-out one, each forecast from the series up to its start."""
+    s_net, s_sn = [], []
+    for j in range(1, k + 1):
+        end = len(y) - j * h
+        train, test = y[: end - h], y[end - h : end]
+        if train.size < 3 * max(m, 4) + h:
+            break
+        s_net.append(smape(test, rnn(train, h, m, 0, params)[0]))
+        s_sn.append(smape(test, classical_snaive(train, h, m)))
+    return s_net, s_sn
+
+
+def classical_snaive(train, h, m):
+    return np.tile(train[-m:], h // m + 1)[:h] if m > 1 else np.repeat(train[-1], h)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help=f"series {QUICK}, 1 seed, no ensemble")
@@ -183,6 +200,14 @@ def main(argv=None):
         default=None,
         help="also fit these fixed transforms, ';'-separated, steps joined by '+' (e.g. "
         "'none;diff;seasonal_diff;log+diff'), and compare them with the forecaster's choice",
+    )
+    p.add_argument(
+        "--origins",
+        type=int,
+        default=0,
+        help="also forecast from this many earlier origins per series (non-overlapping "
+        "held-out blocks of h steps before the last one; seed 0 and seasonal naive): whether "
+        "a loss to seasonal naive is the model's or the one split's",
     )
     p.add_argument("--param", action="append", default=[], help="forecaster override name=value")
     a = p.parse_args(argv)
@@ -210,6 +235,7 @@ def main(argv=None):
     sm_all = {}  # series -> seasonal naive sMAPE
     wins_ens = 0
     counted = 0
+    earlier = {}  # series -> (numrnn sMAPEs, seasonal naive sMAPEs) at the earlier origins
     for name in names:
         loader, h, m = SERIES[name]
         try:
@@ -250,6 +276,8 @@ def main(argv=None):
         if n_models:
             fc, t_ens, _ = rnn(train, h, m, 0, dict(params, n_models=n_models))
             ens = (smape(test, fc), mase(test, fc, train, m), t_ens)
+        if a.origins:
+            earlier[name] = earlier_origins(y, h, m, a.origins, params)
         rows.append((name, h, m, s_rnn, m_rnn, t_rnn, ens, sm, ms))
         sm_all[name] = sm["seasonal naive"]
         sn = sm["seasonal naive"]
@@ -335,6 +363,18 @@ def main(argv=None):
             r = [fixed[n][sp] / sm_all[n] for n in fixed if sp in fixed[n]]
             print(
                 f"  fixed {sp:<20} geometric-mean sMAPE ratio to seasonal naive {gmean(r):.3f} ({len(r)} series)"
+            )
+    if earlier:
+        print()
+        print(
+            f"earlier origins ({a.origins} held-out blocks of h steps before the last, seed 0): "
+            "mean sMAPE (%)"
+        )
+        print(f"{'series':<9} | {'numrnn':>8} {'snaive':>8} | numrnn below snaive")
+        for name, (s_net, s_sn) in earlier.items():
+            wins = int(np.sum(np.asarray(s_net) < np.asarray(s_sn)))
+            print(
+                f"{name:<9} | {np.mean(s_net):>8.2f} {np.mean(s_sn):>8.2f} | {wins} of {len(s_net)}"
             )
     print()
     print("transform used (seed 0) and 80 % interval coverage (%) of the held-out points")

@@ -8,8 +8,8 @@ thread), else ``NUMRNN_NUM_THREADS``, else Numba's thread count (``NUMBA_NUM_THR
 cores this process may use.
 
 On a shared machine more threads make a call slower: rows are split evenly, so a call
-waits for its slowest thread, and a preempted thread holds up the whole layer (measured: a
-small LSTM forward 0.3 ms quiet, 12 ms at load 10 on 2 cores). Unless ``NUMRNN_NUM_THREADS``
+waits for its slowest thread, and a preempted thread holds up the whole layer
+(docs/performance.rst, *Measured*). Unless ``NUMRNN_NUM_THREADS``
 (or :func:`loop_thread_limit`) sets the count, :func:`max_loop_threads` drops to one thread
 while the CPUs are contended (:func:`cpu_contended`: Linux's CPU pressure, else the load
 average). A call's parallel region then runs on exactly as many of Numba's threads as it
@@ -18,7 +18,7 @@ with the caller); results do not depend on the thread count either way.
 
 BLAS: the kernels do not call it; around numrnn's NumPy work it is held to one thread
 (:func:`recurrent_blas_threads`) because both OpenBLAS pools spin after every call and
-starve other threads (measured on these 2-core machines: an estimator step 50x slower).
+starve other threads (docs/performance.rst, *Measured*).
 ``NUMRNN_BLAS_THREADS`` overrides that (an integer, or ``default`` to leave BLAS alone).
 """
 
@@ -88,8 +88,8 @@ def blas_threads(n: int | None):
 # that run in threads with no synchronization per step (the kernels release the GIL).
 
 #: Below this many multiply-adds in a layer call (T * B * G*H * (I + H)), one thread: a
-#: parallel launch costs ~8 microseconds, and a training step makes about four per layer
-#: (measured: the small RNN, 1.7M, is slower threaded; the small GRU, 5M, 1.7x faster).
+#: training step makes about four parallel launches per layer, and under this size they
+#: cost more than they save (docs/performance.rst, *Measured*).
 LOOP_THREADS_BELOW = 1 << 21
 
 _local = threading.local()

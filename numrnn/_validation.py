@@ -293,12 +293,6 @@ def check_param(name: str, value, rule=None):
     return (rule or PARAMETERS[name]).check(name, value)
 
 
-def check_params(obj, names) -> None:
-    """Check the attributes ``names`` of ``obj`` (an estimator's parameters)."""
-    for name in names:
-        check_param(name, getattr(obj, name))
-
-
 def check_real_input(name: str, value) -> None:
     """Refuse what a cast to float would change silently: complex numbers (imaginary parts
     dropped), masked arrays with masked entries (mask ignored) and datetime64/timedelta64
@@ -424,6 +418,22 @@ def check_sequences(
     padded : ndarray (n_samples, max_len, n_features) of ``dtype``; padding is 0.
     lengths : ndarray (n_samples,) of int64.
     """
+    if (
+        type(X) is np.ndarray
+        and X.ndim == 3
+        and X.dtype == dtype
+        and X.size > 0
+        and lengths is None
+        and not nan_padding
+        and (n_features is None or X.shape[2] == n_features)
+    ):
+        # The common case of a network's forward (a float array of the network's dtype, every
+        # step valid) without the general path's per-call checks, which cost more than a
+        # one-step LSTM's kernel (issue #18's streaming latency): the same copy and lengths.
+        padded = np.array(X, dtype=dtype, copy=True)
+        if np.isfinite(padded).all():
+            return padded, np.full(padded.shape[0], padded.shape[1], dtype=np.int64)
+        # not finite: the general path below names the first bad value
     is_list = isinstance(X, (list, tuple))
     if is_list:
         if len(X) == 0:

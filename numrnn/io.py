@@ -350,22 +350,83 @@ def _forecaster_header(model, arrays):
     _, header["params"] = _params_header(model, arrays, "forecaster/")
     if not hasattr(model, "regressors_"):
         return header
-    if getattr(model, "panel_", None) is not None:
-        raise ValueError(
-            "save does not write a forecaster fitted on a panel yet (its per-series state is "
-            "not in the file format). Keep it with pickle or joblib.dump, or refit it."
-        )
     attrs = {k: getattr(model, k, None) for k in _FORECASTER_ATTRS}
     if attrs["backtest_scores_"] is not None:  # a dict: stored as (name, score) pairs
         attrs["backtest_scores_"] = [tuple(kv) for kv in attrs["backtest_scores_"].items()]
     header["attrs"] = {k: _to_json("forecaster/" + k, v, arrays) for k, v in attrs.items()}
-    header["index"] = None if model._index is None else _index_header(model._index)
+    index = getattr(model, "_index", None)  # a panel forecaster has one index per series
+    header["index"] = None if index is None else _index_header(index)
+    if getattr(model, "panel_", None) is not None:
+        header["panel"] = _panel_header(model, arrays)
     header["models"] = []
     for i, reg in enumerate(model.regressors_):
         sub = _estimator_header(reg, arrays, f"models/{i}/")
         sub["class"] = type(reg).__name__
         header["models"].append(sub)
     return header
+
+
+# Per-series forecast state of a panel forecaster (numrnn.forecasting._panel._state), saved
+# as a list in this order; "cov" (covariate rows) is not saved: such panels are refused.
+_PANEL_STATE = ("tail", "tails", "steps", "mean", "sd", "raw")
+
+
+def _panel_header(model, arrays):
+    """A panel forecaster's per-series state: ids, output form, index ends, transforms."""
+    panel = model.panel_
+    if model.n_exog_ or panel.covariates is not None:
+        raise ValueError(
+            "save does not write a panel forecaster with covariates yet (their encodings and "
+            "rows are not in the file format). Keep it with pickle or joblib.dump."
+        )
+    bad = [i for i in model.ids_ if isinstance(i, bool) or not isinstance(i, (str, int))]
+    if bad or any(type(i) not in (str, int) for i in model.ids_):
+        raise ValueError(
+            f"save writes panels whose series ids are str or int; got {bad[:3] or model.ids_[:3]}"
+            " (e.g. numpy integers). Rename the series, or keep the model with pickle."
+        )
+    states = [[st[k] for k in _PANEL_STATE] for st in model._states]
+    return {
+        "form": panel.form,
+        "ids": list(model.ids_),
+        "indexes": [None if ix is None else _index_header(ix) for ix in panel.indexes],
+        "pandas_series": [bool(v) for v in panel.pandas_series],
+        "frame_index": None if panel.frame_index is None else _index_header(panel.frame_index),
+        "states": _to_json("forecaster/panel/states", states, arrays),
+        "series_transform": _to_json(
+            "forecaster/panel/series_transform", list(model.series_transform_), arrays
+        ),
+        "series_mean": _to_json("forecaster/panel/series_mean", model.series_mean_, arrays),
+        "series_scale": _to_json("forecaster/panel/series_scale", model.series_scale_, arrays),
+    }
+
+
+def _steps_from_json(steps):
+    return tuple(tuple(s) if isinstance(s, list) else s for s in steps)
+
+
+def _load_panel(f, h, arrays):
+    from numrnn.forecasting._panel import Panel
+
+    f.panel_ = Panel(
+        form=h["form"],
+        ids=list(h["ids"]),
+        values=None,  # the training series: not kept (the states hold what forecasts need)
+        indexes=[_index_from_header(ix) for ix in h["indexes"]],
+        pandas_series=list(h["pandas_series"]),
+        frame_index=_index_from_header(h["frame_index"]),
+    )
+    f.ids_ = list(h["ids"])
+    f._states = []
+    for st in _from_json(h["states"], arrays):
+        d = dict(zip(_PANEL_STATE, st, strict=True))
+        d["steps"] = _steps_from_json(d["steps"])
+        d["cov"] = None
+        f._states.append(d)
+    f.series_transform_ = [_steps_from_json(s) for s in _from_json(h["series_transform"], arrays)]
+    f.series_mean_ = _from_json(h["series_mean"], arrays)
+    f.series_scale_ = _from_json(h["series_scale"], arrays)
+    f.covariate_categories_, f.covariate_stats_ = None, None
 
 
 def _load_forecaster(header, arrays, device=None):
@@ -386,6 +447,8 @@ def _load_forecaster(header, arrays, device=None):
         setattr(f, k, _from_json(v, arrays))
     f.transform_ = tuple(tuple(s) if isinstance(s, list) else s for s in f.transform_)
     f.panel_ = None
+    if header.get("panel") is not None:
+        _load_panel(f, header["panel"], arrays)
     # files written before they existed (update() then asks for a refit)
     for k in ("residuals_", "backtest_scores_", "_raw_tail", "_raw_exog"):
         if not hasattr(f, k):

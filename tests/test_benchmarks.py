@@ -126,6 +126,61 @@ def test_compare_torch_prints_the_table():
     assert "sgemm GFLOP/s" in res.stdout
 
 
+def test_compare_torch_new_modes_print_their_tables():
+    """Issue #18's modes: own loop, estimator fit end to end, one-step latency, each with the
+    PyTorch column (or '-' without torch)."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "compare_torch.py"),
+            "--modes",
+            "ownloop,fit,latency",
+            "--configs",
+            "tiny",
+            "--cells",
+            "rnn",
+            "--fit-data",
+            "small",
+            "--epochs",
+            "1",
+            "--fit-repeat",
+            "1",
+            "--repeat",
+            "1",
+            "--latency-repeat",
+            "20",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert "Own loop" in out and "Estimator fit end to end" in out and "One-step" in out
+    assert "load average" in out
+    lines = out.splitlines()
+    own = next(ln for ln in lines if ln.startswith("tiny"))
+    assert own.split()[:2] == ["tiny", "rnn"] and float(own.split()[2]) > 0
+    fit = next(ln for ln in lines if ln.startswith("small"))
+    assert fit.split()[:4] == ["small", "rnn", "regression", "16"] and float(fit.split()[4]) > 0
+    step = next(ln for ln in lines if ln.startswith("numrnn generate"))
+    assert float(step.split()[-3]) > 0  # microseconds
+
+
+def test_fit_mode_runs_the_same_work_as_the_torch_loop():
+    # the estimator runs exactly `epochs` epochs over FIT_BATCHES minibatches of B, as the
+    # PyTorch loop does: no early stop, no segment folding
+    from benchmarks.common import FIT_BATCHES, EstimatorFit
+
+    cfg = CONFIGS["small"]
+    model = EstimatorFit("gru", cfg, epochs=2)()
+    assert model.n_iter_ == 2 and model.t_ == 2 * FIT_BATCHES * cfg.B
+    assert model.segment_length_ == 1 and model.network_.hidden_size == cfg.H
+
+
 def test_startup_subprocess_reports_times():
     # Numba's default cache (filled by the tests above): the warm path, quick.
     from benchmarks.common import startup_in_subprocess

@@ -5,6 +5,7 @@ measured by benchmarks/forecast_accuracy.py, not here.
 """
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -155,9 +156,12 @@ def test_forecast_accuracy_benchmark_prints_coverage_and_transforms(monkeypatch,
     monkeypatch.setattr(fa, "SERIES", {"toy": (lambda: toy, 6, 12)})
     monkeypatch.setattr(fa, "classical", lambda train, h, m: {"seasonal naive": train[-h:]})
     argv = ["--seeds", "1", "--models", "0", "--intervals", "both", "--transforms", "none;diff",
-            "--param", "max_iter=3", "--param", "hidden_size=4", "--param", "transform='auto'"]  # fmt: skip
+            "--param", "max_iter=3", "--param", "hidden_size=4", "--param", "transform='auto'",
+            "--origins", "2"]  # fmt: skip
     assert fa.main(argv) == 0
     out = capsys.readouterr().out
     assert "80 % intervals, conformal=True (1 seed(s)): coverage" in out
     assert "80 % intervals, quantiles=(0.1, 0.5, 0.9) (seed 0): coverage" in out
     assert "per-series best fixed one on" in out and "fixed diff" in out
+    assert "earlier origins (2 held-out blocks" in out
+    assert re.search(r"toy\s+\|\s+[\d.]+\s+[\d.]+ \| \d of 2", out)

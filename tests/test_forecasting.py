@@ -228,3 +228,35 @@ def test_real_series_from_matplotlib():
 
     s = load_stock_prices()
     assert len(s) > 300 and s.index.is_monotonic_increasing and np.isfinite(s).all()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(cell="lstm"),
+        dict(cell="gru", bidirectional=True, readout="mean"),
+        dict(cell="rnn", num_layers=2, segment_length=2),
+    ],
+)
+def test_direct_network_call_equals_the_estimators_predict(params):
+    # the forecaster runs small batches of windows through the network itself (the
+    # estimator's batching costs more than the network on one window): same bits
+    from numrnn.estimators import RNNRegressor
+    from numrnn.forecasting._forecaster import _DIRECT_ROWS, _net_predict
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6, 1))
+    reg = RNNRegressor(hidden_size=8, max_iter=2, random_state=0, **params)
+    reg.fit(X, X[:, -1, 0])
+    for rows in (1, 40):
+        assert rows <= _DIRECT_ROWS
+        np.testing.assert_array_equal(
+            _net_predict(reg, X[:rows])[:, 0], reg._forward_predict(*_folded(reg, X[:rows]))[:, 0]
+        )
+        np.testing.assert_array_equal(_net_predict(reg, X[:rows])[:, 0], reg.predict(X[:rows]))
+
+
+def _folded(reg, X):
+    from numrnn.nn.segments import fold_segments
+
+    return fold_segments(X, np.full(X.shape[0], X.shape[1]), getattr(reg, "segment_length_", 1))

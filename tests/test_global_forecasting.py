@@ -371,7 +371,51 @@ def test_save_load_keeps_update_and_panels_pickle(tmp_path):
     g = load(tmp_path / "f.npz")
     np.testing.assert_array_equal(g.update(y[70:]).predict(3), f.update(y[70:]).predict(3))
     p = RNNForecaster(**KW).fit(_series([40, 50]))
-    with pytest.raises(ValueError, match="does not write a forecaster fitted on a panel"):
-        save(p, tmp_path / "p.npz")
     q = pickle.loads(pickle.dumps(p))
     np.testing.assert_array_equal(q.predict(2)["s1"], p.predict(2)["s1"])
+
+
+@pytest.mark.parametrize("form", ["long", "dict", "list"])
+def test_save_load_panel(tmp_path, form):
+    # a panel forecaster round-trips through the .npz format: same forecasts in the same
+    # form (ids, future dates), the same update, its own transform per series
+    from numrnn.io import load, save
+
+    raw = _series([40, 50, 45])
+    ys = {k: pd.Series(v, index=pd.date_range("2000-01", periods=v.size, freq="MS"))
+          for k, v in raw.items()}  # fmt: skip
+    data = {"long": _long(raw), "dict": ys, "list": list(ys.values())}[form]
+    f = RNNForecaster(transform="auto", **KW).fit(data)
+    save(f, tmp_path / "p.npz")
+    g = load(tmp_path / "p.npz")
+
+    def same(a, b):
+        if form == "long":
+            pd.testing.assert_frame_equal(a, b)
+            return
+        for u, v in zip(*(x.values() if form == "dict" else x for x in (a, b)), strict=True):
+            pd.testing.assert_series_equal(u, v)
+
+    same(f.predict(3), g.predict(3))
+    assert g.series_transform_ == f.series_transform_
+    if form == "long":  # two new days of s1
+        new = _long(
+            {"s1": raw["s1"][-2:] + 1.0},
+            start=str(pd.Timestamp("2021-01-04") + 50 * pd.Timedelta("1D")),
+        )
+    else:
+        new = {"s1": ys["s1"].iloc[-2:] + 1.0}
+        new["s1"].index = pd.date_range("2004-03", periods=2, freq="MS")
+    if form != "list":
+        same(f.update(new).predict(2), g.update(new).predict(2))
+
+
+def test_save_refuses_panels_with_covariates(tmp_path):
+    from numrnn.io import save
+
+    ys = _series([40, 50])
+    df = _long(ys)
+    df["promo"] = np.arange(len(df)) % 2
+    f = RNNForecaster(future_covariates=["promo"], **KW).fit(df)
+    with pytest.raises(ValueError, match="panel forecaster with covariates"):
+        save(f, tmp_path / "c.npz")

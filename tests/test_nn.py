@@ -343,3 +343,32 @@ def test_backward_buffer_reuse_matches_plain_backward(cell, bidirectional, monke
     for k in g2:
         np.testing.assert_allclose(g3[k], g2[k], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g4[k], g1[k], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_head_gradient_in_time_major_layout_gives_the_same_bits(cell):
+    """Issue #18: a Linear head's gradient of the network's output comes back in the
+    output's own (time-major) layout, which backward reads without a copy; the result is
+    bit for bit the one of the C-contiguous array, and d_out is left untouched."""
+    from numrnn.nn.linear import Linear
+    from numrnn.nn.network import NETWORKS
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 9, 3)).astype(np.float32)
+    net = NETWORKS[cell](3, 5, num_layers=2, random_state=0)
+    head = Linear(5, 1, rng=1)
+    out, _ = net.forward(x)
+    dy = rng.standard_normal((6, 9, 1)).astype(np.float32)
+    head.forward(out)
+    d_out = head.backward(dy)
+    assert np.array_equal(d_out, dy @ head.weight)  # one product per entry: exact
+    assert d_out.transpose(1, 0, 2).flags.c_contiguous  # time-major memory, like out
+    kept = d_out.copy()
+    dx_a = net.backward(d_out)
+    grads_a = {k: v.copy() for k, v in net.grads.items()}
+    assert np.array_equal(d_out, kept)
+    net.forward(x)
+    dx_b = net.backward(np.ascontiguousarray(d_out))
+    assert np.array_equal(dx_a, dx_b)
+    for k, g in net.grads.items():
+        assert np.array_equal(grads_a[k], g), k

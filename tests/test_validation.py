@@ -102,3 +102,21 @@ def test_cells_registry_holds_options_and_every_backends_layers():
         accepted = inspect.signature(net_cls.__init__).parameters
         for option, default in spec.options:  # the network takes each option, same default
             assert accepted[option].default == default, (name, option)
+
+
+def test_check_sequences_fast_path_returns_what_the_general_path_does():
+    """Issue #18: a float array of the requested dtype takes a short path (the one-step
+    forecast's forward); it returns the same copy and lengths, and a NaN still gets the
+    general path's message naming the sample, step and feature."""
+    from numrnn._validation import check_sequences
+
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    fast, lens = check_sequences(x, n_features=4, dtype=np.float32)
+    slow, slow_lens = check_sequences(list(x), n_features=4, dtype=np.float32)
+    assert fast.dtype == np.float32 and fast is not x and np.array_equal(fast, slow)
+    assert np.array_equal(lens, slow_lens) and lens.dtype == np.int64
+    x[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="sample 1, step 2, feature 3"):
+        check_sequences(x, n_features=4, dtype=np.float32)
+    with pytest.raises(ValueError, match="4 features per step, but 5 were expected"):
+        check_sequences(x, n_features=5, dtype=np.float32)

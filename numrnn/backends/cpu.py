@@ -56,14 +56,6 @@ class CPUBackend:
     def multiply(self, a, b):
         return a * b
 
-    def add(self, a, b):
-        return a + b
-
-    def add_into(self, a, b):
-        """``a += b`` in place (``a`` is a buffer the caller owns); returns ``a``."""
-        a += b
-        return a
-
     def add_reversed_into(self, a, x, lengths):
         """``a += reverse_padded(x, lengths)`` in place, without the reversed copy."""
         K.add_reverse_padded(x, lengths, a)

@@ -21,11 +21,9 @@ from numrnn.kernels.cuda import gru as KG
 from numrnn.kernels.cuda import lstm as KL
 from numrnn.kernels.cuda import rnn as KR
 from numrnn.kernels.cuda.common import (
-    DEFAULT_ROWS,
     DEFAULT_THREADS,
     DEFAULT_TILE,
     HALF,
-    SHARED_BUDGET,
     _blocks,
     column_sums,
     copy,
@@ -37,6 +35,7 @@ from numrnn.kernels.cuda.common import (
     transpose,
     zeros,
 )
+from numrnn.kernels.cuda.time_loop import DEFAULT_ROWS, SHARED_BUDGET
 
 _ADD, _MUL, _MEAN, _HALVE = 0, 1, 2, 3
 
@@ -107,8 +106,9 @@ class CUDABackend:
         Threads per block of the per-step, persistent and element-wise kernels.
     rows : int, default=4
         Batch rows per block of the per-step kernels (their ``W_hh`` tiles in shared
-        memory are reused across these rows); the persistent kernel stages at least this
-        many of its rows at a time.
+        memory are reused across these rows); the persistent kernel stages up to this many
+        of its rows at a time, or more when its block has more threads than hidden units
+        (as shared memory allows).
     persistent : {'auto', True, False}, default='auto'
         Run the whole time loop of a layer in one persistent cooperative kernel that keeps
         ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in one block's shared memory
@@ -162,16 +162,9 @@ class CUDABackend:
     def multiply(self, a, b):
         return self._binary(a, b, _MUL)
 
-    def add(self, a, b):
-        return self._binary(a, b, _ADD)
-
-    def add_into(self, a, b):
-        """``a += b`` in place (``a`` is a buffer the caller owns); returns ``a``."""
-        return self._binary(a, b, _ADD, out=a)
-
     def add_reversed_into(self, a, x, lengths):
-        """``a += reverse_padded(x, lengths)`` in place."""
-        return self.add_into(a, self.reverse_padded(x, lengths))
+        """``a += reverse_padded(x, lengths)`` in place (``a`` is a buffer the caller owns)."""
+        return self._binary(a, self.reverse_padded(x, lengths), _ADD, out=a)
 
     def merge(self, outs: list, mode: str):
         """Combine the directions' (T, B, H) outputs: concat, sum, mean or mul."""
@@ -297,11 +290,12 @@ class CUDABackend:
 
         ``persistent`` is ``(kernel, make_args)``, run as ONE cooperative launch when
         :meth:`_plan_persistent` allows (``K_w``, ``nq``, ``row_len``: its resident weight
-        slice and staged rows); else for each ``t`` of ``times`` every ``(kernel, row_len,
-        nq, args)`` of ``per_step`` is launched as ``kernel(*args(t), tile)`` on blocks of
-        ``(tj, rows)`` threads (hidden units, batch rows) with ``rows * row_len`` staged
-        entries and ``tile`` rows of ``nq`` weight tiles in shared memory; ``args(t)`` None
-        skips that launch at that step.
+        slice and staged rows); else for each ``t`` of ``times`` every ``(kernel, phase,
+        args)`` of ``per_step`` is launched as ``kernel(*args(t), tile)`` on blocks of
+        ``(tj, rows)`` threads (hidden units, batch rows) with ``rows`` staged rows of
+        ``phase.rows * H`` and ``tile`` rows of ``phase.nq`` weight tiles in shared memory
+        (:class:`numrnn.kernels.cuda.time_loop.Phase`); ``args(t)`` None skips that launch
+        at that step.
         """
         kernel, make_args = persistent
         plan = self._plan_persistent(
@@ -316,9 +310,9 @@ class CUDABackend:
         grid, block = (_blocks(H, tj), _blocks(B, rows)), (tj, rows)
         # each kernel configured once, outside the loop: T launches, one configuration
         launches = [
-            (kernel[grid, block, 0, (rows * step_row_len + self.tile * step_nq * tj) * itemsize],
+            (kernel[grid, block, 0, (rows * phase.rows * H + self.tile * phase.nq * tj) * itemsize],
              args)
-            for kernel, step_row_len, step_nq, args in per_step
+            for kernel, phase, args in per_step
         ]  # fmt: skip
         for t in times:
             for launch, args in launches:
@@ -363,8 +357,8 @@ class CUDABackend:
         self._time_loop(
             (KL._lstm_forward_persistent,
              lambda hc, rpp: (w_t, w_peep, lengths, hs, c, out, cells, gates, hc, rpp)),
-            [(KL._lstm_forward_step, H, 4,
-              lambda t: (t, w_t, w_peep, lengths, hs, t % 2, c, out, cells, gates))],
+            [(KL._lstm_forward_step, KL.FORWARD,
+              lambda t: (t, w_t, w_peep, lengths, hs, c, out, cells, gates))],
             range(T), H=H, B=B, K_w=H, nq=4, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
         copy(hs[T % 2], h_n, threads=threads)
@@ -383,22 +377,29 @@ class CUDABackend:
         )
         w_t = transpose(d["w_hh"], threads=threads)
         hs = self._state_buffers(h0, B, H, dt)
-        rh = zeros((1, B, H), dt, threads=threads)
-        b_hn = d["b_hh"][2 * H :]
-        h = hs[0:1]
         if after:  # one fused kernel per step
-            per_step = [(KG._gru_forward_step_after, H, 3,
-                         lambda t: (t, w_t, b_hn, lengths, hs, t % 2, out, gates, aux))]  # fmt: skip
+            b_hn = d["b_hh"][2 * H :]
+            persistent = (
+                KG._gru_forward_persistent_after,
+                lambda hc, rpp: (w_t, b_hn, lengths, hs, out, gates, aux, hc, rpp),
+            )
+            per_step = [(KG._gru_forward_step_after, KG.FORWARD_AFTER,
+                         lambda t: (t, w_t, b_hn, lengths, hs, out, gates, aux))]  # fmt: skip
         else:  # (r h) W_hn^T needs every unit's r of the row: two kernels per step
+            rh = zeros((1, B, H), dt, threads=threads)
+            persistent = (
+                KG._gru_forward_persistent_before,
+                lambda hc, rpp: (w_t, lengths, hs, rh, out, gates, aux, hc, rpp),
+            )
             per_step = [
-                (KG._gru_forward_step_before_rz, H, 2, lambda t: (t, w_t, lengths, h, gates, rh)),
-                (KG._gru_forward_step_before_n, H, 1,
-                 lambda t: (t, w_t, lengths, h, gates, rh, out, aux)),
+                (KG._gru_forward_step_before_rz, KG.FORWARD_RZ,
+                 lambda t: (t, w_t, lengths, hs, rh, out, gates, aux)),
+                (KG._gru_forward_step_before_n, KG.FORWARD_N,
+                 lambda t: (t, w_t, lengths, hs, rh, out, gates, aux)),
             ]  # fmt: skip
         self._time_loop(
-            (KG._gru_forward_persistent,
-             lambda hc, rpp: (w_t, b_hn, lengths, after, hs, rh, out, gates, aux, hc, rpp)),
-            per_step, range(T), H=H, B=B, K_w=H, nq=3, row_len=H, itemsize=dt.itemsize,
+            persistent, per_step, range(T), H=H, B=B, K_w=H, nq=3, row_len=H,
+            itemsize=dt.itemsize,
         )  # fmt: skip
         copy(hs[T % 2] if after else hs[0], h_n, threads=threads)
         return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
@@ -412,7 +413,7 @@ class CUDABackend:
         hs = self._state_buffers(h0, B, H, dt)
         self._time_loop(
             (KR._rnn_forward_persistent, lambda hc, rpp: (w_t, lengths, relu, hs, out, hc, rpp)),
-            [(KR._rnn_forward_step, H, 1, lambda t: (t, w_t, lengths, relu, hs, t % 2, out))],
+            [(KR._rnn_forward_step, KR.FORWARD, lambda t: (t, w_t, lengths, relu, hs, out))],
             range(T), H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip
         copy(hs[T % 2], h_n, threads=threads)
@@ -465,7 +466,7 @@ class CUDABackend:
         self._time_loop(
             (KL._lstm_backward_persistent,
              lambda hc, rpp: (w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc, hc, rpp)),
-            [(KL._lstm_backward_step, 4 * H, 1,
+            [(KL._lstm_backward_step, KL.BACKWARD,
               lambda t: (t, w_hh, w_peep, lengths, c0, cells, gates, d_out, dh, dc))],
             range(T - 1, -2, -1), H=H, B=B, K_w=4 * H, nq=1, row_len=4 * H,
             itemsize=dt.itemsize,
@@ -488,25 +489,25 @@ class CUDABackend:
         dhp = zeros((B, H), dt, threads=threads)
         if after:
             d_rec = zeros((T, B, 3 * H), dt, threads=threads)
-            d_n = d_rec[:, :, :1]  # unused
-            per_step = [(KG._gru_backward_step_after, 3 * H, 1,
-                         lambda t: (t, w_hh, lengths, h0, out, gates, aux, d_out, d_rec, dh,
-                                    dhp))]  # fmt: skip
-        else:
-            d_n = zeros((T, B, H), dt, threads=threads)
-            d_rec = d_n  # unused
-            w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H :]
+            args = (lengths, h0, out, gates, aux, d_out, d_rec, dh, dhp)
+            persistent = (KG._gru_backward_persistent_after, lambda hc, rpp: (w_hh, *args, hc, rpp))
             per_step = [
-                (KG._gru_backward_step_before_zn, 2 * H, 1,
-                 lambda t: (t, w_rz, lengths, h0, out, gates, d_out, d_n, dh, dhp)),
-                (KG._gru_backward_step_before_r, H, 1,
-                 lambda t: (t, w_n, lengths, h0, out, gates, d_n, dhp) if t >= 0 else None),
+                (KG._gru_backward_step_after, KG.BACKWARD_AFTER, lambda t: (t, w_hh, *args))
+            ]
+        else:  # dn W_hn needs every unit's dn of the row: two kernels per step
+            d_n = zeros((T, B, H), dt, threads=threads)
+            args = (lengths, h0, out, gates, d_out, d_n, dh, dhp)
+            persistent = (
+                KG._gru_backward_persistent_before,
+                lambda hc, rpp: (w_hh, *args, hc, rpp),
+            )
+            per_step = [
+                (KG._gru_backward_step_before_zn, KG.BACKWARD_ZN, lambda t: (t, w_hh, *args)),
+                (KG._gru_backward_step_before_r, KG.BACKWARD_R,
+                 lambda t: (t, w_hh, *args) if t >= 0 else None),
             ]  # fmt: skip
         self._time_loop(
-            (KG._gru_backward_persistent,
-             lambda hc, rpp: (w_hh, lengths, after, h0, out, gates, aux, d_out, d_rec, d_n, dh,
-                              dhp, hc, rpp)),
-            per_step, range(T - 1, -2, -1), H=H, B=B, K_w=3 * H, nq=1,
+            persistent, per_step, range(T - 1, -2, -1), H=H, B=B, K_w=3 * H, nq=1,
             row_len=3 * H if after else 2 * H, itemsize=dt.itemsize,
         )  # fmt: skip
         if after:
@@ -533,7 +534,7 @@ class CUDABackend:
         self._time_loop(
             (KR._rnn_backward_persistent,
              lambda hc, rpp: (w_hh, lengths, relu, out, d_out, d_pre, dh, hc, rpp)),
-            [(KR._rnn_backward_step, H, 1,
+            [(KR._rnn_backward_step, KR.BACKWARD,
               lambda t: (t, w_hh, lengths, relu, out, d_out, d_pre, dh))],
             range(T - 1, -2, -1), H=H, B=B, K_w=H, nq=1, row_len=H, itemsize=dt.itemsize,
         )  # fmt: skip

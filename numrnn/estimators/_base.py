@@ -70,7 +70,6 @@ from numrnn._threads import blas_threads, recurrent_blas_threads
 from numrnn._validation import (
     PARAMETERS,
     check_dtype,
-    check_int,
     check_param,
     check_real_input,
     check_sequences,
@@ -97,10 +96,6 @@ from numrnn.nn.step import apply_update, penalty
 
 #: ``batch_size='auto'`` is ``min(AUTO_BATCH_SIZE, n_samples)``: see the estimators' docstring.
 AUTO_BATCH_SIZE = 32
-
-
-def _check_int_param(name, value, minimum, allow_none=False):
-    return check_int(name, value, minimum, allow_none=allow_none)
 
 
 _PREDICT_BATCH = 1024
@@ -486,10 +481,14 @@ class BaseRNN(BaseEstimator):
     _PROGRESS = ("n_iter_", "t_", "best_loss_", "best_validation_score_", "_no_improvement_count")
     _CURVES = ("loss_curve_", "validation_loss_curve_", "validation_scores_")
 
-    def _save_progress(self):
-        """Everything an epoch changes: weights, optimizer, RNGs and bookkeeping."""
+    def _save_progress(self, weights=None):
+        """Everything an epoch changes: weights, optimizer, RNGs and bookkeeping.
+
+        ``weights``: a :meth:`_snapshot` of the current weights already taken (the epoch's
+        best), shared instead of copied again (snapshots are only read, never written).
+        """
         return {
-            "weights": self._snapshot(),
+            "weights": self._snapshot() if weights is None else weights,
             "optimizer": (
                 self._dev.opt_snapshot()
                 if getattr(self, "_dev", None) is not None
@@ -673,11 +672,9 @@ class BaseRNN(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
         self._validate_hyperparameters()
-        # Everything fitted is snapshotted first: a fit that fails (bad input, non-finite
-        # loss) leaves the previous model exactly as it was.
-        saved = copy.deepcopy(
-            {k: v for k, v in self.__dict__.items() if k not in self._init_names()}
-        )
+        # A fit that fails (bad input, non-finite loss) leaves the previous model exactly as
+        # it was: see _save_before_fit.
+        saved = self._save_before_fit()
         try:
             reuse = hasattr(self, "network_") and (incremental or self.warm_start)
             # a ragged list stays unpadded: each minibatch is padded alone, to its longest
@@ -716,9 +713,7 @@ class BaseRNN(BaseEstimator):
             kept = getattr(exc, "kept", None)
             if kept is None:
                 # nothing of this fit is usable: back to the model as it was before it
-                for key in [k for k in self.__dict__ if k not in self._init_names()]:
-                    del self.__dict__[key]
-                self.__dict__.update(saved)
+                self._restore_before_fit(saved)
             if isinstance(exc, NonFiniteLossError):
                 where = exc.args[0] if exc.args else "loss"
                 what = "loss" if where == "loss" else f"gradient (of {where})"
@@ -835,6 +830,59 @@ class BaseRNN(BaseEstimator):
     @classmethod
     def _init_names(cls):
         return set(cls._get_param_names())
+
+    def _save_before_fit(self):
+        """What :meth:`_restore_before_fit` needs to undo a failed fit, copied cheaply.
+
+        A fit *rebinds* most fitted attributes (a fresh network, head, optimizer, RNG,
+        curves and scalars), so a shallow copy of ``__dict__`` keeps the old objects. What
+        it changes *in place* -- a warm start's or ``partial_fit``'s weights, optimizer
+        moments, the two RNG states, the curves it appends to, the network's mode and last
+        gradients -- is copied: one copy of the parameters and the optimizer state, not a
+        deep copy of every object the model holds (3.4 ms of a 7.6 ms ``partial_fit`` of a
+        hidden-32 LSTM, measured, before).
+        """
+        attrs = {k: v for k, v in self.__dict__.items() if k not in self._init_names()}
+        inplace = {"curves": {k: list(attrs[k]) for k in self._CURVES if k in attrs}}
+        net, head = attrs.get("network_"), attrs.get("head_")
+        if net is not None and head is not None:
+            inplace["network"] = net.state_dict()
+            inplace["head"] = head.state_dict()
+            inplace["head_grads"] = {k: v.copy() for k, v in head.grads.items()}
+            inplace["net_mode"] = (net.training, net.grads, net.grad_state)
+            inplace["net_rng"] = copy.deepcopy(net._rng.bit_generator.state)
+        if attrs.get("_optimizer") is not None:
+            inplace["optimizer"] = attrs["_optimizer"].state_dict()
+        if isinstance(attrs.get("_rng"), np.random.RandomState):
+            inplace["rng"] = attrs["_rng"].get_state()
+        return attrs, inplace
+
+    def _restore_before_fit(self, saved):
+        """The model as :meth:`_save_before_fit` saw it (same objects, same values)."""
+        attrs, inplace = saved
+        for key in [k for k in self.__dict__ if k not in self._init_names()]:
+            del self.__dict__[key]
+        self.__dict__.update(attrs)
+        for k, curve in inplace["curves"].items():
+            setattr(self, k, curve)
+        if "network" in inplace:
+            net, head = self.network_, self.head_
+            net.load_state_dict(inplace["network"])
+            head.load_state_dict(inplace["head"])
+            for k, g in inplace["head_grads"].items():
+                head.grads[k][...] = g
+            head._x = None
+            net.training, net.grads, net.grad_state = inplace["net_mode"]
+            net._cache = None
+            net._rng.bit_generator.state = inplace["net_rng"]
+        if "optimizer" in inplace:
+            self._optimizer.load_state_dict(inplace["optimizer"])
+        if "rng" in inplace:
+            # a copy, as the old deep copy was: a RandomState the user passed as
+            # random_state (the same object) is not rewound
+            rng = np.random.RandomState()
+            rng.set_state(inplace["rng"])
+            self._rng = rng
 
     def _fit_loop(self, Xp, lengths, Y, sw, incremental):
         reuse = hasattr(self, "network_") and (incremental or self.warm_start)
@@ -976,7 +1024,8 @@ class BaseRNN(BaseEstimator):
                         self._no_improvement_count += 1
                     else:
                         self._no_improvement_count = 0
-                    if monitored < best_monitored and not incremental:
+                    improved = monitored < best_monitored and not incremental
+                    if improved:
                         best_monitored = monitored
                         best = self._snapshot()
                         self.best_epoch_ = self.n_iter_
@@ -1038,7 +1087,8 @@ class BaseRNN(BaseEstimator):
                             exc.kept_epoch = self.n_iter_
                     exc.epoch = epoch
                     raise
-                last_good = self._save_progress()
+                # an improving epoch's weights are its best snapshot: one copy, not two
+                last_good = self._save_progress(best if improved else None)
         finally:
             if progress is not None:
                 progress.close()

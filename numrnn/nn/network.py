@@ -447,7 +447,13 @@ class RecurrentNetwork:
         be = self.backend
         d_tm = None
         if d_user is not None:
+            # no copy when d_out is already time-major in memory (a Linear head's gradient
+            # of this network's output is): the LSTM and GRU only read it. The Elman RNN
+            # writes its pre-activation gradients into a d_out it may overwrite, so it keeps
+            # its own copy (the one-pass path, the same bits as before).
             d_tm = be.asarray(d_user.transpose(1, 0, 2), self.dtype)
+            if self.cell == "rnn" and not _may_overwrite(d_tm, [d_user]):
+                d_tm = d_tm.copy()
         grads_pd, dh0, dc0, d_tm = self._backward_time_major(
             cache, d_tm, d_fin, input_grad=input_grad, protected=d_user
         )

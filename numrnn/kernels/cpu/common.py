@@ -6,8 +6,8 @@ whatever range holds it (:func:`numrnn.kernels.cpu.gemm.matmul_rows`).
 
 Offset indices in inner loops (``a[i, 2 * H + j]``, ``db[g0 + j]``) go through
 :data:`unsigned`: Numba wraps a negative signed index around, LLVM cannot prove an offset
-index non-negative, and the select it keeps stops the loop from vectorizing (a bias
-gradient loop 84 -> 9 us, measured). Unsigned indices are not wrapped.
+index non-negative, and the select it keeps stops the loop from vectorizing (figures:
+docs/performance.rst, *Measured*). Unsigned indices are not wrapped.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def input_weight_gradient_rows(x, d_gates, dw_ih, db, g0, g1):
 
     A few input features (``I <= NR / 8``: the forecasting models' 1-4) are summed row by
     row, as ``db`` is: the GEMM pads ``I`` columns to a whole panel of ``NR`` and would do
-    8-32x the work (small LSTM dW_ih 72 -> ~10 us, measured).
+    8-32x the work (docs/performance.rst, *Measured*).
     """
     T, B, GH = d_gates.shape
     I = x.shape[2]

@@ -2,10 +2,9 @@
 
 Inside the time loop every step multiplies the state by the same weight matrix. A BLAS
 call re-packs that matrix on every step, and the BLAS these machines select
-(``OPENBLAS_CORETYPE=Haswell``) uses 256-bit vectors on a CPU with 512-bit FMA units:
-measured on the step shapes (64x128 @ 128x512, float32) OpenBLAS gives 100 GFLOP/s on one
-thread and 127 on two. Packing ``B`` once into column panels and running a register-blocked
-micro-kernel over it gives ~250 GFLOP/s on ONE thread, at the core's peak.
+(``OPENBLAS_CORETYPE=Haswell``) uses 256-bit vectors on a CPU with 512-bit FMA units.
+Packing ``B`` once into column panels and running a register-blocked micro-kernel over it
+reaches the core's peak on ONE thread, well above OpenBLAS on two (docs/performance.rst, *Measured*).
 
 Layout: ``B`` (K, N) becomes ``(P, K, NR)`` panels of ``NR`` columns (zero-padded to a
 multiple of ``NR``), so the micro-kernel reads ``NR`` contiguous numbers per ``k``. ``C``
@@ -233,8 +232,8 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     bp = np.empty((P, min(KC, K), NR), dtype=a.dtype)
     # A transposed view whose k are a page or more apart (dA^T of the large LSTM/GRU) is
     # copied MC x KC at a time into MR-row micro-panels: read straight, a 256-k
-    # micro-kernel call would miss the TLB at every k (measured 120 -> 160 GFLOP/s for the
-    # large LSTM's dW_hh). Closer k are cheaper to read in place than to copy.
+    # micro-kernel call would miss the TLB at every k (docs/performance.rst, *Measured*). Closer k are
+    # cheaper to read in place than to copy.
     pack_a = a_cs * a.itemsize >= 4096
     ap = np.empty(((MC + MR - 1) // MR, KC, MR) if pack_a else (1, 1, MR), dtype=a.dtype)
     edge = np.empty((MR, NR), dtype=a.dtype)

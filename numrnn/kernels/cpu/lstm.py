@@ -3,7 +3,9 @@
 ``a = x W_ih^T + b_ih + h W_hh^T + b_hh``;
 ``i = σ(a_i + w_ci c_prev)``, ``f = σ(a_f + w_cf c_prev)``, ``g = tanh(a_g)``,
 ``c = f c_prev + i g``, ``o = σ(a_o + w_co c)``, ``h = o tanh(c)``.
-Without peepholes ``w_peep`` is zero, which is the same mathematics at a few FMAs' cost.
+Without peepholes ``w_peep`` is zero, the same mathematics: the forward sees an all-zero
+``w_peep`` and computes the four gates in one pass without the peephole terms; the
+backward keeps them (a few FMAs).
 """
 
 from __future__ import annotations
@@ -46,10 +48,9 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
     -----
     The gate math runs as one short loop nest per operation over all of this call's rows,
     each nest touching few arrays: a single fused loop over a dozen arrays defeats LLVM's
-    runtime alias checks and runs scalar (6x slower), and a per-row helper (or a view per
-    row) costs ~50-100 ns of fixed overhead a row, more than the row's arithmetic at small
-    H (small LSTM forward 320 -> 112 us on one thread, measured). Padded steps keep the state, write
-    no gates (the backward zeroes them) and output 0.
+    runtime alias checks and runs scalar, and a per-row helper (or a view per row) costs a
+    fixed overhead a row, more than the row's arithmetic at small H (docs/performance.rst, *Measured*).
+    Padded steps keep the state, write no gates (the backward zeroes them) and output 0.
     """
     T = x.shape[0]
     I = x.shape[2]

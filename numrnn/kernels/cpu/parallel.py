@@ -1,10 +1,10 @@
 """Run a row-range kernel on several ranges at once, in Numba's threading layer.
 
-A Python thread pool hands a job over in ~50 microseconds on these virtual machines (a
-futex wake, then the GIL handed over the same way): measured for ``ThreadPoolExecutor``
-and for spinning Python workers alike, and it cancelled most of the gain of splitting the
-rows of mid-sized calls. Numba's threading layer (OpenMP here) keeps its native workers
-spinning between parallel regions and needs no GIL: 8 microseconds a launch, measured.
+A Python thread pool hands a job over slowly on these virtual machines (a futex wake,
+then the GIL handed over the same way), for ``ThreadPoolExecutor`` and for spinning Python
+workers alike, and it cancelled most of the gain of splitting the rows of mid-sized calls.
+Numba's threading layer (OpenMP here) keeps its native workers spinning between parallel
+regions and needs no GIL: several times cheaper a launch (docs/performance.rst, *Measured*).
 
 One driver per row kernel, each naming its kernel as a global: a generic driver taking the
 kernel as an argument, or one made by a factory (a closure), cannot be cached (measured on

@@ -6,7 +6,9 @@ backend's layer drivers allocate the buffers, plan the launches and run the time
 Per cell (:mod:`~numrnn.kernels.cuda.rnn`, :mod:`~numrnn.kernels.cuda.lstm`,
 :mod:`~numrnn.kernels.cuda.gru`) the same math as the CPU kernels, on device arrays in the
 same conventions (time-major C-contiguous buffers, PyTorch parameter layout, ``lengths``,
-backward overwriting the gate cache with gate gradients), in two shapes of time loop:
+backward overwriting the gate cache with gate gradients): the element math of one hidden
+unit, declared as phases of a time step and run by the two time loops written once in
+:mod:`~numrnn.kernels.cuda.time_loop`:
 
 - per step ONE fused kernel doing ``h_{t-1} W_hh^T`` and the gate math (two for the GRU
   with ``reset_after=False``, whose ``(r h) W_hn^T`` needs all of a row's r first), each
