@@ -205,20 +205,22 @@ def test_n_models_failure_of_another_network_keeps_the_previous_model(monkeypatc
     from numrnn.estimators import _base
 
     X, y = _labels()
-    ens = RNNClassifier(n_models=2, max_iter=2, **TINY).fit(X, y)
+    ens = RNNClassifier(n_models=3, max_iter=2, **TINY).fit(X, y)
     before = ens.predict_proba(X)
+    third = ens.extra_models_[1].random_state
     fit_loop = _base.BaseRNN._fit_loop
 
-    def fail_in_the_second_network(self, *args):
-        if self.random_state != 0:
+    def fail_in_the_third_network(self, *args):
+        if self.random_state == third:
             raise ValueError("boom")
         return fit_loop(self, *args)
 
-    monkeypatch.setattr(_base.BaseRNN, "_fit_loop", fail_in_the_second_network)
+    monkeypatch.setattr(_base.BaseRNN, "_fit_loop", fail_in_the_third_network)
+    # a warm start: the first two networks continue in place before the third fails
     with pytest.raises(ValueError, match="boom"):
-        ens.set_params(max_iter=3).fit(X, y)
+        ens.set_params(max_iter=3, warm_start=True).fit(X, y)
     monkeypatch.undo()
-    assert ens.n_iter_ == 2 and ens.extra_models_[0].n_iter_ == 2
+    assert ens.n_iter_ == 2 and [m.n_iter_ for m in ens.extra_models_] == [2, 2]
     np.testing.assert_array_equal(ens.predict_proba(X), before)
     with pytest.raises(ValueError, match="n_models"):
         RNNClassifier(n_models=0).fit(X, y)

@@ -698,9 +698,7 @@ class BaseRNN(BaseEstimator):
             if isinstance(exc, _ExtraModelError):
                 # one of the other networks failed: the whole ensemble goes back to the
                 # model as it was before this fit, and the member's own error is raised
-                for key in [k for k in self.__dict__ if k not in self._init_names()]:
-                    del self.__dict__[key]
-                self.__dict__.update(saved)
+                self._restore_before_fit(saved)
                 cause = exc.__cause__
                 if isinstance(cause, NonFiniteLossError):
                     err = NonFiniteLossError(
@@ -855,6 +853,8 @@ class BaseRNN(BaseEstimator):
             inplace["optimizer"] = attrs["_optimizer"].state_dict()
         if isinstance(attrs.get("_rng"), np.random.RandomState):
             inplace["rng"] = attrs["_rng"].get_state()
+        # an ensemble's other networks continue in place on a warm start / partial_fit
+        inplace["extra_models"] = [m._save_before_fit() for m in attrs.get("extra_models_", ())]
         return attrs, inplace
 
     def _restore_before_fit(self, saved):
@@ -875,6 +875,9 @@ class BaseRNN(BaseEstimator):
             net.training, net.grads, net.grad_state = inplace["net_mode"]
             net._cache = None
             net._rng.bit_generator.state = inplace["net_rng"]
+        models = self.__dict__.get("extra_models_", ())
+        for m, state in zip(models, inplace["extra_models"], strict=True):
+            m._restore_before_fit(state)
         if "optimizer" in inplace:
             self._optimizer.load_state_dict(inplace["optimizer"])
         if "rng" in inplace:
