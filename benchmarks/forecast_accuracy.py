@@ -372,6 +372,9 @@ def main(argv=None):
         )
         print(f"{'series':<9} | {'numrnn':>8} {'snaive':>8} | numrnn below snaive")
         for name, (s_net, s_sn) in earlier.items():
+            if not s_net:
+                print(f"{name:<9} | {'-':>8} {'-':>8} | series too short for an earlier block")
+                continue
             wins = int(np.sum(np.asarray(s_net) < np.asarray(s_sn)))
             print(
                 f"{name:<9} | {np.mean(s_net):>8.2f} {np.mean(s_sn):>8.2f} | {wins} of {len(s_net)}"

@@ -17,6 +17,9 @@ class CellSpec:
     num_gates : G, the number of H-sized blocks in ``weight_ih`` (1, 4 or 3)
     has_cell_state : whether the state is (h, c) rather than h
     forget_gate : index of the forget-gate block, or None
+    backward_writes_d_out : whether the CPU backward writes its pre-activation gradients
+        into an output gradient it may overwrite (the Elman RNN's one-pass path), so the
+        network gives it its own copy of a caller's ``d_out``; the gated cells only read it
     options : the cell's own options with their defaults (the network's keyword arguments;
         an estimator passes those of them it has as parameters)
     layers : per backend name, the ``(forward, backward)`` pair that runs one layer and
@@ -27,6 +30,7 @@ class CellSpec:
     num_gates: int
     has_cell_state: bool = False
     forget_gate: int | None = None
+    backward_writes_d_out: bool = False
     options: tuple = ()
     layers: dict = field(default_factory=dict, compare=False, repr=False)
 

@@ -3,4 +3,6 @@
 from numrnn._validation import NONLINEARITIES  # noqa: F401  (its option names, defined once)
 from numrnn.cells.base import CellSpec
 
-RNN_SPEC = CellSpec(name="rnn", num_gates=1, options=(("nonlinearity", "tanh"),))
+RNN_SPEC = CellSpec(
+    name="rnn", num_gates=1, backward_writes_d_out=True, options=(("nonlinearity", "tanh"),)
+)

@@ -24,14 +24,12 @@ def origin_rows(f, Y, origins, steps, mean, sd):
     """Scaled windows ending at each origin of ``Y`` (n, k) and the transform tails there."""
     m, w = f.season_length_, f.window_
     tails, ttails = [], []
-    if not steps:  # no transform: the windows are slices of one scaled series
+    if not steps:  # no transform: the windows are rows of one scaled series, gathered at once
+        o = np.asarray(origins, dtype=np.intp)
+        if o.size and o.min() < w:
+            raise ValueError(f"origin {o.min()} leaves {o.min()} steps, fewer than window={w}.")
         Zs = (Y - mean) / sd
-        for o in origins:
-            if o < w:
-                raise ValueError(f"origin {o} leaves {o} steps, fewer than window={w}.")
-            tails.append(Zs[o - w : o])
-            ttails.append([])
-        return tails, ttails
+        return list(Zs[o[:, None] - w + np.arange(w)]), [[] for _ in range(o.size)]
     for o in origins:
         Z, tl = _transforms.apply(Y[:o], steps, m)
         if Z.shape[0] < w:
@@ -57,7 +55,7 @@ def forecast_origins(f, series, origins, horizon, levels=None):
             "a backtest without refits does not take exogenous features or covariates yet; "
             "use cross_val_forecast(..., refit=True)."
         )
-    tails, means, scales, steps, ttails, owner = [], [], [], [], [], []
+    tails, means, scales, steps, ttails, counts = [], [], [], [], [], []
     for i, (Y, origs) in enumerate(zip(series, origins, strict=True)):
         if f.panel_ is not None:
             st = f._states[i]
@@ -67,18 +65,21 @@ def forecast_origins(f, series, origins, horizon, levels=None):
         t, tt = origin_rows(f, Y, origs, s_steps, mean, sd)
         tails += t
         ttails += tt
-        means += [mean] * len(origs)
-        scales += [sd] * len(origs)
+        means.append(mean)
+        scales.append(sd)
         steps += [s_steps] * len(origs)
-        owner += [i] * len(origs)
-    rows = (np.stack(tails), np.stack(means), np.stack(scales), steps, ttails, horizon, None)
+        counts.append(len(origs))
+    # one row per origin; a series' location and scale repeated over its origins
+    owner = np.repeat(np.arange(len(counts)), counts)
+    rows = (np.stack(tails), np.stack(means)[owner], np.stack(scales)[owner], steps, ttails,
+            horizon, None)  # fmt: skip
     paths = f._row_paths(*rows, False)
-    point = np.median(np.concatenate(paths, axis=1), axis=1)  # (R, h, k)
+    point = paths[0][:, 0] if len(paths) == 1 else np.median(np.concatenate(paths, axis=1), axis=1)
     if levels is None:
-        return point, np.asarray(owner)
+        return point, owner
     allp = np.concatenate(f._row_paths(*rows, True), axis=1)  # (R, P, h, k)
     q = np.sort(np.quantile(allp, levels, axis=1), axis=0)  # (nq, R, h, k), never crossing
-    return point, np.asarray(owner), np.moveaxis(q, 0, -1)
+    return point, owner, np.moveaxis(q, 0, -1)
 
 
 # -- metrics ------------------------------------------------------------------------------

@@ -452,7 +452,7 @@ class RecurrentNetwork:
             # writes its pre-activation gradients into a d_out it may overwrite, so it keeps
             # its own copy (the one-pass path, the same bits as before).
             d_tm = be.asarray(d_user.transpose(1, 0, 2), self.dtype)
-            if self.cell == "rnn" and not _may_overwrite(d_tm, [d_user]):
+            if self.spec.backward_writes_d_out and not _may_overwrite(d_tm, [d_user]):
                 d_tm = d_tm.copy()
         grads_pd, dh0, dc0, d_tm = self._backward_time_major(
             cache, d_tm, d_fin, input_grad=input_grad, protected=d_user
