@@ -101,10 +101,15 @@ def threads_context(n: int | None):
     import numba
     from threadpoolctl import threadpool_limits
 
+    from numrnn._threads import loop_thread_limit
+
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     if torch is not None:
         torch.set_num_threads(n)
-    return threadpool_limits(limits=n)
+    stack = contextlib.ExitStack()
+    stack.enter_context(threadpool_limits(limits=n))
+    stack.enter_context(loop_thread_limit(n))  # numrnn's time loops, whatever the load
+    return stack
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -270,16 +270,26 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     Results do not depend on ``threads``: each row's arithmetic is the same whatever range
     it falls in (see :mod:`numrnn.kernels.cpu.gemm`).
     """
+    from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
+
     if threads < 1:
-        function(*args, 0, batch)
+        mode = flush_denormals()  # as every driver does in its threads (kernels/cpu/fpenv)
+        try:
+            function(*args, 0, batch)
+        finally:
+            restore_fp_mode(mode)
         return
     from numrnn.kernels.cpu.parallel import DRIVERS
 
     ranges = row_ranges(batch, threads)
     driver = DRIVERS.get(function)
     if driver is None or _forked or not _dispatch_lock.acquire(blocking=False):
-        for b0, b1 in ranges:
-            function(*args, b0, b1)
+        mode = flush_denormals()
+        try:
+            for b0, b1 in ranges:
+                function(*args, b0, b1)
+        finally:
+            restore_fp_mode(mode)
         return
     try:
         import numpy as np

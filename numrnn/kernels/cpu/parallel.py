@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from numrnn._jit import KERNEL_OPTIONS, cached
 from numrnn.kernels.cpu.common import input_gradient_rows, input_projection_rows
+from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
 from numrnn.kernels.cpu.gru import gru_backward_rows, gru_forward_rows, gru_weight_gradient_rows
 from numrnn.kernels.cpu.lstm import (
     lstm_backward_rows,
@@ -36,67 +37,89 @@ def PARALLEL(function):  # noqa: N802 - reads as the decorator it is
 @PARALLEL
 def input_gradient_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         input_gradient_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def input_projection_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         input_projection_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def rnn_forward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         rnn_forward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def rnn_backward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         rnn_backward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def rnn_weight_gradient_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         rnn_weight_gradient_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def lstm_forward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         lstm_forward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def lstm_backward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         lstm_backward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def lstm_weight_gradient_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         lstm_weight_gradient_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def gru_forward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         gru_forward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def gru_backward_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         gru_backward_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 @PARALLEL
 def gru_weight_gradient_parallel(args, edges):
     for k in prange(edges.shape[0] - 1):
+        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
         gru_weight_gradient_rows(*args, edges[k], edges[k + 1])
+        restore_fp_mode(mode)
 
 
 #: Row kernel -> its parallel driver ``driver(args, edges)``.
