@@ -49,7 +49,7 @@ _NET_CLASSES = ("RNN", "LSTM", "GRU")
 _EST_CLASSES = ("RNNRegressor", "RNNClassifier")
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 # Fitted attributes rebuilt from their own entries, not stored as plain values.
-_SPECIAL = ("network_", "head_", "_optimizer", "_rng")
+_SPECIAL = ("network_", "head_", "_optimizer", "_rng", "extra_models_")
 
 
 def _version():
@@ -283,6 +283,11 @@ def _estimator_header(model, arrays, prefix):
         for b in header["optimizer"]["buffers"]:
             for n, a in st[b].items():
                 arrays[f"{prefix}optimizer/{b}/{n}"] = a
+    if getattr(model, "extra_models_", None):  # the other networks of an ensemble (n_models)
+        header["extra_models"] = [
+            _estimator_header(m, arrays, f"{prefix}extra_models/{i}/")
+            for i, m in enumerate(model.extra_models_)
+        ]
     return header
 
 
@@ -717,6 +722,10 @@ def _read_entries(zf, size, where):
     if isinstance(models, list):
         nets += [(f"models/{i}/network", m.get("network")) for i, m in enumerate(models)
                  if isinstance(m, dict)]  # fmt: skip
+    extra = header.get("extra_models") if header.get("kind") == "estimator" else None
+    if isinstance(extra, list):  # an ensemble's other networks (RNNClassifier n_models)
+        nets += [(f"extra_models/{i}/network", m.get("network")) for i, m in enumerate(extra)
+                 if isinstance(m, dict)]  # fmt: skip
     for prefix, net in nets:
         if not (isinstance(net, dict) and net.get("class") in _NET_CLASSES):
             continue
@@ -842,4 +851,9 @@ def _load_estimator(header, arrays, device=None, prefix="", cls=None):
             state[buf] = {k[len(pre) :]: a for k, a in arrays.items() if k.startswith(pre)}
         opt.load_state_dict(state)
         est._optimizer = opt
+    if "extra_models" in header:
+        est.extra_models_ = [
+            _load_estimator(sub, arrays, device, prefix=f"{prefix}extra_models/{i}/", cls=cls)
+            for i, sub in enumerate(header["extra_models"])
+        ]
     return est

@@ -99,7 +99,7 @@ def fit_clf_sgd_f64():
         return RNNClassifier(
             cell="gru", hidden_size=2, bidirectional=True, solver="sgd", momentum=0.9,
             nesterovs_momentum=True, max_iter=1, batch_size=3, learning_rate_init=0.1,
-            clip_norm=0.2, clip_value=0.1, dtype="float64", random_state=1, device=device,
+            clip_norm=0.2, clip_value=0.1, dtype="float64", random_state=1, device=device, n_models=1,
         )  # fmt: skip
 
     compare_fit("fit_clf_sgd_f64", make, X, y, 1e-10, proba=True)
@@ -114,7 +114,7 @@ def fit_seq_tbptt_f32():
         return RNNClassifier(
             cell="rnn", hidden_size=3, output="sequence", bptt_steps=2, max_iter=1,
             batch_size=3, learning_rate_init=0.05, clip_norm=0.5, dtype="float32",
-            random_state=2, device=device,
+            random_state=2, device=device, n_models=1,
         )  # fmt: skip
 
     compare_fit("fit_seq_tbptt_f32", make, X, y, 1e-4, proba=True)
@@ -137,6 +137,7 @@ def fit_pooled_f64():
         return RNNClassifier(
             cell="gru", hidden_size=3, readout="max", num_layers=2, max_iter=2, batch_size=3,
             learning_rate_init=0.05, dtype="float64", random_state=1, device=device,
+            n_models=1,
         )  # fmt: skip
 
     compare_fit("fit_pooled_mean_f64", make_mean, X, y, 1e-10)

@@ -245,7 +245,7 @@ def test_gpu_fit_matches_cpu(solver):
         m = RNNClassifier(
             cell="lstm", hidden_size=8, bidirectional=True, solver=solver, max_iter=3,
             batch_size=16, clip_norm=0.5, clip_value=0.2, dtype="float64", random_state=0,
-            device=device,
+            device=device, n_models=1,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -287,3 +287,18 @@ def test_predict_ragged_long_and_short(data):
     both = m.predict([long_seq, short_seq])
     np.testing.assert_allclose(both[0], m.predict([long_seq])[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(both[1], m.predict([short_seq])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_keyboard_interrupt_in_an_ensemble_keeps_the_networks_trained(data, monkeypatch):
+    """RNNClassifier(n_models=3): Ctrl-C in the second network's third epoch stops the fit:
+    the first network complete, the second at its last finished epoch, no third."""
+    X, y = data
+    kw = dict(cell="rnn", hidden_size=4, batch_size=10, max_iter=4, random_state=0, n_models=3)
+    steps = int(np.ceil(len(X) / 10))  # optimizer steps per epoch
+    _interrupt_step(monkeypatch, 4 * steps + 2 * steps + 1)
+    m = RNNClassifier(**kw)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        m.fit(X, (y > 0).astype(int))
+    assert m.n_iter_ == 4 and len(m.extra_models_) == 1 and m.extra_models_[0].n_iter_ == 2
+    assert set(m.predict(X)) <= {0, 1}

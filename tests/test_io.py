@@ -34,6 +34,11 @@ def _same_fitted(a, b):
         if k in ("network_", "head_", "_optimizer", "_rng"):
             continue
         w = b.__dict__[k]
+        if k == "extra_models_":  # the other networks of a classifier's ensemble (n_models)
+            assert len(v) == len(w) == a.n_models - 1
+            for m, m2 in zip(v, w, strict=True):
+                _same_fitted(m, m2)
+            continue
         if isinstance(v, np.ndarray):
             assert v.dtype == w.dtype and v.shape == w.shape, k
             np.testing.assert_array_equal(v, w, err_msg=k)

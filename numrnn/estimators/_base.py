@@ -685,9 +685,29 @@ class BaseRNN(BaseEstimator):
             Y = self._prepare_y(
                 y, Xp, lengths, incremental=incremental, classes=classes, sample_weight=sw
             )
+            self.__dict__.pop("_was_interrupted", None)
             with self._blas_threads():
                 self._fit_loop(Xp, lengths, Y, sw, incremental)
+            if getattr(self, "_was_interrupted", False):
+                # Ctrl-C: the other networks are not trained; a fresh fit drops the old ones
+                if not (incremental or self.warm_start):
+                    self.__dict__.pop("extra_models_", None)
+            else:
+                self._fit_extra_models(X, y, sample_weight, incremental, classes)
         except BaseException as exc:
+            if isinstance(exc, _ExtraModelError):
+                # one of the other networks failed: the whole ensemble goes back to the
+                # model as it was before this fit, and the member's own error is raised
+                self._restore_before_fit(saved)
+                cause = exc.__cause__
+                if isinstance(cause, NonFiniteLossError):
+                    err = NonFiniteLossError(
+                        f"{cause} (That was {exc}; the estimator as a whole keeps the model "
+                        "it had before this fit.)"
+                    )
+                    err.kept_epoch = None
+                    raise err from None
+                raise cause from None
             kept = getattr(exc, "kept", None)
             if kept is None:
                 # nothing of this fit is usable: back to the model as it was before it
@@ -712,6 +732,98 @@ class BaseRNN(BaseEstimator):
                 raise err from None
             raise
         return self
+
+    def _n_models(self) -> int:
+        """Networks of the ensemble (``n_models``; 1 for estimators without it)."""
+        return int(getattr(self, "n_models", 1))
+
+    def _fit_extra_models(self, X, y, sample_weight, incremental, classes):
+        """Train the other ``n_models - 1`` networks of the ensemble (``extra_models_``).
+
+        Each is an estimator of this class with ``n_models=1`` and the same parameters, its
+        ``random_state`` a seed drawn from ``random_state`` (as ``RNNForecaster`` draws its
+        ``n_models`` seeds), so it differs in initialisation, shuffling and validation split.
+        A warm start or ``partial_fit`` continues the stored ones.
+        """
+        n = self._n_models()
+        if n == 1:
+            self.__dict__.pop("extra_models_", None)
+            return
+        old = getattr(self, "extra_models_", None)
+        reuse = (incremental or self.warm_start) and old is not None and len(old) == n - 1
+        if reuse:
+            models = old
+        else:
+            seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=n - 1)
+            models = [type(self)() for _ in seeds]
+            for m, seed in zip(models, seeds, strict=True):
+                m.random_state = int(seed)
+        params = self.get_params(deep=False)
+        params["n_models"] = 1
+        unconverged = []
+        for i, m in enumerate(models):
+            m.set_params(**{**params, "random_state": m.random_state})
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    if incremental:
+                        kw = {"classes": self.classes_} if self._is_classifier else {}
+                        m.partial_fit(X, y, sample_weight=sample_weight, **kw)
+                    else:
+                        m.fit(X, y, sample_weight=sample_weight)
+            except KeyboardInterrupt:
+                # before its first epoch ended: the networks trained so far are the model
+                warnings.warn(
+                    f"Training interrupted by user (KeyboardInterrupt) in network {i + 2} of "
+                    f"n_models={n}; the model keeps the {i + 1} network(s) trained before it.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                self._was_interrupted = True
+                models = models[:i] if not reuse else models
+                break
+            except BaseException as exc:
+                raise _ExtraModelError(i + 2, n) from exc
+            for w in caught:  # one summary below instead of a warning per network
+                if issubclass(w.category, ConvergenceWarning):
+                    unconverged.append(i + 2)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if m.__dict__.pop("_was_interrupted", False):
+                self._was_interrupted = True  # it keeps its last finished epoch: stop here
+                models = models[: i + 1] if not reuse else models
+                break
+        if models:
+            self.extra_models_ = models
+        else:
+            self.__dict__.pop("extra_models_", None)
+        if unconverged:
+            warnings.warn(
+                f"Stochastic optimizer: networks {sorted(set(unconverged))} of n_models={n} "
+                f"reached max_iter ({self.max_iter}) with the training loss still falling. "
+                "Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _ensemble_outputs(self, Xp, lengths, transform=None):
+        """The mean over the ``n_models`` networks of ``transform(z)`` (``z``: the head's
+        outputs, :meth:`_forward_predict`; a list of arrays for ragged 'sequence' output)."""
+        one = transform or (lambda z: z)
+        total = one(self._forward_predict(Xp, lengths))
+        models = getattr(self, "extra_models_", None) or []
+        for m in models:
+            z = one(m._forward_predict(Xp, lengths))
+            if isinstance(total, list):
+                total = [a + b for a, b in zip(total, z, strict=True)]
+            else:
+                total = total + z
+        if not models:
+            return total
+        k = total[0].dtype.type(len(models) + 1) if isinstance(total, list) else len(models) + 1
+        if isinstance(total, list):
+            return [a / k for a in total]
+        return total / total.dtype.type(k)
 
     @classmethod
     def _init_names(cls):
@@ -741,6 +853,8 @@ class BaseRNN(BaseEstimator):
             inplace["optimizer"] = attrs["_optimizer"].state_dict()
         if isinstance(attrs.get("_rng"), np.random.RandomState):
             inplace["rng"] = attrs["_rng"].get_state()
+        # an ensemble's other networks continue in place on a warm start / partial_fit
+        inplace["extra_models"] = [m._save_before_fit() for m in attrs.get("extra_models_", ())]
         return attrs, inplace
 
     def _restore_before_fit(self, saved):
@@ -761,6 +875,9 @@ class BaseRNN(BaseEstimator):
             net.training, net.grads, net.grad_state = inplace["net_mode"]
             net._cache = None
             net._rng.bit_generator.state = inplace["net_rng"]
+        models = self.__dict__.get("extra_models_", ())
+        for m, state in zip(models, inplace["extra_models"], strict=True):
+            m._restore_before_fit(state)
         if "optimizer" in inplace:
             self._optimizer.load_state_dict(inplace["optimizer"])
         if "rng" in inplace:
@@ -943,6 +1060,7 @@ class BaseRNN(BaseEstimator):
                         raise  # no epoch of this call finished: _fit restores the previous model
                     self._restore_progress(last_good)
                     interrupted = True
+                    self._was_interrupted = True  # no further networks of an ensemble
                     warnings.warn(
                         f"Training interrupted by user (KeyboardInterrupt) during epoch "
                         f"{self.n_iter_ + 1}; the model keeps the weights of epoch "
@@ -1036,6 +1154,13 @@ class BaseRNN(BaseEstimator):
         tags.input_tags.two_d_array = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _ExtraModelError(Exception):
+    """Raised from the fit of network ``i`` of ``n`` of an ensemble (the cause is its error)."""
+
+    def __init__(self, i: int, n: int):
+        super().__init__(f"network {i} of the n_models={n}")
 
 
 def still_improving(curve, tol: float, n_iter_no_change: int, max_iter: int) -> str | None:
