@@ -406,12 +406,16 @@ def make_estimator(cfg: Config, cell: str, epochs: int, seed: int = 0):
 
     Defaults otherwise (Adam at 1e-3, ``alpha=1e-4`` on the weights, ``clip_norm=1``,
     shuffling, the 'last' readout), except what would change the work: no segments (the
-    PyTorch loop reads every step) and no early end (``n_iter_no_change`` past ``epochs``).
+    PyTorch loop reads every step), no early end (``n_iter_no_change`` past ``epochs``) and
+    one network (``n_models=1`` where the estimator has it).
     """
     from numrnn import RNNClassifier, RNNRegressor
 
     cls = RNNClassifier if FIT_TASKS[cfg.name] == "classification" else RNNRegressor
+    # one network: a seed ensemble (RNNClassifier's n_models) would be n times the work
+    ensemble = {"n_models": 1} if "n_models" in cls().get_params() else {}
     return cls(
+        **ensemble,
         cell=cell,
         hidden_size=cfg.H,
         num_layers=cfg.L,

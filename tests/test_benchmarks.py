@@ -179,6 +179,8 @@ def test_fit_mode_runs_the_same_work_as_the_torch_loop():
     model = EstimatorFit("gru", cfg, epochs=2)()
     assert model.n_iter_ == 2 and model.t_ == 2 * FIT_BATCHES * cfg.B
     assert model.segment_length_ == 1 and model.network_.hidden_size == cfg.H
+    clf = EstimatorFit("rnn", CONFIGS["digits"], epochs=1)()
+    assert getattr(clf, "n_models", 1) == 1 and clf.t_ == FIT_BATCHES * CONFIGS["digits"].B
 
 
 def test_startup_subprocess_reports_times():
