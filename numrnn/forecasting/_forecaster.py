@@ -16,7 +16,6 @@ from numrnn._validation import check_int, check_param
 from numrnn.estimators import RNNRegressor
 from numrnn.forecasting import transforms as _transforms
 from numrnn.nn.losses import pinball_loss
-from numrnn.nn.readout import readout_forward
 from numrnn.nn.segments import fold_segments
 
 __all__ = [
@@ -1265,22 +1264,16 @@ def _net_predict(reg, X):
     per one-step forecast of a hidden-32 LSTM).
 
     The windows all have the same length, so a small batch (``_DIRECT_ROWS``) runs as one
-    inference call and readout, the same arithmetic as ``reg._forward_predict`` (which
-    sorts rows by length into batches and limits BLAS threads around them; a larger batch
-    goes through it).
+    batch of ``reg._last_outputs``, the per-batch body of ``reg._forward_predict`` (which
+    also sorts rows by length into batches and limits BLAS threads around them; a larger
+    batch goes through it): the same arithmetic, one definition.
     """
     X = np.ascontiguousarray(X, dtype=reg.network_.dtype)
     Xp, lengths = fold_segments(
         X, np.full(X.shape[0], X.shape[1], dtype=np.intp), getattr(reg, "segment_length_", 1)
     )
-    net = reg.network_
-    if Xp.shape[0] <= _DIRECT_ROWS and Xp.shape[1] <= net.inference_chunk and reg.output == "last":
-        out, state = net._inference(Xp, lengths=lengths)
-        feat, _ = readout_forward(
-            reg.readout, None if reg.readout == "last" else out, state, lengths,
-            net.num_layers, net.num_directions, net.merge_mode,
-        )  # fmt: skip
-        z = feat @ reg.head_.weight.T + reg.head_.bias
+    if Xp.shape[0] <= _DIRECT_ROWS and reg.output == "last":
+        z = reg._last_outputs(Xp, lengths)
     else:
         z = reg._forward_predict(Xp, lengths)
     return np.asarray(z, dtype=np.float64).reshape(X.shape[0], -1)
