@@ -139,6 +139,26 @@ def make_network(cell: str, cfg: Config, dtype="float32", seed: int = 0):
     return cls(cfg.I, cfg.H, cfg.L, bidirectional=cfg.bidirectional, dtype=dtype, random_state=seed)
 
 
+def make_trainable(cell: str, cfg: Config, dtype, seed: int, lr: float):
+    """A benchmark network, its one-output linear head and Adam over both (head's names
+    prefixed ``head.``), as the training-step and own-loop benchmarks use them."""
+    from numrnn.nn.linear import Linear
+    from numrnn.nn.optim import Adam
+
+    net = make_network(cell, cfg, dtype, seed)
+    head = Linear(cfg.D * cfg.H, 1, dtype=dtype, rng=seed + 1)
+    params = dict(net.parameters())
+    params.update({"head." + k: v for k, v in head.params.items()})
+    return net, head, Adam(params, lr=lr)
+
+
+def trainable_grads(net, head) -> dict:
+    """The gradients of :func:`make_trainable`'s parameters, under the optimizer's names."""
+    grads = dict(net.grads)
+    grads.update({"head." + k: v for k, v in head.grads.items()})
+    return grads
+
+
 class TrainingStep:
     """One numrnn training step: forward, linear head on the 'last' readout, MSE, BPTT, Adam.
 
@@ -150,16 +170,9 @@ class TrainingStep:
     """
 
     def __init__(self, cell: str, cfg: Config, dtype="float32", seed: int = 0, lr=1e-3):
-        from numrnn.nn.linear import Linear
-        from numrnn.nn.optim import Adam
-
         self.cell, self.cfg = cell, cfg
         self.x, self.y = make_data(cfg, np.dtype(dtype), seed)
-        self.net = make_network(cell, cfg, dtype, seed)
-        self.head = Linear(cfg.D * cfg.H, 1, dtype=dtype, rng=seed + 1)
-        params = dict(self.net.parameters())
-        params.update({"head." + k: v for k, v in self.head.params.items()})
-        self.opt = Adam(params, lr=lr)
+        self.net, self.head, self.opt = make_trainable(cell, cfg, dtype, seed, lr)
         self.loss = float("nan")
 
     def __call__(self) -> float:
@@ -174,9 +187,7 @@ class TrainingStep:
         self.loss, dpred = mse_loss(pred, self.y)
         _, d_state = readout_backward(self.head.backward(dpred), ctx)
         self.net.backward(None, d_state, input_grad=False)
-        grads = dict(self.net.grads)
-        grads.update({"head." + k: v for k, v in self.head.grads.items()})
-        self.opt.step(grads)
+        self.opt.step(trainable_grads(self.net, self.head))
         return self.loss
 
     def forward(self):
@@ -347,17 +358,10 @@ class OwnLoopStep:
     """
 
     def __init__(self, cell: str, cfg: Config, dtype="float32", seed: int = 0, lr=1e-3):
-        from numrnn.nn.linear import Linear
-        from numrnn.nn.optim import Adam
-
         self.cfg = cfg
         self.x, _ = make_data(cfg, np.dtype(dtype), seed)
         self.y = np.random.default_rng(seed + 2).standard_normal((cfg.B, cfg.T, 1)).astype(dtype)
-        self.net = make_network(cell, cfg, dtype, seed)
-        self.head = Linear(cfg.D * cfg.H, 1, dtype=dtype, rng=seed + 1)
-        params = dict(self.net.parameters())
-        params.update({"head." + k: v for k, v in self.head.params.items()})
-        self.opt = Adam(params, lr=lr)
+        self.net, self.head, self.opt = make_trainable(cell, cfg, dtype, seed, lr)
         self.loss = float("nan")
         self.dx = None
 
@@ -367,9 +371,7 @@ class OwnLoopStep:
         out, _ = self.net.forward(self.x)
         self.loss, dpred = mse_loss(self.head.forward(out), self.y)
         self.dx = self.net.backward(self.head.backward(dpred))
-        grads = dict(self.net.grads)
-        grads.update({"head." + k: v for k, v in self.head.grads.items()})
-        self.opt.step(grads)
+        self.opt.step(trainable_grads(self.net, self.head))
         return self.loss
 
 
