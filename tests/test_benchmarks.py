@@ -95,25 +95,23 @@ def test_training_step_peak_memory_is_bounded(cell):
         assert peak + held <= 1.3 * need, (name, cell, (peak + held) / need)
 
 
-def test_compare_torch_prints_the_table():
+def run_compare_torch(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``benchmarks/compare_torch.py ARGS`` in a subprocess from the repository root."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "benchmarks", "compare_torch.py"),
-            "--configs",
-            "tiny",
-            "--cells",
-            "rnn",
-            "--repeat",
-            "2",
-            "--no-startup",
-        ],
+    script = os.path.join(ROOT, "benchmarks", "compare_torch.py")
+    return subprocess.run(
+        [sys.executable, script, *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=120,
+        timeout=timeout,
+    )
+
+
+def test_compare_torch_prints_the_table():
+    res = run_compare_torch(
+        ["--configs", "tiny", "--cells", "rnn", "--repeat", "2", "--no-startup"], timeout=120
     )
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
@@ -129,11 +127,8 @@ def test_compare_torch_prints_the_table():
 def test_compare_torch_new_modes_print_their_tables():
     """Issue #18's modes: own loop, estimator fit end to end, one-step latency, each with the
     PyTorch column (or '-' without torch)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run(
+    res = run_compare_torch(
         [
-            sys.executable,
-            os.path.join(ROOT, "benchmarks", "compare_torch.py"),
             "--modes",
             "ownloop,fit,latency",
             "--configs",
@@ -151,10 +146,6 @@ def test_compare_torch_new_modes_print_their_tables():
             "--latency-repeat",
             "20",
         ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
