@@ -4,10 +4,9 @@ Every CPU kernel in :mod:`numrnn.kernels.cpu` is decorated with :func:`kernel`.
 
 - ``cache=True``: compile once per machine, not once per process. The cache is keyed by
   the source of every CPU kernel module (:class:`KernelCache`), not only the function's
-  own file: Numba's default key misses a change in a called function (a kernel edited or
-  upgraded in place under a cached parallel driver that inlines it, or a GEMM under a
-  cached time loop), and the stale machine code then loads (measured: an old, slower
-  kernel; once, a segfault).
+  own file: Numba's default key misses a change in a called function (a GEMM edited or
+  upgraded in place under a cached time loop that links it in), and the stale machine
+  code then loads (measured: an old, slower kernel; once, a segfault).
 - ``error_model='numpy'``: no zero-division checks, so element-wise loops vectorize
   (DESIGN §4: nothing vectorizes under the default ``'python'`` model).
 - ``fastmath`` without ``nnan``/``ninf``: reassociation and contraction are allowed, but
@@ -212,6 +211,17 @@ def cached(dispatcher):
 def kernel(function):
     """Compile ``function`` lazily with numrnn's kernel options (nothing compiles at import)."""
     return cached(njit(**KERNEL_OPTIONS)(function))
+
+
+def inline_kernel(function):
+    """As :func:`kernel`, but a calling kernel takes in its body (Numba ``inline='always'``).
+
+    For thin wrappers only: every compiled level re-optimises and re-emits the machine
+    code of everything it calls (Numba links callees in), so a wrapper of the GEMM compiled
+    as a level of its own cost ~0.8 s of a cold fit (#17). Called from Python, it compiles
+    as any kernel.
+    """
+    return cached(njit(inline="always", **KERNEL_OPTIONS)(function))
 
 
 def exact_kernel(function):

@@ -189,10 +189,8 @@ def single_threaded():
 def loop_threads(batch: int, multiply_adds: int) -> int:
     """Threads for one layer call's time loop: 0 below the threshold, else 1 up to the cap.
 
-    0 means the caller runs the kernel directly; from 1 up, the call goes through the
-    kernel's parallel driver even on one thread, so every thread count runs the same
-    compiled code (the kernel inlined into its driver may round differently from the
-    kernel called alone: seen as last-bit differences in float32 gradients).
+    0 and 1 both mean the caller runs the kernel directly; from 2 up, the call goes
+    through the parallel driver, which runs the same compiled kernel on every range.
     """
     if multiply_adds < LOOP_THREADS_BELOW:
         return 0
@@ -235,8 +233,8 @@ def _user_numba_threads() -> int:
     return _get_num_threads()
 
 
-def _run_driver(driver, args: tuple, edges, ranges: int) -> None:
-    """``driver(args, edges)`` on exactly ``ranges`` of Numba's threads (at most its count).
+def _run_driver(driver, driver_args: tuple, ranges: int) -> None:
+    """``driver(*driver_args)`` on exactly ``ranges`` of Numba's threads (at most its count).
 
     Numba's per-thread count is lowered for the call and restored after it: a region with
     one range then runs in this thread and wakes no OpenMP worker (woken workers spin after
@@ -253,38 +251,35 @@ def _run_driver(driver, args: tuple, edges, ranges: int) -> None:
 
     current = _user_numba_threads()
     if ranges >= current:
-        driver(args, edges)
+        driver(*driver_args)
         return
     _set_num_threads(ranges)
     try:
-        driver(args, edges)
+        driver(*driver_args)
     finally:
         _set_num_threads(current)
 
 
 def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
-    """Call ``function(*args, b0, b1)`` on ``threads`` row ranges (0: one direct call).
+    """Call ``function(*args, b0, b1)`` on ``threads`` row ranges (0 or 1: one direct call).
 
-    The ranges run in Numba's threading layer through the kernel's driver in
-    :mod:`numrnn.kernels.cpu.parallel` (a function without one runs its ranges in turn).
-    Results do not depend on ``threads``: each row's arithmetic is the same whatever range
-    it falls in (see :mod:`numrnn.kernels.cpu.gemm`).
+    Two or more ranges run in Numba's threading layer through
+    :func:`numrnn.kernels.cpu.parallel.rows_parallel`, which calls the kernel's own machine
+    code (a plain Python function runs its ranges in turn). Results do not depend on
+    ``threads``: each row's arithmetic is the same whatever range it falls in (see
+    :mod:`numrnn.kernels.cpu.gemm`), and every range runs the same compiled kernel.
     """
     from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
 
-    if threads < 1:
-        mode = flush_denormals()  # as every driver does in its threads (kernels/cpu/fpenv)
-        try:
-            function(*args, 0, batch)
-        finally:
-            restore_fp_mode(mode)
-        return
-    from numrnn.kernels.cpu.parallel import DRIVERS
-
-    ranges = row_ranges(batch, threads)
-    driver = DRIVERS.get(function)
-    if driver is None or _forked or not _dispatch_lock.acquire(blocking=False):
-        mode = flush_denormals()
+    ranges = row_ranges(batch, threads) if threads > 1 else [(0, batch)]
+    parallel = (
+        len(ranges) > 1
+        and hasattr(function, "overloads")  # a Numba kernel, not a Python function
+        and not _forked
+        and _dispatch_lock.acquire(blocking=False)
+    )
+    if not parallel:
+        mode = flush_denormals()  # as the parallel driver does in its threads (kernels/cpu/fpenv)
         try:
             for b0, b1 in ranges:
                 function(*args, b0, b1)
@@ -294,7 +289,9 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     try:
         import numpy as np
 
+        from numrnn.kernels.cpu.parallel import native_address, rows_parallel
+
         edges = np.array([b0 for b0, _ in ranges] + [ranges[-1][1]], dtype=np.int64)
-        _run_driver(driver, args, edges, len(ranges))
+        _run_driver(rows_parallel, (native_address(function, args), args, edges), len(ranges))
     finally:
         _dispatch_lock.release()

@@ -84,14 +84,17 @@ def single_thread_env(threads=1):
 def exercise_kernels(cell="lstm", dtype="float32"):
     """Run every CPU kernel a fit of ``cell`` in ``dtype`` can call, on tiny data.
 
-    A fit above the threading threshold goes through the kernels' parallel drivers, one
-    below it calls the row kernels directly (:func:`numrnn._threads.loop_threads`), and a
-    recursive forecast predicts below it after training above it: both are run, with two
-    layers, both directions and the Adam update, so that a cold cache is filled with what
-    any later fit of this cell and dtype loads. Returns nothing; compiles or loads only.
+    A fit above the threading threshold on two or more threads also goes through the
+    parallel driver (:func:`numrnn._threads.loop_threads`; the driver is compiled for each
+    kernel's argument types), one below it calls the row kernels only, and a recursive
+    forecast predicts below it after training above it: both are run, the first on two
+    threads where the machine has two CPUs, with two layers, both directions and the Adam
+    update, so that a cold cache is filled with what any later fit of this cell and dtype
+    loads. Returns nothing; compiles or loads only.
     """
     import numpy as np
 
+    from numrnn._threads import loop_thread_limit
     from numrnn.estimators import RNNRegressor
 
     rng = np.random.default_rng(0)
@@ -99,11 +102,12 @@ def exercise_kernels(cell="lstm", dtype="float32"):
     for n, T, H, layers, bidirectional in ((8, 64, 64, 1, False), (4, 4, 4, 2, True)):
         X = rng.standard_normal((n, T, 1)).astype(dtype)
         y = X[:, -1, 0]
-        model = RNNRegressor(
-            cell, H, num_layers=layers, bidirectional=bidirectional, max_iter=1, dtype=dtype,
-            random_state=0,
-        ).fit(X, y)  # fmt: skip
-        model.predict(X[:1])
+        with loop_thread_limit(2):
+            model = RNNRegressor(
+                cell, H, num_layers=layers, bidirectional=bidirectional, max_iter=1,
+                dtype=dtype, random_state=0,
+            ).fit(X, y)  # fmt: skip
+            model.predict(X[:1])
 
 
 def warm_up(cell="lstm", dtype="float32", **forecaster_params):

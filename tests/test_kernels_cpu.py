@@ -151,9 +151,10 @@ def test_threaded_time_loops_are_bit_identical(name, dtype, monkeypatch, rng):
 
 
 def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
-    """A forked child (OpenMP is not fork-safe), a second concurrent caller, or a function
-    without a parallel driver runs its ranges in order, in the calling thread; every row is
-    covered exactly once. Otherwise the kernel's driver gets all the ranges."""
+    """One range, a forked child (OpenMP is not fork-safe), a second concurrent caller, or a
+    plain Python function runs its ranges in order, in the calling thread; every row is
+    covered exactly once. Otherwise the parallel driver gets the kernel's address and all
+    the ranges."""
     from numrnn.kernels.cpu import parallel
 
     calls, driven = [], []
@@ -162,38 +163,60 @@ def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
         calls.append((b0, b1))
         out[b0:b1] += 1
 
-    def driver(args, edges):
+    record.overloads = {}  # looks like a Numba kernel to run_row_ranges
+
+    def driver(address, args, edges):
+        assert address == 1234
         driven.append(list(edges))
         for k in range(len(edges) - 1):
             record(*args, edges[k], edges[k + 1])
 
-    monkeypatch.setitem(parallel.DRIVERS, record, driver)
+    monkeypatch.setattr(parallel, "rows_parallel", driver)
+    monkeypatch.setattr(parallel, "native_address", lambda kernel, args: 1234)
     out = np.zeros(10)
     _threads.run_row_ranges(record, (out,), 10, 3)
     assert driven == [[0, 3, 7, 10]]
+    _threads.run_row_ranges(record, (out,), 10, 1)
     monkeypatch.setattr(_threads, "_forked", True)
     _threads.run_row_ranges(record, (out,), 10, 3)
     monkeypatch.setattr(_threads, "_forked", False)
     with _threads._dispatch_lock:  # another thread is using the threading layer
         _threads.run_row_ranges(record, (out,), 10, 2)
-    monkeypatch.delitem(parallel.DRIVERS, record)
+    del record.overloads
     _threads.run_row_ranges(record, (out,), 10, 2)
     assert len(driven) == 1
-    assert calls == [(0, 3), (3, 7), (7, 10)] * 2 + [(0, 5), (5, 10)] * 2
-    assert np.all(out == 4)
+    assert (
+        calls == [(0, 3), (3, 7), (7, 10), (0, 10), (0, 3), (3, 7), (7, 10)] + [(0, 5), (5, 10)] * 2
+    )
+    assert np.all(out == 5)
 
 
-def test_every_row_kernel_the_backend_splits_has_a_parallel_driver():
-    import inspect
+def test_parallel_driver_runs_the_kernels_own_machine_code():
+    """The driver calls the kernel compiled for a direct call (the same address), on every
+    range it is given, with the rows' arguments passed through unchanged."""
+    from numba import typeof, types
 
-    from numrnn.backends import cpu as backend
+    from numrnn._jit import kernel
     from numrnn.kernels import cpu as K
     from numrnn.kernels.cpu import parallel
 
-    source = inspect.getsource(backend)
-    used = {name for name in K.__all__ if f"run_row_ranges(K.{name}" in source}
-    assert used
-    assert {getattr(K, name) for name in used} <= set(parallel.DRIVERS)
+    args = (np.ones((4, 8, 16), np.float32), np.ones((16, 3), np.float32),
+            np.empty((4, 8, 3), np.float32))  # fmt: skip
+    address = parallel.native_address(K.input_gradient_rows, args)
+    assert address == parallel.native_address(K.input_gradient_rows, args)  # looked up once
+    sig = (*(typeof(a) for a in args), types.int64, types.int64)
+    result = K.input_gradient_rows.overloads[sig]
+    assert address == result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+
+    @kernel
+    def mark_rows(out, scale, b0, b1):
+        for r in range(b0, b1):
+            out[r] = r * scale
+
+    out = np.zeros(9)
+    edges = np.array([0, 2, 7, 9], dtype=np.int64)
+    parallel.rows_parallel(parallel.native_address(mark_rows, (out, 0.5)), (out, 0.5), edges)
+    assert list(out) == [r * 0.5 for r in range(9)]
 
 
 def test_kernel_cache_keyed_by_every_kernel_source(tmp_path, monkeypatch):
@@ -205,7 +228,7 @@ def test_kernel_cache_keyed_by_every_kernel_source(tmp_path, monkeypatch):
     from numrnn.kernels import cpu as K
     from numrnn.kernels.cpu import parallel
 
-    for dispatcher in [K.lstm_forward_rows, K.gru_backward_rows, *parallel.DRIVERS.values()]:
+    for dispatcher in [K.lstm_forward_rows, K.gru_backward_rows, parallel.rows_parallel]:
         assert isinstance(dispatcher._cache, jit.KernelCache)
     stamp = jit.kernel_sources_stamp()
     assert stamp == jit.kernel_sources_stamp()  # read once per process

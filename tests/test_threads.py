@@ -69,7 +69,8 @@ _COUNT_WORKERS = """
 import os, numba, numpy as np
 from numrnn import _threads
 from numrnn.kernels import cpu as K
-from numrnn.kernels.cpu.parallel import input_gradient_parallel
+from numba import types
+from numrnn.kernels.cpu.parallel import native_address, rows_parallel
 
 def tasks():
     return len(os.listdir("/proc/self/task"))
@@ -77,7 +78,8 @@ def tasks():
 d = np.ones((4, 8, 16), np.float32); w = np.ones((16, 3), np.float32)
 dx = np.empty((4, 8, 3), np.float32)
 edges = np.array([0, 32], dtype=np.int64)
-input_gradient_parallel.compile((numba.typeof((d, w, dx)), numba.typeof(edges)))
+native_address(K.input_gradient_rows, (d, w, dx))  # compile outside the count
+rows_parallel.compile((types.int64, numba.typeof((d, w, dx)), numba.typeof(edges)))
 threads = _threads.loop_threads(8, 1 << 30)
 before = tasks()
 _threads.run_row_ranges(K.input_gradient_rows, (d, w, dx), 32, threads)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numrnn._jit import kernel
+from numrnn._jit import inline_kernel, kernel
 from numrnn.kernels.cpu.gemm import matmul, matmul_rows, padded_width
 
 #: ``unsigned(2 * H + j)``: an index Numba does not wrap around (see the module docstring).
@@ -33,7 +33,7 @@ def input_projection_rows(x, w_ih, bias, gates, r0, r1):
             g2[r, j] += bias[j]
 
 
-@kernel
+@inline_kernel  # in each cell's weight-gradient kernel: no compiled level of its own
 def input_weight_gradient_rows(x, d_gates, dw_ih, db, g0, g1):
     """Gate rows ``g0..g1`` of ``dW_ih = dA^T X`` and ``db = sum dA`` (padded rows of dA are 0).
 
@@ -64,7 +64,7 @@ def input_weight_gradient_rows(x, d_gates, dw_ih, db, g0, g1):
             dw_ih[g0 + j, k] = acc[k, j]
 
 
-@kernel
+@inline_kernel  # in each cell's weight-gradient kernel: no compiled level of its own
 def recurrent_weight_gradient_rows(h0, out, d_gates, dw_hh, g0, g1):
     """Gate rows ``g0..g1`` of ``dW_hh = dA[0]^T h0 + dA[1:]^T H[:-1]``.
 

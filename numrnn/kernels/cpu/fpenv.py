@@ -7,7 +7,7 @@ large LSTM's training step (T = 200) took 29 s on one thread instead of 1.8 s, a
 difference in its backward and weight-gradient loops (measured). With FTZ/DAZ those numbers
 are zero, as on a GPU: the weights' gradients differ only in contributions below 1e-38.
 
-The mode is per thread, so :mod:`numrnn.kernels.cpu.parallel`'s drivers set it in every
+The mode is per thread, so :mod:`numrnn.kernels.cpu.parallel`'s driver sets it in every
 worker around the row kernel and :func:`numrnn._threads.run_row_ranges` around a call in the
 caller's thread, each restoring the thread's previous mode (the user's NumPy code runs as
 before). On other architectures the functions do nothing.

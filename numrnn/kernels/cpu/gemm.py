@@ -26,7 +26,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from numrnn._jit import kernel
+from numrnn._jit import inline_kernel, kernel
 
 #: Rows of ``C`` per micro-kernel call.
 MR = 6
@@ -143,7 +143,7 @@ def _row_block(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate, ro
         _mk1(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate)
 
 
-@kernel
+@inline_kernel  # in each time loop: no compiled level of its own
 def packed_matmul(a, bp, c):
     """``c[:, :P*NR] = a @ B`` for every row of ``a`` (2-D, unit column stride).
 
@@ -211,7 +211,7 @@ KC64 = 128
 MC = 240
 
 
-@kernel
+@inline_kernel
 def matmul_rows(a, b, c, accumulate, r0, r1):
     """Rows ``r0..r1`` of ``c (+)= a @ b`` for any 2-D ``a`` (M, K) and ``b`` (K, N).
 
@@ -219,7 +219,16 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     column stride. ``B`` is packed ``KC`` rows at a time (GotoBLAS blocking); each element
     of ``c`` sums its ``K`` blocks in one fixed order, so any split of rows between calls
     or threads gives the same bits.
+
+    The ``[:, :]`` views give every operand Numba's any-layout type, so one compiled GEMM
+    (:func:`_matmul_rows`) serves every caller, whatever layouts it passes: compiling it
+    once per combination of layouts took ~3.5 s each (#17).
     """
+    _matmul_rows(a[:, :], b[:, :], c[:, :], accumulate, r0, r1)
+
+
+@kernel
+def _matmul_rows(a, b, c, accumulate, r0, r1):
     M, K = a.shape
     N = b.shape[1]
     NR = NR32 if a.itemsize == 4 else NR64
@@ -237,7 +246,8 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     # GFLOP/s packed). Closer k are cheaper to read in place than to copy.
     pack_a = a_cs * a.itemsize >= 1024
     ap = np.empty(((MC + MR - 1) // MR, KC, MR) if pack_a else (1, 1, MR), dtype=a.dtype)
-    edge = np.empty((MR, NR), dtype=a.dtype)
+    ap2 = ap.reshape((ap.shape[0] * ap.shape[1], MR))[:, :]  # typed as ``a``: one _panel
+    edge = np.empty((MR, NR), dtype=a.dtype)[:, :]  # typed as ``c``: one _row_block
     if K == 0 and not accumulate:
         c[r0:r1] = 0.0
     for k0 in range(0, K, KC):
@@ -254,7 +264,7 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
                             ap[q, k, m] = a[r, k0 + k]
             for p in range(P):
                 if pack_a:
-                    _panel(ap, 0, 1, MR, KC * MR, i0, i1, bp, p, kc, c, adding, N, edge)
+                    _panel(ap2, 0, 1, MR, KC * MR, i0, i1, bp, p, kc, c, adding, N, edge)
                 else:
                     _panel(a, i0 * a_rs + k0 * a_cs, a_rs, a_cs, MR * a_rs, i0, i1, bp, p, kc,
                            c, adding, N, edge)  # fmt: skip
@@ -289,7 +299,7 @@ def _panel(a, a_off, a_rs, a_cs, block_step, i0, i1, bp, p, kc, c, adding, N, ed
         off += block_step
 
 
-@kernel
+@inline_kernel
 def matmul(a, b, c, accumulate):
     """``c (+)= a @ b`` (see :func:`matmul_rows`), all rows in this thread."""
-    matmul_rows(a, b, c, accumulate, 0, a.shape[0])
+    _matmul_rows(a[:, :], b[:, :], c[:, :], accumulate, 0, a.shape[0])

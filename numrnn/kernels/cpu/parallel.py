@@ -6,133 +6,85 @@ workers alike, and it cancelled most of the gain of splitting the rows of mid-si
 Numba's threading layer (OpenMP here) keeps its native workers spinning between parallel
 regions and needs no GIL: several times cheaper a launch (docs/performance.rst, *Measured*).
 
-One driver per row kernel, each naming its kernel as a global: a generic driver taking the
-kernel as an argument, or one made by a factory (a closure), cannot be cached (measured on
-numba 0.68: the first misses the cache in every process, the second fails to save its
-index once another process has written it), and an uncached parallel driver costs seconds
-of compilation in every new process.
+One driver serves every row kernel: :func:`rows_parallel` calls the kernel's compiled
+machine code through its address (:func:`native_address`), so the driver neither links nor
+re-optimises the kernel. Before (#17), each kernel had its own driver that inlined it: a
+parallel region compiles into three more LLVM modules, each re-optimising and re-emitting
+the whole kernel with the GEMM under it, which was half of a cold first fit's compile time
+(LSTM: 23.7 s with the drivers, 12.3 s without). Calling the same machine code also means
+one range can call the kernel directly (no driver compiled at all) and still give the bits
+that several threads give: an inlined copy could round differently.
+
+The address is a run-time argument, never a constant in the compiled driver, so the driver
+caches like any kernel: a cached driver is called with the address of whatever copy of the
+kernel this process compiled or loaded.
 """
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import njit, prange, typeof, types
+from numba._dispatcher import compute_fingerprint
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from numrnn._jit import KERNEL_OPTIONS, cached
-from numrnn.kernels.cpu.common import input_gradient_rows, input_projection_rows
 from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
-from numrnn.kernels.cpu.gru import gru_backward_rows, gru_forward_rows, gru_weight_gradient_rows
-from numrnn.kernels.cpu.lstm import (
-    lstm_backward_rows,
-    lstm_forward_rows,
-    lstm_weight_gradient_rows,
-)
-from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
 
 
-def PARALLEL(function):  # noqa: N802 - reads as the decorator it is
-    """A cached ``parallel=True`` driver, invalidated with the kernels it inlines."""
-    return cached(njit(parallel=True, **KERNEL_OPTIONS)(function))
+@intrinsic
+def _call_rows(typingctx, address, args, b0, b1):
+    """``kernel(*args, b0, b1)`` for the kernel compiled at ``address`` (Numba's native ABI)."""
+    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    argtys = (*args.types, b0, b1)
+    sig = types.void(address, args, b0, b1)
+
+    def codegen(context, builder, sig, llargs):
+        address_, args_, b0_, b1_ = llargs
+        fnty = context.call_conv.get_function_type(types.none, argtys)
+        fn = builder.inttoptr(address_, fnty.as_pointer())
+        values = [builder.extract_value(args_, i) for i in range(len(args.types))]
+        status, _ = context.call_conv.call_function(
+            builder, fn, types.none, argtys, [*values, b0_, b1_]
+        )
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
-@PARALLEL
-def input_gradient_parallel(args, edges):
+@njit(parallel=True, **KERNEL_OPTIONS)
+def _rows_parallel(address, args, edges):
     for k in prange(edges.shape[0] - 1):
         mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        input_gradient_rows(*args, edges[k], edges[k + 1])
+        _call_rows(address, args, edges[k], edges[k + 1])
         restore_fp_mode(mode)
 
 
-@PARALLEL
-def input_projection_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        input_projection_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
+#: ``rows_parallel(address, args, edges)``: the kernel at ``address`` on the row ranges
+#: ``edges[k]..edges[k+1]``, one per thread; compiled once per argument-tuple type.
+rows_parallel = cached(_rows_parallel)
+
+_addresses: dict = {}
 
 
-@PARALLEL
-def rnn_forward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        rnn_forward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
+def native_address(kernel, args: tuple) -> int:
+    """The address of ``kernel``'s machine code for ``kernel(*args, b0, b1)`` (int64 rows).
 
-
-@PARALLEL
-def rnn_backward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        rnn_backward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def rnn_weight_gradient_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        rnn_weight_gradient_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def lstm_forward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        lstm_forward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def lstm_backward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        lstm_backward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def lstm_weight_gradient_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        lstm_weight_gradient_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def gru_forward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        gru_forward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def gru_backward_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        gru_backward_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-@PARALLEL
-def gru_weight_gradient_parallel(args, edges):
-    for k in prange(edges.shape[0] - 1):
-        mode = flush_denormals()  # per thread: see kernels/cpu/fpenv.py
-        gru_weight_gradient_rows(*args, edges[k], edges[k + 1])
-        restore_fp_mode(mode)
-
-
-#: Row kernel -> its parallel driver ``driver(args, edges)``.
-DRIVERS = {
-    input_gradient_rows: input_gradient_parallel,
-    input_projection_rows: input_projection_parallel,
-    rnn_forward_rows: rnn_forward_parallel,
-    rnn_backward_rows: rnn_backward_parallel,
-    rnn_weight_gradient_rows: rnn_weight_gradient_parallel,
-    lstm_forward_rows: lstm_forward_parallel,
-    lstm_backward_rows: lstm_backward_parallel,
-    lstm_weight_gradient_rows: lstm_weight_gradient_parallel,
-    gru_forward_rows: gru_forward_parallel,
-    gru_backward_rows: gru_backward_parallel,
-    gru_weight_gradient_rows: gru_weight_gradient_parallel,
-}
+    Compiles (or loads from the cache) the specialisation the direct call would use, so the
+    driver runs exactly the code a one-range call runs. Looked up once per kernel and
+    argument types, keyed by Numba's own type fingerprint (0.4 us; ``typeof`` takes ~9 us
+    an array).
+    """
+    key = (kernel, compute_fingerprint(args))
+    address = _addresses.get(key)
+    if address is None:
+        argtypes = (*(typeof(a) for a in args), types.int64, types.int64)
+        kernel.compile(argtypes)
+        result = kernel.overloads[argtypes]
+        address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+        if not address:  # pragma: no cover - Numba changed how it names the function
+            raise RuntimeError(f"numrnn: no machine code found for {kernel.py_func.__name__}")
+        _addresses[key] = address
+    return address
