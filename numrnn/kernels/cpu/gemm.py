@@ -163,9 +163,17 @@ def packed_matmul(a, bp, c):
             r += rows
 
 
-@kernel
+@inline_kernel
 def pack_columns(b, out):
-    """Pack ``b`` (K, N), any strides, into ``out`` (P, K, NR) column panels, zero-padded."""
+    """Pack ``b`` (K, N), any strides, into ``out`` (P, K, NR) column panels, zero-padded.
+
+    Any-layout views, as in :func:`matmul_rows`: one compiled packing serves every caller.
+    """
+    _pack_columns(b[:, :], out[:, :, :])
+
+
+@kernel
+def _pack_columns(b, out):
     K, N = b.shape
     P, _, NR = out.shape
     for p in range(P):
@@ -187,7 +195,7 @@ def packed_stacked(w_ih, w_hh):
     return out
 
 
-@kernel
+@inline_kernel  # a few lines, in each kernel that packs: no compiled level of its own
 def packed(b):
     """``b`` (K, N) packed into new (P, K, NR) panels (see :func:`pack_columns`)."""
     K, N = b.shape

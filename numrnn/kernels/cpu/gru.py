@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numrnn._jit import kernel
+from numrnn._jit import inline_kernel, kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
 from numrnn.kernels.cpu.common import (
     input_weight_gradient_rows,
@@ -22,7 +22,7 @@ from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
 
 
-@kernel
+@inline_kernel  # one call site: no compiled level of its own
 def _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out):
     """Batch row ``b`` (workspace row ``i``) at step ``t``, reset after.
 
@@ -47,7 +47,7 @@ def _forward_row_reset_after(gates, t, b, hproj, i, b_hn, aux, h, out):
         out[t, b, j] = h[i, j]
 
 
-@kernel
+@inline_kernel  # one call site: no compiled level of its own
 def _backward_row_reset_after(g, ab, hprev, dob, dhb):
     """One (t, b) row of the reset-after derivatives, in place.
 
