@@ -95,9 +95,9 @@ class _KernelCacheImpl(CompileResultCacheImpl):
 logger = logging.getLogger("numrnn")
 
 #: CPU seconds to compile what a first fit of each cell needs, on one core (measured with
-#: the cold first default fit on the `small` data, float32, process CPU time on a loaded
-#: 2-core machine, after #17 removed duplicate specialisations); float64 is similar.
-COLD_COMPILE_SECONDS = {"rnn": 25, "lstm": 35, "gru": 40}
+#: the cold first default fit on the `small` data, float32, process CPU time on a 2-core
+#: machine, benchmarks/bench_compile.py, after #17's one parallel driver); float64 is similar.
+COLD_COMPILE_SECONDS = {"rnn": 10, "lstm": 11, "gru": 14}
 _CELLS = tuple(COLD_COMPILE_SECONDS)
 _announced: set = set()
 _cache_writable = True
@@ -165,7 +165,7 @@ def _kernel_cache(py_func):
             warnings.warn(
                 "numrnn: no writable directory for the compiled-kernel cache (NUMBA_CACHE_DIR, "
                 "the package's __pycache__, ~/.cache): kernels are compiled in memory in every "
-                "process (about 25-40 s per cell). Set NUMBA_CACHE_DIR to a writable directory "
+                "process (about 10-15 s per cell). Set NUMBA_CACHE_DIR to a writable directory "
                 "to keep them.",
                 RuntimeWarning,
                 stacklevel=2,
