@@ -162,7 +162,11 @@ def compile_kernels(cells=("rnn", "lstm", "gru"), dtypes=("float32",), processes
 
     from numrnn._threads import _cpu_count
 
-    jobs = [(c, d) for c in cells for d in dtypes]
+    from numrnn._jit import COLD_COMPILE_SECONDS
+
+    # Longest first: on two cores, gru and lstm then rnn ends sooner than rnn and lstm then gru.
+    jobs = sorted(((c, d) for c in cells for d in dtypes),
+                  key=lambda job: -COLD_COMPILE_SECONDS.get(job[0], 0))  # fmt: skip
     workers = max(1, min(len(jobs), processes or _cpu_count()))
     results = {}
     # spawn: a fresh interpreter per worker (a forked child of a process that ran Numba's
