@@ -160,9 +160,8 @@ def compile_kernels(cells=("rnn", "lstm", "gru"), dtypes=("float32",), processes
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from numrnn._threads import _cpu_count
-
     from numrnn._jit import COLD_COMPILE_SECONDS
+    from numrnn._threads import _cpu_count
 
     # Longest first: on two cores, gru and lstm then rnn ends sooner than rnn and lstm then gru.
     jobs = sorted(((c, d) for c in cells for d in dtypes),
