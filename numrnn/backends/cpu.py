@@ -102,7 +102,8 @@ class CPUBackend:
         after = options["reset_after"]
         threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
         bias = K.gru_input_bias(p["b_ih"], p["b_hh"], after)
-        run_row_ranges(K.input_projection_rows, (x, p["w_ih"], bias, gates), T * B, threads)
+        w_ih_t = np.ascontiguousarray(p["w_ih"].T)
+        run_row_ranges(K.input_projection_rows, (x, w_ih_t, bias, gates), T * B, threads)
         w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
         args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
         run_row_ranges(K.gru_forward_rows, args, B, threads)
