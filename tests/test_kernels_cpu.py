@@ -87,6 +87,32 @@ def test_matmul_rows_do_not_depend_on_the_split(dtype, M, rng):
     assert np.array_equal(split, full)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_blocking_is_an_argument(dtype, rng):
+    """The blocking is passed, not frozen: any KC and MC give a correct product, MC changes
+    no bit, and a KC of at least K (one block) gives the bits of the default when K fits in
+    one default block."""
+    a = rng.standard_normal((700, 300)).astype(dtype).T  # (300, 700): A is packed
+    b = rng.standard_normal((700, 45)).astype(dtype)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 3e-6 if dtype == np.float32 else 1e-13
+    results = {}
+    for kc, mc in [(256, 240), (64, 240), (64, 18), (1000, 240), (1000, 7)]:
+        c = np.empty((300, 45), dtype=dtype)
+        gemm._matmul_rows(a[:, :], b, c, False, 0, 300, kc, mc)
+        np.testing.assert_allclose(c, exact, rtol=tol, atol=tol * np.sqrt(700) * 4)
+        results[kc, mc] = c
+    assert np.array_equal(results[64, 240], results[64, 18])
+    assert np.array_equal(results[1000, 240], results[1000, 7])
+    assert not np.array_equal(results[64, 240], results[1000, 240])  # K split differently
+    short = a[:, :100]  # K = 100: one block at the default KC, and at 1000
+    default = np.empty((300, 45), dtype=dtype)
+    gemm.matmul(short, b[:100], default, False)
+    one_block = np.empty_like(default)
+    gemm._matmul_rows(short, b[:100], one_block, False, 0, 300, 1000, 240)
+    assert np.array_equal(default, one_block)
+
+
 def test_packed_stacked_is_the_concatenation(rng):
     w_ih = rng.standard_normal((12, 5)).astype(np.float32)
     w_hh = rng.standard_normal((12, 3)).astype(np.float32)

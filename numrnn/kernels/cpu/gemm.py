@@ -212,11 +212,20 @@ def padded_width(n, probe):
     return (n + NR - 1) // NR * NR
 
 
-#: Rows of ``B`` packed at a time by :func:`matmul_rows` (one panel block fills ~32 KB, L1).
+#: Default blocking of :func:`matmul_rows`, passed to the compiled GEMM as arguments
+#: (:func:`_matmul_rows` ``kc``, ``mc``): a tuning run calls it with other values, no
+#: recompilation. Rows of ``B`` packed at a time (one panel block fills ~32 KB, L1):
 KC32 = 256
 KC64 = 128
 #: Rows of ``A`` per pass over a packed block (an MC x KC block of ``A`` stays in L2).
 MC = 240
+# MR and NR are not tunables: they are the micro-kernel's register block, built into it.
+
+
+@inline_kernel
+def default_kc(a):
+    """:data:`KC32` or :data:`KC64`, for ``a``'s dtype."""
+    return KC32 if a.itemsize == 4 else KC64
 
 
 @inline_kernel
@@ -234,15 +243,17 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     layout: packing a C-contiguous ``B`` typed as such vectorizes, and typed any-layout it
     made the medium LSTM's weight gradients ~25 % slower.
     """
-    _matmul_rows(a[:, :], b, c[:, :], accumulate, r0, r1)
+    _matmul_rows(a[:, :], b, c[:, :], accumulate, r0, r1, default_kc(a), MC)
 
 
 @kernel
-def _matmul_rows(a, b, c, accumulate, r0, r1):
+def _matmul_rows(a, b, c, accumulate, r0, r1, KC, MC):
+    """:func:`matmul_rows` with the blocking as arguments: ``KC`` rows of ``B`` packed at a
+    time, ``MC`` rows of ``A`` per pass. ``MC`` changes no result bit; ``KC`` sets how the
+    ``K`` sum is split into blocks, so it does (each block is summed, then added)."""
     M, K = a.shape
     N = b.shape[1]
     NR = NR32 if a.itemsize == 4 else NR64
-    KC = KC32 if a.itemsize == 4 else KC64
     P = (N + NR - 1) // NR
     a_rs = a.strides[0] // a.itemsize
     a_cs = a.strides[1] // a.itemsize
@@ -312,4 +323,4 @@ def _panel(a, a_off, a_rs, a_cs, block_step, i0, i1, bp, p, kc, c, adding, N, ed
 @inline_kernel
 def matmul(a, b, c, accumulate):
     """``c (+)= a @ b`` (see :func:`matmul_rows`), all rows in this thread."""
-    _matmul_rows(a[:, :], b, c[:, :], accumulate, 0, a.shape[0])
+    _matmul_rows(a[:, :], b, c[:, :], accumulate, 0, a.shape[0], default_kc(a), MC)
