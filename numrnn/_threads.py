@@ -265,26 +265,32 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
 
     Two or more ranges run in Numba's threading layer through
     :func:`numrnn.kernels.cpu.parallel.rows_parallel`, which calls the kernel's own machine
-    code (a plain Python function runs its ranges in turn). Results do not depend on
+    code, once that driver is compiled or cached (until then, one direct call:
+    :func:`numrnn.kernels.cpu.parallel.driver_ready`); a plain Python function runs its
+    ranges in turn. Results do not depend on
     ``threads``: each row's arithmetic is the same whatever range it falls in (see
     :mod:`numrnn.kernels.cpu.gemm`), and every range runs the same compiled kernel.
     """
+    from numrnn.kernels.cpu import parallel as _parallel
     from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
 
     ranges = row_ranges(batch, threads) if threads > 1 else [(0, batch)]
-    parallel = (
-        len(ranges) > 1
-        and hasattr(function, "overloads")  # a Numba kernel, not a Python function
-        and not _forked
-        and _dispatch_lock.acquire(blocking=False)
-    )
-    if not parallel:
+    # a Numba kernel (not a Python function) whose driver is compiled or worth compiling
+    threaded = len(ranges) > 1 and hasattr(function, "overloads") and not _forked
+    waiting = threaded and not _parallel.driver_ready(function, args)
+    if waiting or not threaded or not _dispatch_lock.acquire(blocking=False):
+        start = _parallel.clock() if waiting else 0.0
         mode = flush_denormals()  # as the parallel driver does in its threads (kernels/cpu/fpenv)
         try:
-            for b0, b1 in ranges:
-                function(*args, b0, b1)
+            if waiting:  # one call: the bits of any split
+                function(*args, 0, batch)
+            else:
+                for b0, b1 in ranges:
+                    function(*args, b0, b1)
         finally:
             restore_fp_mode(mode)
+        if waiting:
+            _parallel.ran_on_one_thread(function, args, _parallel.clock() - start)
         return
     try:
         import numpy as np

@@ -96,6 +96,7 @@ def exercise_kernels(cell="lstm", dtype="float32"):
 
     from numrnn._threads import loop_thread_limit
     from numrnn.estimators import RNNRegressor
+    from numrnn.kernels.cpu.parallel import eager_drivers
 
     rng = np.random.default_rng(0)
     # 32 rows x 64 units pass the threshold (2**21 multiply-adds) for every cell, also after
@@ -103,7 +104,7 @@ def exercise_kernels(cell="lstm", dtype="float32"):
     for n, T, H, layers, bidirectional in ((32, 64, 64, 2, False), (4, 4, 4, 2, True)):
         X = rng.standard_normal((n, T, 1)).astype(dtype)
         y = X[:, -1, 0]
-        with loop_thread_limit(2):
+        with loop_thread_limit(2), eager_drivers():
             model = RNNRegressor(
                 cell, H, num_layers=layers, bidirectional=bidirectional, max_iter=1,
                 dtype=dtype, random_state=0,

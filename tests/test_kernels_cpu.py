@@ -199,6 +199,7 @@ def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
 
     monkeypatch.setattr(parallel, "rows_parallel", driver)
     monkeypatch.setattr(parallel, "native_address", lambda kernel, args: 1234)
+    monkeypatch.setattr(parallel, "driver_ready", lambda kernel, args: True)
     out = np.zeros(10)
     _threads.run_row_ranges(record, (out,), 10, 3)
     assert driven == [[0, 3, 7, 10]]
@@ -215,6 +216,57 @@ def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
         calls == [(0, 3), (3, 7), (7, 10), (0, 10), (0, 3), (3, 7), (7, 10)] + [(0, 5), (5, 10)] * 2
     )
     assert np.all(out == 5)
+
+
+def test_driver_compiles_once_it_pays(monkeypatch):
+    """A driver that is neither compiled nor cached waits: the calls that wanted threads run
+    on one thread (same bits) until they have taken DRIVER_COMPILE_AFTER_S, then it compiles
+    once and the calls go through it; a cached one is used at once; eager compiles at once."""
+    from numrnn.kernels import cpu as K
+    from numrnn.kernels.cpu import parallel
+
+    compiled, driven = [], []
+
+    class FakeDriver:
+        overloads: dict = {}
+
+        def compile(self, sig):
+            compiled.append(sig)
+
+        def __call__(self, address, args, edges):
+            driven.append(list(edges))
+            for k in range(len(edges) - 1):
+                K.input_gradient_rows(*args, edges[k], edges[k + 1])
+
+    monkeypatch.setattr(parallel, "rows_parallel", FakeDriver())
+    monkeypatch.setattr(parallel, "_drivers", {})
+    monkeypatch.setattr(parallel, "_eager", False)
+    monkeypatch.setattr(parallel, "DRIVER_COMPILE_AFTER_S", 1.0)
+    monkeypatch.setattr(parallel, "_load_cached_driver", lambda sig: False)
+    ticks = iter(range(100))
+    monkeypatch.setattr(parallel, "clock", lambda: 0.3 * next(ticks))  # 0.3 s a call
+    d = np.ones((4, 8, 16), np.float32)
+    w = np.ones((16, 3), np.float32)
+    results = []
+    for _ in range(6):
+        dx = np.zeros((4, 8, 3), np.float32)
+        _threads.run_row_ranges(K.input_gradient_rows, (d, w, dx), 32, 2)
+        results.append(dx)
+    # calls 1-4 waited (0.3 s each: 1.2 s >= 1.0 before the 5th), 5 and 6 were driven
+    assert len(compiled) == 1 and len(driven) == 2
+    assert all(np.array_equal(r, results[0]) for r in results)
+    assert float(results[0].sum()) == 4 * 8 * 3 * 16
+
+    monkeypatch.setattr(parallel, "_drivers", {})
+    monkeypatch.setattr(parallel, "_load_cached_driver", lambda sig: True)  # in the cache
+    _threads.run_row_ranges(K.input_gradient_rows, (d, w, dx), 32, 2)
+    assert len(compiled) == 1 and len(driven) == 3
+    monkeypatch.setattr(parallel, "_drivers", {})
+    monkeypatch.setattr(parallel, "_load_cached_driver", lambda sig: False)
+    with parallel.eager_drivers():
+        _threads.run_row_ranges(K.input_gradient_rows, (d, w, dx), 32, 2)
+    assert len(compiled) == 2 and len(driven) == 4
+    assert not parallel._eager
 
 
 def test_parallel_driver_runs_the_kernels_own_machine_code():

@@ -18,13 +18,25 @@ that several threads give: an inlined copy could round differently.
 The address is a run-time argument, never a constant in the compiled driver, so the driver
 caches like any kernel: a cached driver is called with the address of whatever copy of the
 kernel this process compiled or loaded.
+
+The driver is compiled once per kernel and argument types (0.5-0.9 s of CPU each, three or
+four per cell), and only when it pays (:func:`driver_ready`): one found in the on-disk cache
+is used at once; otherwise the calls that wanted threads run on one thread (the same bits)
+until they have taken :data:`DRIVER_COMPILE_AFTER_S`, and then the driver compiles. A short
+first fit on a new machine (the README's, a test's) compiles no driver; a long one compiles
+them early in its run. ``numrnn compile`` and :func:`numrnn.parallel.warm_up` compile them
+at once (:func:`eager_drivers`).
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 from numba import njit, prange, typeof, types
 from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
 from numrnn._jit import KERNEL_OPTIONS, cached
@@ -88,3 +100,77 @@ def native_address(kernel, args: tuple) -> int:
             raise RuntimeError(f"numrnn: no machine code found for {kernel.py_func.__name__}")
         _addresses[key] = address
     return address
+
+
+#: Seconds of one-thread kernel time, per kernel and argument types, after which a driver
+#: that is not in the cache is compiled. A driver compiles in 0.5-0.9 s of CPU and two
+#: threads save ~40 % of a call's time, so by then the calls run on one thread have lost
+#: about what the compilation costs (the rent-or-buy break-even).
+DRIVER_COMPILE_AFTER_S = 2.0
+_EDGES = types.Array(types.int64, 1, "C")
+_drivers: dict = {}  # (kernel, fingerprint) -> [ready, seconds run on one thread, signature]
+_eager = False
+
+
+def _load_cached_driver(sig) -> bool:
+    """Whether the driver for ``sig`` is compiled in this process or loads from the cache."""
+    with global_compiler_lock:
+        if sig in rows_parallel.overloads:
+            return True
+        result = rows_parallel._cache.load_overload(sig, rows_parallel.targetctx)
+        if result is None:
+            return False
+        # as Dispatcher.compile does with a cache hit
+        rows_parallel.targetctx.insert_user_function(
+            result.entry_point, result.fndesc, [result.library]
+        )
+        rows_parallel.add_overload(result)
+        return True
+
+
+def driver_ready(kernel, args: tuple) -> bool:
+    """Whether ``kernel(*args, b0, b1)`` runs through the parallel driver now.
+
+    True once the driver for these argument types is compiled in this process or loaded
+    from the on-disk cache; else it compiles after :data:`DRIVER_COMPILE_AFTER_S` of
+    one-thread time (:func:`ran_on_one_thread`), or at once under :func:`eager_drivers`.
+    """
+    key = (kernel, compute_fingerprint(args))
+    state = _drivers.get(key)
+    if state is None:
+        sig = (types.int64, typeof(args), _EDGES)
+        state = _drivers[key] = [_load_cached_driver(sig), 0.0, sig]
+    if not state[0] and (_eager or state[1] >= DRIVER_COMPILE_AFTER_S):
+        rows_parallel.compile(state[2])
+        state[0] = True
+    return state[0]
+
+
+def ran_on_one_thread(kernel, args: tuple, seconds: float) -> None:
+    """Count ``seconds`` of a call that wanted threads but waited for its driver."""
+    state = _drivers.get((kernel, compute_fingerprint(args)))
+    if state is not None:
+        state[1] += seconds
+
+
+def set_eager_drivers(eager: bool) -> bool:
+    """Compile parallel drivers at their first use (True), not after
+    :data:`DRIVER_COMPILE_AFTER_S` (False, the default). Returns the previous setting."""
+    global _eager
+    previous, _eager = _eager, bool(eager)
+    return previous
+
+
+@contextmanager
+def eager_drivers():
+    """:func:`set_eager_drivers` ``(True)`` in this block (``numrnn compile``, warm-up)."""
+    previous = set_eager_drivers(True)
+    try:
+        yield
+    finally:
+        set_eager_drivers(previous)
+
+
+def clock() -> float:
+    """The clock :func:`ran_on_one_thread` is given (monotonic seconds)."""
+    return time.perf_counter()
