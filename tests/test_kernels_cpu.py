@@ -220,8 +220,9 @@ def test_run_row_ranges_runs_inline_when_parallel_is_unavailable(monkeypatch):
 
 def test_driver_compiles_once_it_pays(monkeypatch):
     """A driver that is neither compiled nor cached waits: the calls that wanted threads run
-    on one thread (same bits) until they have taken DRIVER_COMPILE_AFTER_S, then it compiles
-    once and the calls go through it; a cached one is used at once; eager compiles at once."""
+    on one thread (same bits) until they have taken DRIVER_COMPILE_AFTER_S (not counting the
+    first, which compiles the kernel), then it compiles once and the calls go through it; a
+    cached one is used at once; eager compiles at once."""
     from numrnn.kernels import cpu as K
     from numrnn.kernels.cpu import parallel
 
@@ -248,11 +249,12 @@ def test_driver_compiles_once_it_pays(monkeypatch):
     d = np.ones((4, 8, 16), np.float32)
     w = np.ones((16, 3), np.float32)
     results = []
-    for _ in range(6):
+    for _ in range(7):
         dx = np.zeros((4, 8, 3), np.float32)
         _threads.run_row_ranges(K.input_gradient_rows, (d, w, dx), 32, 2)
         results.append(dx)
-    # calls 1-4 waited (0.3 s each: 1.2 s >= 1.0 before the 5th), 5 and 6 were driven
+    # calls 1-5 waited (the first, which compiles the kernel, is not counted; 2-5 at 0.3 s
+    # each: 1.2 s >= 1.0 before the 6th), 6 and 7 were driven
     assert len(compiled) == 1 and len(driven) == 2
     assert all(np.array_equal(r, results[0]) for r in results)
     assert float(results[0].sum()) == 4 * 8 * 3 * 16

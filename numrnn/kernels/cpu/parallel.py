@@ -108,7 +108,8 @@ def native_address(kernel, args: tuple) -> int:
 #: about what the compilation costs (the rent-or-buy break-even).
 DRIVER_COMPILE_AFTER_S = 2.0
 _EDGES = types.Array(types.int64, 1, "C")
-_drivers: dict = {}  # (kernel, fingerprint) -> [ready, seconds run on one thread, signature]
+#: (kernel, fingerprint) -> [ready, seconds run on one thread, signature, a call was counted]
+_drivers: dict = {}
 _eager = False
 
 
@@ -139,7 +140,7 @@ def driver_ready(kernel, args: tuple) -> bool:
     state = _drivers.get(key)
     if state is None:
         sig = (types.int64, typeof(args), _EDGES)
-        state = _drivers[key] = [_load_cached_driver(sig), 0.0, sig]
+        state = _drivers[key] = [_load_cached_driver(sig), 0.0, sig, False]
     if not state[0] and (_eager or state[1] >= DRIVER_COMPILE_AFTER_S):
         rows_parallel.compile(state[2])
         state[0] = True
@@ -147,10 +148,16 @@ def driver_ready(kernel, args: tuple) -> bool:
 
 
 def ran_on_one_thread(kernel, args: tuple, seconds: float) -> None:
-    """Count ``seconds`` of a call that wanted threads but waited for its driver."""
+    """Count ``seconds`` of a call that wanted threads but waited for its driver.
+
+    The first such call of a kernel and argument types is not counted: it compiles (or
+    loads) the kernel itself, seconds that threads would not have saved.
+    """
     state = _drivers.get((kernel, compute_fingerprint(args)))
     if state is not None:
-        state[1] += seconds
+        if state[3]:
+            state[1] += seconds
+        state[3] = True
 
 
 def set_eager_drivers(eager: bool) -> bool:
