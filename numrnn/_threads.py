@@ -267,9 +267,9 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     :func:`numrnn.kernels.cpu.parallel.rows_parallel`, which calls the kernel's own machine
     code, once that driver is compiled or cached (until then, one direct call:
     :func:`numrnn.kernels.cpu.parallel.driver_ready`); a plain Python function runs its
-    ranges in turn. Results do not depend on
-    ``threads``: each row's arithmetic is the same whatever range it falls in (see
-    :mod:`numrnn.kernels.cpu.gemm`), and every range runs the same compiled kernel.
+    ranges in turn. Results do not depend on ``threads``: each row's arithmetic is the same
+    whatever range it falls in (see :mod:`numrnn.kernels.cpu.gemm`), and every range runs
+    the same compiled kernel.
     """
     from numrnn.kernels.cpu import parallel as _parallel
     from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode

@@ -167,7 +167,8 @@ def packed_matmul(a, bp, c):
 def pack_columns(b, out):
     """Pack ``b`` (K, N), any strides, into ``out`` (P, K, NR) column panels, zero-padded.
 
-    Any-layout views, as in :func:`matmul_rows`: one compiled packing serves every caller.
+    Any-layout views, as in :func:`matmul_rows`: one compiled packing serves every weight
+    packing (:func:`packed`, :func:`packed_stacked`); the GEMM packs ``B`` in its own layout.
     """
     _pack_columns(b[:, :], out[:, :, :])
 
@@ -240,8 +241,7 @@ def matmul_rows(a, b, c, accumulate, r0, r1):
     The ``[:, :]`` views give ``a`` and ``c`` Numba's any-layout type, so one compiled GEMM
     (:func:`_matmul_rows`) serves every caller whatever layouts it passes for them
     (compiling it once per combination of layouts took ~3.5 s each, #17). ``b`` keeps its
-    layout: packing a C-contiguous ``B`` typed as such vectorizes, and typed any-layout it
-    made the medium LSTM's weight gradients ~25 % slower.
+    layout: packing a C-contiguous ``B`` typed as such vectorizes (every caller passes one).
     """
     _matmul_rows(a[:, :], b, c[:, :], accumulate, r0, r1, default_kc(a), MC)
 

@@ -19,8 +19,8 @@ The address is a run-time argument, never a constant in the compiled driver, so 
 caches like any kernel: a cached driver is called with the address of whatever copy of the
 kernel this process compiled or loaded.
 
-The driver is compiled once per kernel and argument types (0.5-0.9 s of CPU each, three or
-four per cell), and only when it pays (:func:`driver_ready`): one found in the on-disk cache
+The driver is compiled once per argument types (0.5-0.9 s of CPU each, three or four per
+cell), and only when it pays (:func:`driver_ready`): one found in the on-disk cache
 is used at once; otherwise the calls that wanted threads run on one thread (the same bits)
 until they have taken :data:`DRIVER_COMPILE_AFTER_S`, and then the driver compiles. A short
 first fit on a new machine (the README's, a test's) compiles no driver; a long one compiles
