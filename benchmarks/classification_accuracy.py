@@ -114,6 +114,10 @@ RECIPES: dict[str, dict] = {
     "bi": dict(bidirectional=True),
     "mean": dict(readout="mean"),
     "max": dict(readout="max"),
+    # training-set augmentation drawn per minibatch and epoch (numrnn.nn.augment)
+    "augment": dict(augment="auto"),
+    "augshift": dict(augment={"shift": 0.05}),
+    "augnoshift": dict(augment={"scale": 0.1, "jitter": 0.05}),
 }
 
 

@@ -32,6 +32,8 @@ READOUTS = ("last", "mean", "max")
 #: Learning-rate schedules (``numrnn.nn.schedules``), scikit-learn MLP's names.
 SCHEDULES = ("constant", "adaptive", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
+#: The strengths of ``augment`` (``numrnn.nn.augment``) and the ranges they accept.
+AUGMENT_KEYS = ("shift", "scale", "jitter")
 
 
 def fail(name: str, expected: str, value, fix: str):
@@ -220,6 +222,30 @@ class Verbosity:
         return value
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """None, 'auto' or a dict of strengths (:data:`AUGMENT_KEYS`): ``shift`` a fraction of
+    the length in [0, 1), ``scale`` and ``jitter`` standard deviations >= 0."""
+
+    def check(self, name, value):
+        if value is None or (isinstance(value, str) and value == "auto"):
+            return value
+        fix = (
+            f"Pass {name}=None (off), 'auto', or a dict such as "
+            "{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}."
+        )
+        if not isinstance(value, dict):
+            fail(name, "None, 'auto' or a dict of strengths", value, fix)
+        unknown = [k for k in value if k not in AUGMENT_KEYS]
+        if unknown:
+            fail(name, f"a dict with keys from {AUGMENT_KEYS}", value, f"Remove {unknown}. {fix}")
+        ranges = {"shift": (0.0, 1.0), "scale": (0.0, math.inf), "jitter": (0.0, math.inf)}
+        return {
+            k: check_float(f"{name}[{k!r}]", v, ranges[k][0], ranges[k][1], high_open=True)
+            for k, v in value.items()
+        }
+
+
 _POSITIVE = Real(0.0, low_open=True)
 _UNIT = Real(0.0, 1.0, high_open=True)
 
@@ -253,6 +279,7 @@ PARAMETERS = {
         1, words=("auto",), fix="Pass e.g. batch_size=32, or 'auto' for min(32, n_samples)."
     ),
     "learning_rate": Options(SCHEDULES),
+    "augment": Augmentation(),
     "segment_length": Integer(
         1,
         allow_none=True,

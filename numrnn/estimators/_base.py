@@ -85,6 +85,7 @@ from numrnn.cells import CELLS
 from numrnn.estimators._host import HostEngine, carry_state, state_rows
 from numrnn.estimators._progress import Progress
 from numrnn.exceptions import InvalidParameterError, NonFiniteLossError
+from numrnn.nn.augment import augment_sequences, feature_moments, resolve_augment
 from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import NETWORKS
@@ -191,6 +192,7 @@ class BaseRNN(BaseEstimator):
         epsilon=1e-8,
         n_iter_no_change=10,
         segment_length="auto",
+        augment=None,
         dtype="float32",
         device="auto",
     ):
@@ -228,6 +230,7 @@ class BaseRNN(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.segment_length = segment_length
+        self.augment = augment
         self.dtype = dtype
         self.device = device
 
@@ -266,10 +269,21 @@ class BaseRNN(BaseEstimator):
                 f"segment_length={self.segment_length!r}: a segment has one output, not one per "
                 "step. Set segment_length=None, or output='last'."
             )
+        if self.output == "sequence" and isinstance(self.augment, dict) and self.augment.get(
+            "shift", 0
+        ):
+            _fail(
+                "augment",
+                "a dict with shift 0 when output='sequence'",
+                self.augment,
+                "A time shift would move the inputs against their per-step targets: drop "
+                "'shift', or use output='last'.",
+            )
 
-    def _validate_X(self, X, *, reset, pad=True):
+    def _validate_X(self, X, *, reset, pad=True, fold=True):
         """Return (padded (n, T, F) array, lengths, was_ragged); with ``pad=False`` a ragged
-        list stays a list of (T_i, F) arrays (for :meth:`_forward_predict`).
+        list stays a list of (T_i, F) arrays (for :meth:`_forward_predict`); with
+        ``fold=False`` the steps are not folded into segments.
 
         Two input conventions, as a scikit-learn user expects:
 
@@ -353,7 +367,8 @@ class BaseRNN(BaseEstimator):
                 if self.output == "sequence"
                 else resolve_segment_length(self.segment_length, int(lengths.max()))
             )
-        Xp, lengths = fold_segments(Xp, lengths, getattr(self, "segment_length_", 1))
+        if fold:
+            Xp, lengths = fold_segments(Xp, lengths, getattr(self, "segment_length_", 1))
         return Xp, lengths, ragged
 
     def _validate_sample_weight(self, sample_weight, n):
@@ -658,7 +673,12 @@ class BaseRNN(BaseEstimator):
         dev = getattr(self, "_dev", None)
         if dev is None:
             engine = self._engine
-            engine.set_batch(_rows_slice(Xp, bi, 0, int(lengths[bi].max())), Y[bi])
+            aug = getattr(self, "_augmentation", None)
+            if aug is None:
+                xb = _rows_slice(Xp, bi, 0, int(lengths[bi].max()))
+            else:
+                xb = aug.batch(bi, self._rng, getattr(self, "segment_length_", 1))
+            engine.set_batch(xb, Y[bi])
         else:
             engine = dev
             dev.set_batch(dev_rows)
@@ -696,7 +716,12 @@ class BaseRNN(BaseEstimator):
             reuse = hasattr(self, "network_") and (incremental or self.warm_start)
             # a ragged list stays unpadded: each minibatch is padded alone, to its longest
             # sequence, so memory follows the data ('sequence' pads the targets anyway)
-            Xp, lengths, _ = self._validate_X(X, reset=not reuse, pad=self.output == "sequence")
+            Xp, lengths, _ = self._validate_X(
+                X, reset=not reuse, pad=self.output == "sequence", fold=False
+            )
+            # the augmentation works on the unfolded steps; the model reads them folded
+            self._augmentation = _Augmentation.of(self, Xp, lengths)
+            Xp, lengths = fold_segments(Xp, lengths, self.segment_length_)
             n = len(Xp)
             sw = self._validate_sample_weight(sample_weight, n)
             Y = self._prepare_y(
@@ -748,6 +773,8 @@ class BaseRNN(BaseEstimator):
                 err.kept_epoch = getattr(exc, "kept_epoch", None)
                 raise err from None
             raise
+        finally:
+            self.__dict__.pop("_augmentation", None)
         return self
 
     def _n_models(self) -> int:
@@ -949,6 +976,14 @@ class BaseRNN(BaseEstimator):
             self._head_to_training_units()
         try:
             if self.network_.backend.name == "cuda":
+                if getattr(self, "_augmentation", None) is not None:
+                    _fail(
+                        "augment",
+                        "None when the network runs on the GPU",
+                        self.augment,
+                        "The device fit keeps the data on the GPU and does not augment it "
+                        "yet: set augment=None, or device='cpu'.",
+                    )
                 # device='cuda': data, parameters and optimizer state go to the GPU once and
                 # stay there until the end of this call (numrnn.estimators._device).
                 from numrnn.estimators._device import DeviceFit
@@ -1171,6 +1206,31 @@ class BaseRNN(BaseEstimator):
         tags.input_tags.two_d_array = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _Augmentation:
+    """The training data of one fit, unfolded, and what :meth:`batch` needs to draw a fresh
+    variant of a minibatch (``numrnn.nn.augment``) and fold it as the model reads it."""
+
+    def __init__(self, X, lengths, strengths: dict):
+        self.X, self.lengths, self.strengths = X, lengths, strengths
+        # the jitter's and scale's reference: each feature's moments over the valid steps
+        self.center, self.spread = feature_moments(X, lengths)
+
+    @classmethod
+    def of(cls, est, X, lengths):
+        """The augmentation of ``est``'s fit on ``X`` (unfolded), or None when it is off."""
+        strengths = resolve_augment(est.augment, allow_shift=est.output == "last")
+        return None if strengths is None else cls(X, lengths, strengths)
+
+    def batch(self, rows, rng, segment_length: int) -> np.ndarray:
+        """A variant of the samples ``rows`` (draws from ``rng``), padded and folded."""
+        lb = self.lengths[rows]
+        raw = _rows_slice(self.X, rows, 0, int(lb.max()))
+        out = augment_sequences(
+            raw, lb, rng, **self.strengths, center=self.center, spread=self.spread
+        )
+        return fold_segments(out, lb, segment_length)[0]
 
 
 class _ExtraModelError(Exception):
