@@ -114,6 +114,7 @@ RECIPES: dict[str, dict] = {
     "bi": dict(bidirectional=True),
     "mean": dict(readout="mean"),
     "max": dict(readout="max"),
+    "lmm": dict(readout="last+mean+max"),
     # training-set augmentation drawn per minibatch and epoch (numrnn.nn.augment)
     "augment": dict(augment="auto"),
     "augshift": dict(augment={"shift": 0.05}),

@@ -28,7 +28,8 @@ VALID_DTYPES = ("float32", "float64")
 CELL_NAMES = ("rnn", "lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mean", "mul")
 NONLINEARITIES = ("tanh", "relu")
-READOUTS = ("last", "mean", "max")
+#: ``numrnn.nn.readout``'s readouts ('last+mean+max': the three side by side).
+READOUTS = ("last", "mean", "max", "last+mean+max")
 #: Learning-rate schedules (``numrnn.nn.schedules``), scikit-learn MLP's names.
 SCHEDULES = ("constant", "adaptive", "cosine")
 DEVICES = ("auto", "cpu", "cuda")

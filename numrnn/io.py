@@ -73,6 +73,8 @@ def _to_json(name, value, arrays):
         return {"__tuple__": [_to_json(f"{name}[{i}]", v, arrays) for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_to_json(f"{name}[{i}]", v, arrays) for i, v in enumerate(value)]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):  # e.g. augment
+        return {"__dict__": {k: _to_json(f"{name}[{k!r}]", v, arrays) for k, v in value.items()}}
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biufU":
             key = f"attr/{name}"
@@ -84,8 +86,8 @@ def _to_json(name, value, arrays):
                 return {"__objects__": items, "shape": list(value.shape)}
     raise TypeError(
         f"{name} ({type(value).__name__}) cannot be saved without pickle: numrnn.io stores "
-        "numbers, strings, lists and numeric or string arrays. Convert it to one of those, "
-        "or use pickle/joblib for this model."
+        "numbers, strings, lists, dicts with string keys and numeric or string arrays. "
+        "Convert it to one of those, or use pickle/joblib for this model."
     )
 
 
@@ -93,6 +95,8 @@ def _from_json(value, arrays):
     if isinstance(value, list):
         return [_from_json(v, arrays) for v in value]
     if isinstance(value, dict):
+        if "__dict__" in value:
+            return {k: _from_json(v, arrays) for k, v in value["__dict__"].items()}
         if "__tuple__" in value:
             return tuple(_from_json(v, arrays) for v in value["__tuple__"])
         if "__array__" in value:

@@ -31,7 +31,7 @@ def _padded(rng, B=4, T=6, F=3, lengths=(6, 4, 1, 5), garbage=True):
     return x, lengths
 
 
-@pytest.mark.parametrize("mode", ["last", "mean", "max"])
+@pytest.mark.parametrize("mode", ["last", "mean", "max", "last+mean+max"])
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mean", "mul"])
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
 def test_readout_matches_reference(mode, merge_mode, dtype, tol):
@@ -53,12 +53,14 @@ def test_readout_matches_reference(mode, merge_mode, dtype, tol):
     dfeat = rng.standard_normal(feat.shape).astype(dtype)
     d_out, d_state = readout_backward(dfeat, ctx)
     ref_out, ref_state = R.readout_backward(mode, dfeat, out, state, lengths, **opts)
-    if mode == "last":
-        assert d_out is None
+    if "last" in mode:  # 'last' and 'last+mean+max' send a gradient to the final state
         for a, b in zip(d_state, ref_state, strict=True):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     else:
         assert d_state is None
+    if mode == "last":
+        assert d_out is None
+    else:
         np.testing.assert_allclose(d_out, ref_out, rtol=tol, atol=tol)
         for b in range(4):
             assert not d_out[b, lengths[b] :].any()
@@ -75,6 +77,28 @@ def test_pooled_readout_gradient_matches_finite_differences(mode):
     numeric = numerical_gradient(lambda: float((pool_forward(out, lengths, mode)[0] * c).sum()),
                                  out)  # fmt: skip
     np.testing.assert_allclose(analytic, numeric, atol=1e-8)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_combined_readout_gradient_matches_finite_differences(merge_mode):
+    """'last+mean+max': d_out (both pools) and d_state (the final states), bidirectional."""
+    rng = np.random.default_rng(4)
+    B, T, H = 3, 5, 2
+    D_out = 2 * H if merge_mode == "concat" else H
+    out = rng.standard_normal((B, T, D_out))
+    h = rng.standard_normal((2, B, H))  # one layer, two directions
+    lengths = np.array([5, 2, 3])
+    feat, ctx = readout_forward("last+mean+max", out, h, lengths, 1, 2, merge_mode)
+    assert feat.shape == (B, 3 * D_out)
+    c = rng.standard_normal(feat.shape)
+    d_out, d_state = readout_backward(c, ctx)
+
+    def loss():
+        f, _ = readout_forward("last+mean+max", out, h, lengths, 1, 2, merge_mode)
+        return float((f * c).sum())
+
+    np.testing.assert_allclose(d_out, numerical_gradient(loss, out), atol=1e-8)
+    np.testing.assert_allclose(d_state, numerical_gradient(loss, h), atol=1e-8)
 
 
 def _engine(cell, x, Y, *, per_step, readout="last", bidirectional=False, merge_mode="concat",
@@ -141,7 +165,7 @@ def test_bptt_chunks_match_reference(case):
     np.testing.assert_allclose(head.weight, W_ref, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("readout", ["mean", "max"])
+@pytest.mark.parametrize("readout", ["mean", "max", "last+mean+max"])
 def test_estimator_loss_gradient_matches_finite_differences(readout):
     """The gradient a pooled-readout fit applies is the gradient of the estimator's loss."""
     rng = np.random.default_rng(5)
@@ -171,7 +195,7 @@ def test_estimator_loss_gradient_matches_finite_differences(readout):
                                    err_msg=name)  # fmt: skip
 
 
-@pytest.mark.parametrize("readout", ["mean", "max"])
+@pytest.mark.parametrize("readout", ["mean", "max", "last+mean+max"])
 @pytest.mark.parametrize("est", [RNNRegressor, RNNClassifier])
 def test_pooled_readout_is_padding_invariant(readout, est):
     """A sequence predicts the same alone and padded in a batch of longer ones, and a fit on
@@ -200,7 +224,9 @@ def test_pooled_readout_is_padding_invariant(readout, est):
 def test_readout_parameter_is_validated():
     X = np.zeros((4, 3, 1))
     y = np.arange(4.0)
-    with pytest.raises(ValueError, match=r"readout must be one of \('last', 'mean', 'max'\)"):
+    with pytest.raises(
+        ValueError, match=r"readout must be one of \('last', 'mean', 'max', 'last\+mean\+max'\)"
+    ):
         RNNRegressor(readout="avg").fit(X, y)
     with pytest.raises(ValueError, match="readout must be 'last' when output='sequence'"):
         RNNRegressor(readout="mean", output="sequence").fit(X, np.zeros((4, 3)))

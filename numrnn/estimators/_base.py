@@ -90,7 +90,7 @@ from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
-from numrnn.nn.readout import readout_forward
+from numrnn.nn.readout import COMBINED, readout_forward, readout_size
 from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
@@ -269,8 +269,10 @@ class BaseRNN(BaseEstimator):
                 f"segment_length={self.segment_length!r}: a segment has one output, not one per "
                 "step. Set segment_length=None, or output='last'."
             )
-        if self.output == "sequence" and isinstance(self.augment, dict) and self.augment.get(
-            "shift", 0
+        if (
+            self.output == "sequence"
+            and isinstance(self.augment, dict)
+            and self.augment.get("shift", 0)
         ):
             _fail(
                 "augment",
@@ -450,7 +452,7 @@ class BaseRNN(BaseEstimator):
         input_size = self._n_step_features * getattr(self, "segment_length_", 1)
         self.network_ = NETWORKS[self.cell](input_size, self.hidden_size, **kwargs)
         self.head_ = Linear(
-            self.network_.layer_output_size,
+            readout_size(self.readout, self.network_.layer_output_size),
             self.n_outputs_,
             dtype=check_dtype(self.dtype),
             rng=gen,
@@ -976,6 +978,14 @@ class BaseRNN(BaseEstimator):
             self._head_to_training_units()
         try:
             if self.network_.backend.name == "cuda":
+                if self.readout == COMBINED:
+                    _fail(
+                        "readout",
+                        "'last', 'mean' or 'max' when the network runs on the GPU",
+                        self.readout,
+                        "The device fit has no 'last+mean+max' readout yet: pick one of "
+                        "the three, or device='cpu'.",
+                    )
                 if getattr(self, "_augmentation", None) is not None:
                     _fail(
                         "augment",

@@ -57,6 +57,19 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         (``benchmarks/classification_accuracy.py``: +0.11 mean accuracy alone; without it GunPoint falls from 0.97 to 0.53), and fits
         ``T / 25`` times cheaper. Sequences of up to 25 steps are not folded. Fixed by the
         first fit (``segment_length_``).
+    augment : None, 'auto' or dict, default=None
+        Training-set augmentation (``numrnn.nn.augment``): every minibatch of every epoch
+        trains on a fresh random variant of its samples -- shifted in time by up to
+        ``shift`` times each sequence's length (edge values repeated; never into padding),
+        amplitudes scaled around each feature's mean by a normal factor of mean 1 and
+        standard deviation ``scale``, and normal noise of standard deviation ``jitter``
+        times the feature's added -- so the data is not copied and an epoch costs what it
+        costs without. A dict names the strengths it uses, e.g. ``{'shift': 0.05,
+        'jitter': 0.05}`` (missing ones are 0);
+        ``'auto'`` is ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}``. The draws come
+        from ``random_state`` (same seed, same fit). ``predict`` never augments. With
+        ``output='sequence'`` a shift would misalign the targets: 'auto' does not shift
+        there and a dict's ``shift`` must be 0. Not with ``device='cuda'`` yet.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT), in recurrent steps (segments when
         folding). See ``numrnn.estimators._base``.

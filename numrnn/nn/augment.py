@@ -30,7 +30,13 @@ import numpy as np
 
 from numrnn._validation import AUGMENT_KEYS, check_param
 
-__all__ = ["AUTO_AUGMENT", "AUGMENT_KEYS", "augment_sequences", "feature_moments", "resolve_augment"]
+__all__ = [
+    "AUTO_AUGMENT",
+    "AUGMENT_KEYS",
+    "augment_sequences",
+    "feature_moments",
+    "resolve_augment",
+]
 
 #: ``augment='auto'``: shift by up to 5 % of the length, scale by N(1, 0.1^2), jitter by
 #: N(0, 0.05^2) of each feature's standard deviation (the strengths measured in

@@ -13,6 +13,10 @@ sequence, the input of the head:
 ``'max'``
     The element-wise maximum of that output over the valid steps; the gradient goes to the
     step that attains it (the first such step on ties).
+``'last+mean+max'``
+    The three side by side, ``[last | mean | max]`` (three times the width): the head sees
+    where a sequence ended, its average and its peaks at once. Its gradient is the sum of
+    the three parts' gradients (``d_state`` from 'last', ``d_out`` from the pools).
 
 Padded steps never contribute, to the feature or to the gradient.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from numrnn._validation import READOUTS
 from numrnn.backends.cpu import CPUBackend
 
 __all__ = [
@@ -38,9 +43,18 @@ __all__ = [
     "pool_forward",
     "readout_backward",
     "readout_forward",
+    "readout_size",
 ]
 
-READOUTS = ("last", "mean", "max")
+#: The concatenated readout (one of READOUTS) and the readouts it joins, in its feature order.
+COMBINED = "last+mean+max"
+_COMBINED_PARTS = ("last", "mean", "max")
+
+
+def readout_size(mode: str, layer_output_size: int) -> int:
+    """Width of the readout's features for a network whose top layer outputs
+    ``layer_output_size`` features per step."""
+    return len(_COMBINED_PARTS) * layer_output_size if mode == COMBINED else layer_output_size
 
 
 _HOST = CPUBackend()  # merge / split of NumPy arrays
@@ -138,6 +152,13 @@ def pool_backward(dfeat: np.ndarray, ctx) -> np.ndarray:
 
 def readout_forward(mode, out, state, lengths, num_layers, num_directions, merge_mode):
     """Host readout of a network's ``forward`` result ``(out, state)``: ``(feat, ctx)``."""
+    if mode == COMBINED:
+        parts = [
+            readout_forward(m, out, state, lengths, num_layers, num_directions, merge_mode)
+            for m in _COMBINED_PARTS
+        ]
+        feat = np.concatenate([f for f, _ in parts], axis=1)
+        return feat, (COMBINED, [c for _, c in parts], [f.shape[1] for f, _ in parts])
     if mode == "last":
         h = state[0] if isinstance(state, tuple) else state
         feat, ctx = last_forward(h, num_layers, num_directions, merge_mode)
@@ -148,6 +169,16 @@ def readout_forward(mode, out, state, lengths, num_layers, num_directions, merge
 def readout_backward(dfeat, ctx):
     """Gradient of :func:`readout_forward`: ``(d_out, d_state)`` for ``network.backward``
     (``d_out`` None for ``'last'``: the loss reads the final state only)."""
+    if ctx[0] == COMBINED:
+        d_out, d_state, start = None, None, 0
+        for part, width in zip(ctx[1], ctx[2], strict=True):
+            do, ds = readout_backward(dfeat[:, start : start + width], part)
+            start += width
+            if do is not None:
+                d_out = do if d_out is None else d_out + do
+            if ds is not None:
+                d_state = ds
+        return d_out, d_state
     if ctx[0] == "last":
         _, lctx, state, merge_mode, L, D = ctx
         tops = last_backward(dfeat, lctx, merge_mode)

@@ -574,8 +574,14 @@ def readout(mode, out, final_state, lengths, *, num_layers=1, bidirectional=Fals
     ``'last'``: the top layer's final state of each direction (forward: after the last valid
     step; reverse: after reading back to step 0), merged by ``merge_mode``. ``'mean'`` /
     ``'max'``: ``out`` pooled over the valid steps ``0 .. lengths[b]-1`` only.
-    Returns ``(B, D_out)`` float64.
+    ``'last+mean+max'``: the three side by side. Returns ``(B, D_out)`` float64.
     """
+    if mode == "last+mean+max":
+        opts = dict(num_layers=num_layers, bidirectional=bidirectional, merge_mode=merge_mode)
+        return np.concatenate(
+            [readout(m, out, final_state, lengths, **opts) for m in ("last", "mean", "max")],
+            axis=1,
+        )
     out = np.asarray(out, dtype=np.float64)
     B = out.shape[0]
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -605,8 +611,22 @@ def readout_backward(mode, dfeat, out, final_state, lengths, *, num_layers=1,
 
     ``d_out`` (B, T, D_out) is zero at padded steps; for ``'max'`` each feature's gradient
     goes to the first valid step that attains the maximum. ``d_state`` is shaped like
-    ``final_state`` (zeros except the top layer's ``h`` for ``'last'``).
+    ``final_state`` (zeros except the top layer's ``h`` for ``'last'``). ``'last+mean+max'``:
+    the sum of the three parts' gradients.
     """
+    if mode == "last+mean+max":
+        opts = dict(num_layers=num_layers, bidirectional=bidirectional, merge_mode=merge_mode)
+        width = dfeat.shape[1] // 3
+        parts = [
+            readout_backward(
+                m, dfeat[:, i * width : (i + 1) * width], out, final_state, lengths, **opts
+            )
+            for i, m in enumerate(("last", "mean", "max"))
+        ]
+        d_out = sum(p[0] for p in parts)
+        if isinstance(parts[0][1], tuple):
+            return d_out, tuple(sum(p[1][k] for p in parts) for k in range(2))
+        return d_out, sum(p[1] for p in parts)
     dfeat = np.asarray(dfeat, dtype=np.float64)
     out = np.asarray(out, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.int64)
