@@ -36,7 +36,7 @@ def test_shift_moves_each_sequence_and_repeats_its_edge_value():
     seqs, _ = _ragged(6)
     lens = np.array([len(s) for s in seqs])
     x = _padded(seqs, 13, 0.0)
-    out = augment_sequences(x, lens, np.random.RandomState(3), shift=0.4)
+    out = augment_sequences(x, lens, np.random.default_rng(3), shift=0.4)
     shifts = set()
     for i, L in enumerate(lens):
         reach = int(np.floor(0.4 * L))
@@ -60,13 +60,13 @@ def test_scale_acts_around_the_mean_and_jitter_follows_the_spread():
     np.testing.assert_allclose(center, [5.0, -3.0], atol=0.2)
     np.testing.assert_allclose(spread, [1.0, 10.0], rtol=0.05)
     scaled = augment_sequences(
-        x, lens, np.random.RandomState(0), scale=0.1, center=center, spread=spread
+        x, lens, np.random.default_rng(0), scale=0.1, center=center, spread=spread
     )
     ratio = (scaled - center) / (x - center)  # one factor per sequence and feature
     np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), rtol=1e-9)
     assert 0.08 < ratio[:, 0].std() < 0.12 and abs(ratio[:, 0].mean() - 1) < 0.02
     noisy = augment_sequences(
-        x, lens, np.random.RandomState(0), jitter=0.05, center=center, spread=spread
+        x, lens, np.random.default_rng(0), jitter=0.05, center=center, spread=spread
     )
     np.testing.assert_allclose((noisy - x).std(axis=(0, 1)), 0.05 * spread, rtol=0.05)
 
@@ -75,8 +75,8 @@ def test_padding_is_never_read():
     seqs, _ = _ragged(12)
     lens = np.array([len(s) for s in seqs])
     kw = dict(shift=0.3, scale=0.2, jitter=0.1)
-    clean = augment_sequences(_padded(seqs, 13, 0.0), lens, np.random.RandomState(1), **kw)
-    dirty = augment_sequences(_padded(seqs, 13, np.nan), lens, np.random.RandomState(1), **kw)
+    clean = augment_sequences(_padded(seqs, 13, 0.0), lens, np.random.default_rng(1), **kw)
+    dirty = augment_sequences(_padded(seqs, 13, np.nan), lens, np.random.default_rng(1), **kw)
     np.testing.assert_array_equal(clean, dirty)
     assert np.isfinite(dirty).all()
 
@@ -84,12 +84,12 @@ def test_padding_is_never_read():
 def test_same_state_same_variant_and_float32_stays_float32():
     x = np.random.default_rng(0).normal(size=(5, 8, 3)).astype(np.float32)
     lens = np.array([8, 3, 5, 1, 8])
-    a = augment_sequences(x, lens, np.random.RandomState(7), **AUTO_AUGMENT)
-    b = augment_sequences(x, lens, np.random.RandomState(7), **AUTO_AUGMENT)
+    a = augment_sequences(x, lens, np.random.default_rng(7), **AUTO_AUGMENT)
+    b = augment_sequences(x, lens, np.random.default_rng(7), **AUTO_AUGMENT)
     assert a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(
-        a, augment_sequences(x, lens, np.random.RandomState(8), **AUTO_AUGMENT)
+        a, augment_sequences(x, lens, np.random.default_rng(8), **AUTO_AUGMENT)
     )
 
 

@@ -1234,11 +1234,14 @@ class _Augmentation:
         return None if strengths is None else cls(X, lengths, strengths)
 
     def batch(self, rows, rng, segment_length: int) -> np.ndarray:
-        """A variant of the samples ``rows`` (draws from ``rng``), padded and folded."""
+        """A variant of the samples ``rows``, padded and folded; its draws come from a
+        generator seeded by one draw from ``rng`` (the estimator's RandomState, so a warm
+        start after an interrupted fit continues the same stream)."""
         lb = self.lengths[rows]
         raw = _rows_slice(self.X, rows, 0, int(lb.max()))
+        gen = np.random.default_rng(rng.randint(2**32, dtype=np.int64))
         out = augment_sequences(
-            raw, lb, rng, **self.strengths, center=self.center, spread=self.spread
+            raw, lb, gen, **self.strengths, center=self.center, spread=self.spread
         )
         return fold_segments(out, lb, segment_length)[0]
 
