@@ -34,7 +34,7 @@ READOUTS = ("last", "mean", "max", "last+mean+max")
 SCHEDULES = ("constant", "adaptive", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 #: The strengths of ``augment`` (``numrnn.nn.augment``) and the ranges they accept.
-AUGMENT_KEYS = ("shift", "scale", "jitter")
+AUGMENT_KEYS = ("shift", "scale", "jitter", "variants")
 
 
 def fail(name: str, expected: str, value, fix: str):
@@ -226,7 +226,8 @@ class Verbosity:
 @dataclass(frozen=True)
 class Augmentation:
     """None, 'auto' or a dict of strengths (:data:`AUGMENT_KEYS`): ``shift`` a fraction of
-    the length in [0, 1), ``scale`` and ``jitter`` standard deviations >= 0."""
+    the length in [0, 1), ``scale`` and ``jitter`` standard deviations >= 0, ``variants``
+    an integer >= 1 (variants of each sample per epoch)."""
 
     def check(self, name, value):
         if value is None or (isinstance(value, str) and value == "auto"):
@@ -242,7 +243,9 @@ class Augmentation:
             fail(name, f"a dict with keys from {AUGMENT_KEYS}", value, f"Remove {unknown}. {fix}")
         ranges = {"shift": (0.0, 1.0), "scale": (0.0, math.inf), "jitter": (0.0, math.inf)}
         return {
-            k: check_float(f"{name}[{k!r}]", v, ranges[k][0], ranges[k][1], high_open=True)
+            k: check_int(f"{name}[{k!r}]", v, 1)
+            if k == "variants"
+            else check_float(f"{name}[{k!r}]", v, ranges[k][0], ranges[k][1], high_open=True)
             for k, v in value.items()
         }
 

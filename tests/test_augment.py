@@ -5,7 +5,13 @@ import pytest
 
 from numrnn import InvalidParameterError, RNNClassifier, RNNRegressor
 from numrnn.io import load, save
-from numrnn.nn.augment import AUTO_AUGMENT, augment_sequences, feature_moments, resolve_augment
+from numrnn.nn.augment import (
+    AUTO_AUGMENT,
+    AUTO_EPOCH_SAMPLES,
+    augment_sequences,
+    feature_moments,
+    resolve_augment,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 TINY = dict(cell="gru", hidden_size=4, random_state=0, max_iter=4)
@@ -94,10 +100,11 @@ def test_same_state_same_variant_and_float32_stays_float32():
 
 
 def test_resolve_augment():
-    assert resolve_augment(None) is None and resolve_augment({"scale": 0.0}) is None
-    assert resolve_augment("auto") == AUTO_AUGMENT
-    assert resolve_augment({"jitter": 0.2}) == {"shift": 0.0, "scale": 0.0, "jitter": 0.2}
-    assert resolve_augment("auto", allow_shift=False)["shift"] == 0.0
+    assert resolve_augment(None, 10) is None and resolve_augment({"scale": 0.0}, 10) is None
+    assert resolve_augment("auto", 40) == dict(AUTO_AUGMENT, variants=4)  # ceil(128 / 40)
+    assert resolve_augment("auto", AUTO_EPOCH_SAMPLES) is None  # a large set: none
+    assert resolve_augment({"jitter": 0.2}, 10) == dict(shift=0, scale=0, jitter=0.2, variants=1)
+    assert resolve_augment("auto", 10, allow_shift=False)["shift"] == 0.0
 
 
 # -- in the estimators ---------------------------------------------------------------------
@@ -116,6 +123,21 @@ def test_augmented_fit_is_deterministic_and_differs_from_plain(est_cls):
     assert a.loss_curve_ == b.loss_curve_
     assert any(not np.array_equal(p, q) for p, q in zip(_weights(a), _weights(plain), strict=True))
     assert a.loss_curve_ != plain.loss_curve_
+
+
+def test_variants_are_passes_per_epoch_and_auto_leaves_large_sets_alone():
+    seqs, y = _ragged()
+    kw = dict(TINY, n_models=1, max_iter=2, n_iter_no_change=100)
+    two = RNNClassifier(augment={"jitter": 0.1, "variants": 3}, **kw).fit(seqs, y)
+    assert two.t_ == 2 * 3 * len(seqs)
+    auto = RNNClassifier(augment="auto", **kw).fit(seqs, y)  # 24 samples: ceil(128/24) = 6
+    assert auto.t_ == 2 * 6 * len(seqs)
+    big, yb = _ragged(AUTO_EPOCH_SAMPLES + 6)
+    assert len(big) >= AUTO_EPOCH_SAMPLES
+    off = RNNClassifier(augment=None, **kw).fit(big, yb)
+    on = RNNClassifier(augment="auto", **kw).fit(big, yb)
+    for wa, wb in zip(_weights(off), _weights(on), strict=True):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def test_augmented_fit_never_reads_padding():
@@ -162,6 +184,7 @@ def test_per_step_targets_are_not_shifted():
         ({"shift": 1.0}, r"^augment\['shift'\] must be a real number in \[0\.0, 1\.0\), got 1\.0"),
         ({"jitter": -0.1}, r"^augment\['jitter'\] must be a real number in \[0\.0, inf\)"),
         ({"scale": "0.1"}, r"^augment\['scale'\] must be a real number"),
+        ({"jitter": 0.1, "variants": 0}, r"^augment\['variants'\] must be an integer >= 1"),
     ],
 )
 def test_bad_augment_gets_one_clear_error_and_leaves_the_model(bad, match):

@@ -1032,6 +1032,9 @@ class BaseRNN(BaseEstimator):
         """
         dev = getattr(self, "_dev", None)
         n_tr = tr.shape[0]
+        aug = getattr(self, "_augmentation", None)
+        # augment's variants: passes over the training set per epoch, each a fresh variant
+        passes = 1 if aug is None else aug.variants
         best, best_monitored = None, np.inf
         schedule = LearningRateSchedule(
             "constant" if incremental else self.learning_rate, self.learning_rate_init, epochs
@@ -1052,18 +1055,19 @@ class BaseRNN(BaseEstimator):
                 epoch = self.n_iter_ + 1  # the one this iteration runs, whatever fails in it
                 try:
                     t0 = time.perf_counter()
-                    order = self._rng.permutation(tr) if self.shuffle else tr
-                    order_dev = None if dev is None else dev.epoch_order(order)
                     total, wsum = 0.0, 0.0
-                    for s in range(0, n_tr, bs):
-                        bi = order[s : s + bs]
-                        wb = None if sw is None else sw[bi]
-                        dev_rows = None if dev is None else order_dev[s : s + bs]
-                        ls, ws = self._train_batch(Xp, lengths, Y, bi, wb, dev_rows)
-                        total += ls * ws
-                        wsum += ws
+                    for _ in range(passes):
+                        order = self._rng.permutation(tr) if self.shuffle else tr
+                        order_dev = None if dev is None else dev.epoch_order(order)
+                        for s in range(0, n_tr, bs):
+                            bi = order[s : s + bs]
+                            wb = None if sw is None else sw[bi]
+                            dev_rows = None if dev is None else order_dev[s : s + bs]
+                            ls, ws = self._train_batch(Xp, lengths, Y, bi, wb, dev_rows)
+                            total += ls * ws
+                            wsum += ws
                     self.n_iter_ += 1
-                    self.t_ += n_tr
+                    self.t_ += n_tr * passes
                     loss = total / wsum + self._current_penalty()
                     if not np.isfinite(loss):
                         raise NonFiniteLossError("loss")
@@ -1223,14 +1227,16 @@ class _Augmentation:
     variant of a minibatch (``numrnn.nn.augment``) and fold it as the model reads it."""
 
     def __init__(self, X, lengths, strengths: dict):
-        self.X, self.lengths, self.strengths = X, lengths, strengths
+        self.X, self.lengths = X, lengths
+        self.strengths = dict(strengths)
+        self.variants = self.strengths.pop("variants")
         # the jitter's and scale's reference: each feature's moments over the valid steps
         self.center, self.spread = feature_moments(X, lengths)
 
     @classmethod
     def of(cls, est, X, lengths):
         """The augmentation of ``est``'s fit on ``X`` (unfolded), or None when it is off."""
-        strengths = resolve_augment(est.augment, allow_shift=est.output == "last")
+        strengths = resolve_augment(est.augment, len(X), allow_shift=est.output == "last")
         return None if strengths is None else cls(X, lengths, strengths)
 
     def batch(self, rows, rng, segment_length: int) -> np.ndarray:

@@ -4,9 +4,11 @@ Small training sets (tens of samples, as many UCR/UEA sets) let a recurrent netw
 the exact positions and levels of their few samples. Drawing, for every minibatch of every
 epoch, a fresh random variant of each sample -- shifted in time by a few percent of its
 length, its amplitude scaled, a little noise added -- trains on a different copy of the data
-each epoch at no extra cost per epoch (no enlarged copy of the training set). The estimators
-call :func:`augment_sequences` on each training minibatch (``augment``); ``predict`` never
-does.
+each epoch (no enlarged copy of the training set is made). The estimators call
+:func:`augment_sequences` on each training minibatch (``augment``); ``predict`` never does.
+``variants`` passes over the training set per epoch, each with fresh draws: on a small set
+one variant per epoch was not enough (measured: the noisier loss ended fits on a plateau),
+several were.
 
 For each sequence ``i`` of ``L_i`` valid steps and each feature ``f`` (``c_f``, ``s_f``: the
 feature's mean and standard deviation over the training data's valid steps)::
@@ -32,35 +34,45 @@ from numrnn._validation import AUGMENT_KEYS, check_param
 
 __all__ = [
     "AUTO_AUGMENT",
+    "AUTO_EPOCH_SAMPLES",
     "AUGMENT_KEYS",
     "augment_sequences",
     "feature_moments",
     "resolve_augment",
 ]
 
-#: ``augment='auto'``: shift by up to 5 % of the length, scale by N(1, 0.1^2), jitter by
-#: N(0, 0.05^2) of each feature's standard deviation (the strengths measured in
+#: ``augment='auto'``'s strengths: shift by up to 5 % of the length, scale by N(1, 0.1^2),
+#: jitter by N(0, 0.05^2) of each feature's standard deviation (the strengths measured in
 #: ``benchmarks/classification_accuracy.py``).
 AUTO_AUGMENT = {"shift": 0.05, "scale": 0.1, "jitter": 0.05}
+#: ``augment='auto'`` augments a training set of fewer samples than this, with
+#: ``ceil(AUTO_EPOCH_SAMPLES / n_samples)`` variants of each sample per epoch; a larger
+#: one is not augmented (see the benchmark's measurements).
+AUTO_EPOCH_SAMPLES = 128
 
 
-def resolve_augment(augment, *, allow_shift: bool = True) -> dict | None:
-    """``augment`` (None, 'auto' or a dict) as a dict of the three strengths, or None (off).
+def resolve_augment(augment, n_samples: int, *, allow_shift: bool = True) -> dict | None:
+    """``augment`` (None, 'auto' or a dict) for a fit on ``n_samples`` sequences: a dict of
+    the three strengths and ``variants``, or None (off).
 
-    Keys missing from a dict are 0. ``allow_shift=False`` (per-step targets, which a shift
-    would misalign) makes 'auto' shift by 0.
+    Keys missing from a dict are 0 (``variants``: 1). ``allow_shift=False`` (per-step
+    targets, which a shift would misalign) makes 'auto' shift by 0.
     """
     augment = check_param("augment", augment)
     if augment is None:
         return None
-    strengths = dict(AUTO_AUGMENT) if augment == "auto" else {k: 0.0 for k in AUGMENT_KEYS}
-    if augment != "auto":
-        strengths.update(augment)
-    if not allow_shift and augment == "auto":
-        strengths["shift"] = 0.0
-    if not any(strengths.values()):
+    if augment == "auto":
+        if n_samples >= AUTO_EPOCH_SAMPLES:
+            return None
+        out = dict(AUTO_AUGMENT, variants=-(-AUTO_EPOCH_SAMPLES // int(n_samples)))
+        if not allow_shift:
+            out["shift"] = 0.0
+        return out
+    out = {"shift": 0.0, "scale": 0.0, "jitter": 0.0, "variants": 1}
+    out.update(augment)
+    if not (out["shift"] or out["scale"] or out["jitter"]):
         return None
-    return strengths
+    return out
 
 
 def feature_moments(X, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
