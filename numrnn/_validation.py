@@ -271,6 +271,7 @@ PARAMETERS = {
     "nesterovs_momentum": Boolean(),
     "early_stopping": Boolean(),
     "validation_fraction": Real(0.0, 1.0, low_open=True, high_open=True),
+    "validation_split": Options(("random", "last")),
     "beta_1": _UNIT,
     "beta_2": _UNIT,
     "epsilon": _POSITIVE,
