@@ -401,6 +401,43 @@ def test_early_stopping_restores_best_weights():
     assert est.best_loss_ is None
 
 
+def test_time_ordered_validation_split_holds_out_the_last_rows():
+    X, y = _data(n=40)
+    kw = dict(cell="gru", hidden_size=8, max_iter=6, learning_rate_init=0.02, random_state=0,
+              early_stopping=True, validation_fraction=0.25, scale_y=False, dtype="float64")  # fmt: skip
+    est = RNNRegressor(validation_split="last", **kw).fit(X, y)
+    # the kept weights are the best epoch's: its validation score is the R^2 on the last 10 rows
+    assert est.best_validation_score_ == pytest.approx(est.score(X[-10:], y[-10:]), abs=1e-9)
+    # the last 10 rows are never trained on: changing their targets leaves the training loss
+    y2 = y.copy()
+    y2[-10:] += 5.0
+    other = RNNRegressor(validation_split="last", **kw).fit(X, y2)
+    np.testing.assert_array_equal(other.loss_curve_, est.loss_curve_)
+    y3 = y.copy()
+    y3[-11] += 5.0  # the last training row
+    assert RNNRegressor(validation_split="last", **kw).fit(X, y3).loss_curve_ != est.loss_curve_
+    again = RNNRegressor(validation_split="last", **kw).fit(X, y)  # deterministic
+    np.testing.assert_array_equal(again.validation_loss_curve_, est.validation_loss_curve_)
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    # the random split holds out other rows
+    rnd = RNNRegressor(**kw).fit(X, y)
+    assert rnd.best_validation_score_ != pytest.approx(rnd.score(X[-10:], y[-10:]), abs=1e-6)
+    # a classifier: the last rows, not a stratified draw
+    lab = np.where(y > 0, "a", "b")
+    ckw = {k: v for k, v in kw.items() if k != "scale_y"}
+    clf = RNNClassifier(validation_split="last", n_models=1, **ckw).fit(X, lab)
+    assert clf.best_validation_score_ == clf.score(X[-10:], lab[-10:])
+
+
+@pytest.mark.parametrize("value", ["time", 0.2, None])
+def test_bad_validation_split(value):
+    X, y = _data(n=20)
+    est = RNNRegressor(validation_split=value, early_stopping=True, **FAST)
+    with pytest.raises(ValueError, match=r"validation_split must be one of \('random', 'last'\)"):
+        est.fit(X, y)
+    assert not hasattr(est, "network_")
+
+
 def test_warm_start_and_partial_fit():
     X, y = _data()
     lab = np.where(y > 0, "a", "b")

@@ -106,6 +106,10 @@ def test_every_regressor_parameter_is_reachable():
     assert f.get_params()["peephole"] is True and f.beta_1 == 0.8
     f.fit(np.sin(np.arange(40.0)))
     assert f.regressor_.peephole is True and f.regressor_.clip_value == 0.5
+    # time-ordered early stopping on the windows (the last ones are the latest in time)
+    f = RNNForecaster(window=6, max_iter=3, early_stopping=True, validation_split="last")
+    f.fit(np.sin(np.arange(40.0)))
+    assert f.regressor_.validation_split == "last" and len(f.validation_loss_curve_) == 3
     with pytest.raises(TypeError, match="unknown parameter"):
         RNNForecaster(output="sequence")
 

@@ -187,6 +187,7 @@ class BaseRNN(BaseEstimator):
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -225,6 +226,7 @@ class BaseRNN(BaseEstimator):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -1180,16 +1182,14 @@ class BaseRNN(BaseEstimator):
                 )
 
     def _split_validation(self, n, Y):
+        """(training rows, validation rows) of ``n`` for early stopping, both sorted.
+
+        ``validation_split='last'`` holds out the last rows in the order given (time order
+        for forecasting windows, whose overlapping neighbours a random split would leak into
+        training); ``'random'`` draws them (stratified for a classifier of sequences).
+        """
         from sklearn.model_selection import train_test_split
 
-        stratify = None
-        if self._is_classifier and self.output == "last":
-            stratify = Y
-            counts = np.bincount(Y)
-            if counts[counts > 0].min() < 2 or int(round(n * self.validation_fraction)) < len(
-                counts[counts > 0]
-            ):
-                stratify = None
         idx = np.arange(n)
         n_val = int(np.ceil(n * self.validation_fraction))
         if n_val < 2 or n - n_val < 1:  # one validation sample has no usable score (R^2)
@@ -1199,6 +1199,16 @@ class BaseRNN(BaseEstimator):
                 "at least 2 validation samples and 1 training sample. Pass more samples, "
                 "raise validation_fraction, or set early_stopping=False."
             )
+        if self.validation_split == "last":
+            return idx[: n - n_val], idx[n - n_val :]
+        stratify = None
+        if self._is_classifier and self.output == "last":
+            stratify = Y
+            counts = np.bincount(Y)
+            if counts[counts > 0].min() < 2 or int(round(n * self.validation_fraction)) < len(
+                counts[counts > 0]
+            ):
+                stratify = None
         tr, va = train_test_split(
             idx, test_size=self.validation_fraction, random_state=self._rng, stratify=stratify
         )

@@ -124,6 +124,12 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         Hold out ``validation_fraction`` and monitor the validation loss instead of the
         training loss (stopping rule, 'adaptive' schedule, kept weights).
     validation_fraction : float, default=0.1
+    validation_split : {'random', 'last'}, default='random'
+        Which ``ceil(validation_fraction * n_samples)`` samples ``early_stopping`` holds out:
+        ``'random'`` draws them (stratified by class for a classifier, as scikit-learn's
+        MLP); ``'last'`` takes the last ones in the order given, for samples in time order
+        such as forecasting windows, where a random split leaks (a held-out window overlaps
+        its neighbours in the training set) and the validation loss flatters overfitting.
     beta_1, beta_2, epsilon : float  (adam)
     n_iter_no_change : int, default=10
     dtype : {'float32', 'float64'}, default='float32'
