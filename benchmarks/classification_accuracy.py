@@ -39,6 +39,18 @@ ensemble's members fitted one by one, and the default fitted on it):
   ItalyPowerDemand -0.012, BasicMotions -0.012, and up to 55 CPU seconds a fit (4x the data):
   mean 0.826 -> 0.842 over 7 sets. The most promising lead; an estimator option would draw
   the augmentation per epoch (no extra cost per epoch) and needs the full table.
+* that augmentation as the estimator option ``augment`` with ONE fresh variant per epoch
+  (recipes ``augment`` = all three, ``augshift`` = shift only, ``augnoshift`` = scale and
+  jitter; one full run, seeds 0-2, then with ``variants=1``): mean 0.777 / 0.787 / 0.773
+  against the default's 0.805 (1-NN DTW 0.789). ArrowHead fell to 0.408 / 0.446 / 0.410
+  (default 0.570) and Covid3Month_disc to 0.557 in every seed (default 0.612): the fits
+  stopped after 86-141 epochs on the chance-level plateau (loss ~ln 3) that the default
+  leaves after ~100 epochs -- the noisier training loss set off the 'adaptive' schedule's
+  plateau rule. UnitTest 0.758 / 0.803 / 0.758 (0.864); gains on PickupGestureWiimoteZ
+  (+0.06 / +0.06 / +0.03) and OSULeaf (+0.04 / +0.04 / 0.00). Monitoring the loss of the
+  unaugmented training data instead did not help (ArrowHead 0.377, seeds 0-1); several
+  variants per epoch did (``variants``: ArrowHead 0.766, UnitTest 0.909 with
+  ``ceil(128 / n)``, seeds 0-1), which is what ``augment='auto'`` does.
 
 Usage::
 

@@ -130,20 +130,23 @@ def augment_sequences(
     B, T, F = x.shape
     dt = x.dtype
     lengths = np.asarray(lengths, dtype=np.int64)
-    src = np.minimum(np.arange(T)[None, :], lengths[:, None] - 1)  # never a padded step
+    steps = np.arange(T)[None, :]
     if shift > 0:
         reach = np.floor(shift * lengths).astype(np.int64)
         d = rng.integers(-reach, reach + 1)
-        src = np.clip(src - d[:, None], 0, lengths[:, None] - 1)
-    out = np.take_along_axis(x, src[:, :, None], axis=1)
-    c = np.asarray(center, dtype=dt)
+        src = np.clip(steps - d[:, None], 0, lengths[:, None] - 1)
+    else:
+        src = np.minimum(steps, lengths[:, None] - 1)  # never a padded step
+    out = x[np.arange(B)[:, None], src]  # a new (B, T, F) array
     if scale > 0:
-        a = (1.0 + scale * rng.standard_normal((B, 1, F))).astype(dt)
-        out = (out - c) * a + c
+        c = np.asarray(center, dtype=dt)
+        out -= c
+        out *= (1.0 + scale * rng.standard_normal((B, 1, F))).astype(dt)
+        out += c
     if jitter > 0:
         noise = rng.standard_normal((B, T, F), dtype=dt)
         noise *= np.asarray(jitter * np.asarray(spread, dtype=np.float64), dtype=dt)
         out += noise
     if lengths.min() < T:
-        out[np.arange(T)[None, :] >= lengths[:, None]] = 0
+        out[steps >= lengths[:, None]] = 0
     return out
