@@ -129,6 +129,7 @@ RECIPES: dict[str, dict] = {
     "lmm": dict(readout="last+mean+max"),
     # training-set augmentation drawn per minibatch and epoch (numrnn.nn.augment)
     "augment": dict(augment="auto"),
+    "auglmm": dict(augment="auto", readout="last+mean+max"),
     "augshift": dict(augment={"shift": 0.05}),
     "augnoshift": dict(augment={"scale": 0.1, "jitter": 0.05}),
 }

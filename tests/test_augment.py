@@ -103,8 +103,8 @@ def test_resolve_augment():
     assert resolve_augment(None, 10) is None and resolve_augment({"scale": 0.0}, 10) is None
     assert resolve_augment("auto", 40) == dict(AUTO_AUGMENT, variants=4)  # ceil(128 / 40)
     assert resolve_augment("auto", AUTO_EPOCH_SAMPLES) is None  # a large set: none
+    assert resolve_augment("auto", 40, folded=False) is None  # short sequences: none
     assert resolve_augment({"jitter": 0.2}, 10) == dict(shift=0, scale=0, jitter=0.2, variants=1)
-    assert resolve_augment("auto", 10, allow_shift=False)["shift"] == 0.0
 
 
 # -- in the estimators ---------------------------------------------------------------------
@@ -127,17 +127,19 @@ def test_augmented_fit_is_deterministic_and_differs_from_plain(est_cls):
 
 def test_variants_are_passes_per_epoch_and_auto_leaves_large_sets_alone():
     seqs, y = _ragged()
-    kw = dict(TINY, n_models=1, max_iter=2, n_iter_no_change=100)
+    kw = dict(TINY, n_models=1, max_iter=2, n_iter_no_change=100, segment_length=2)
     two = RNNClassifier(augment={"jitter": 0.1, "variants": 3}, **kw).fit(seqs, y)
     assert two.t_ == 2 * 3 * len(seqs)
     auto = RNNClassifier(augment="auto", **kw).fit(seqs, y)  # 24 samples: ceil(128/24) = 6
     assert auto.t_ == 2 * 6 * len(seqs)
     big, yb = _ragged(AUTO_EPOCH_SAMPLES + 6)
     assert len(big) >= AUTO_EPOCH_SAMPLES
-    off = RNNClassifier(augment=None, **kw).fit(big, yb)
-    on = RNNClassifier(augment="auto", **kw).fit(big, yb)
-    for wa, wb in zip(_weights(off), _weights(on), strict=True):
-        np.testing.assert_array_equal(wa, wb)
+    unfolded = dict(kw, segment_length=None)
+    for X, labels, params in ((big, yb, kw), (seqs, y, unfolded)):  # 'auto' is off for both
+        off = RNNClassifier(augment=None, **params).fit(X, labels)
+        on = RNNClassifier(augment="auto", **params).fit(X, labels)
+        for wa, wb in zip(_weights(off), _weights(on), strict=True):
+            np.testing.assert_array_equal(wa, wb)
 
 
 def test_augmented_fit_never_reads_padding():
@@ -167,11 +169,11 @@ def test_predict_does_not_augment(tmp_path):
     np.testing.assert_array_equal(back.predict_proba(seqs), proba)
 
 
-def test_per_step_targets_are_not_shifted():
+def test_per_step_targets_are_never_shifted():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(12, 8, 1))
     Y = np.cumsum(X[..., 0], axis=1)
-    RNNRegressor(output="sequence", augment="auto", **TINY).fit(X, Y)  # 'auto': no shift
+    RNNRegressor(output="sequence", augment={"jitter": 0.1}, **TINY).fit(X, Y)
     with pytest.raises(InvalidParameterError, match=r"^augment must be a dict with shift 0"):
         RNNRegressor(output="sequence", augment={"shift": 0.1}, **TINY).fit(X, Y)
 

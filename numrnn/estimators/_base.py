@@ -1246,7 +1246,11 @@ class _Augmentation:
     @classmethod
     def of(cls, est, X, lengths):
         """The augmentation of ``est``'s fit on ``X`` (unfolded), or None when it is off."""
-        strengths = resolve_augment(est.augment, len(X), allow_shift=est.output == "last")
+        strengths = resolve_augment(
+            est.augment,
+            len(X),
+            folded=getattr(est, "segment_length_", 1) > 1,
+        )
         return None if strengths is None else cls(X, lengths, strengths)
 
     def batch(self, rows, rng, segment_length: int) -> np.ndarray:

@@ -62,16 +62,17 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         fresh random variant of its samples -- shifted in time by up to ``shift`` times
         each sequence's length (edge values repeated; never into padding), amplitudes
         scaled around each feature's mean by a normal factor of mean 1 and standard
-        deviation ``scale``, and normal noise of standard deviation ``jitter`` times the
+        deviation ``scale``, and uniform noise of standard deviation ``jitter`` times the
         feature's added -- and an epoch makes ``variants`` such passes over the training
         set; the data is never copied. A dict names what it uses, e.g.
         ``{'shift': 0.05, 'jitter': 0.05, 'variants': 2}`` (missing strengths are 0,
         ``variants`` 1; no strength: off). ``'auto'``: a set of fewer than 128 samples
-        gets ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}`` with ``ceil(128 /
-        n_samples)`` variants per epoch, a larger one none. The draws come from
+        whose sequences are folded into segments (``segment_length_ > 1``) gets
+        ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}`` with ``ceil(128 / n_samples)``
+        variants per epoch, other sets none. The draws come from
         ``random_state`` (same seed, same fit). ``predict`` never augments. With
-        ``output='sequence'`` a shift would misalign the targets: 'auto' does not shift
-        there and a dict's ``shift`` must be 0. Not with ``device='cuda'`` yet.
+        ``output='sequence'`` a shift would misalign the targets: a dict's ``shift`` must be
+        0 ('auto' is off there: nothing is folded). Not with ``device='cuda'`` yet.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT), in recurrent steps (segments when
         folding). See ``numrnn.estimators._base``.

@@ -15,7 +15,9 @@ feature's mean and standard deviation over the training data's valid steps)::
 
     shift      d_i ~ uniform integer in [-m_i, m_i],  m_i = floor(shift * L_i)
     scale      a_if ~ N(1, scale^2)
-    jitter     e_itf ~ N(0, (jitter * s_f)^2)
+    jitter     e_itf ~ uniform on [-sqrt(3), sqrt(3)] * jitter * s_f  (standard deviation
+               jitter * s_f; uniform: a third of the cost of normal draws, which were half
+               the augmentation's time)
     x'_itf = c_f + a_if * (x_{i, clip(t - d_i, 0, L_i - 1), f} - c_f) + e_itf,  t < L_i
 
 The shift moves the sequence by ``d_i`` steps and repeats its first (or last) valid value
@@ -42,32 +44,32 @@ __all__ = [
 ]
 
 #: ``augment='auto'``'s strengths: shift by up to 5 % of the length, scale by N(1, 0.1^2),
-#: jitter by N(0, 0.05^2) of each feature's standard deviation (the strengths measured in
+#: jitter of 0.05 times each feature's standard deviation (the strengths measured in
 #: ``benchmarks/classification_accuracy.py``).
 AUTO_AUGMENT = {"shift": 0.05, "scale": 0.1, "jitter": 0.05}
 #: ``augment='auto'`` augments a training set of fewer samples than this, with
-#: ``ceil(AUTO_EPOCH_SAMPLES / n_samples)`` variants of each sample per epoch; a larger
-#: one is not augmented (see the benchmark's measurements).
+#: ``ceil(AUTO_EPOCH_SAMPLES / n_samples)`` variants of each sample per epoch, when its
+#: sequences are folded into segments; other sets are not augmented (see the benchmark).
 AUTO_EPOCH_SAMPLES = 128
 
 
-def resolve_augment(augment, n_samples: int, *, allow_shift: bool = True) -> dict | None:
+def resolve_augment(augment, n_samples: int, *, folded: bool = True) -> dict | None:
     """``augment`` (None, 'auto' or a dict) for a fit on ``n_samples`` sequences: a dict of
     the three strengths and ``variants``, or None (off).
 
-    Keys missing from a dict are 0 (``variants``: 1). ``allow_shift=False`` (per-step
-    targets, which a shift would misalign) makes 'auto' shift by 0.
+    Keys missing from a dict are 0 (``variants``: 1). 'auto' is off for ``n_samples >=``
+    :data:`AUTO_EPOCH_SAMPLES` and for sequences not ``folded`` into segments (at most
+    ``numrnn.nn.segments.AUTO_STEPS`` steps: a 5 % shift moves them by one step at most,
+    and the benchmark's two such small sets lost accuracy in every measurement; per-step
+    targets, ``output='sequence'``, are never folded, so 'auto' never shifts them).
     """
     augment = check_param("augment", augment)
     if augment is None:
         return None
     if augment == "auto":
-        if n_samples >= AUTO_EPOCH_SAMPLES:
+        if n_samples >= AUTO_EPOCH_SAMPLES or not folded:
             return None
-        out = dict(AUTO_AUGMENT, variants=-(-AUTO_EPOCH_SAMPLES // int(n_samples)))
-        if not allow_shift:
-            out["shift"] = 0.0
-        return out
+        return dict(AUTO_AUGMENT, variants=-(-AUTO_EPOCH_SAMPLES // int(n_samples)))
     out = {"shift": 0.0, "scale": 0.0, "jitter": 0.0, "variants": 1}
     out.update(augment)
     if not (out["shift"] or out["scale"] or out["jitter"]):
@@ -111,14 +113,13 @@ def augment_sequences(
         Valid steps per sequence (each >= 1).
     rng : numpy.random.Generator
         The draws, in a fixed order (shifts, scales, jitter; a strength of 0 draws nothing):
-        the same state gives the same variant. (A ``Generator``: its normals cost a third
-        of ``RandomState``'s, and the jitter draws one per value.)
+        the same state gives the same variant.
     shift : float in [0, 1)
         Largest shift as a fraction of each sequence's length.
     scale : float >= 0
         Standard deviation of the amplitude factor (around 1).
     jitter : float >= 0
-        Standard deviation of the added noise, as a fraction of ``spread``.
+        Standard deviation of the added (uniform) noise, as a fraction of ``spread``.
     center, spread : float or ndarray of shape (F,)
         Each feature's mean and standard deviation (:func:`feature_moments`).
 
@@ -144,8 +145,10 @@ def augment_sequences(
         out *= (1.0 + scale * rng.standard_normal((B, 1, F))).astype(dt)
         out += c
     if jitter > 0:
-        noise = rng.standard_normal((B, T, F), dtype=dt)
-        noise *= np.asarray(jitter * np.asarray(spread, dtype=np.float64), dtype=dt)
+        noise = rng.random((B, T, F), dtype=dt)
+        noise -= dt.type(0.5)
+        width = np.sqrt(12.0) * jitter * np.asarray(spread, dtype=np.float64)
+        noise *= np.asarray(width, dtype=dt)
         out += noise
     if lengths.min() < T:
         out[steps >= lengths[:, None]] = 0
