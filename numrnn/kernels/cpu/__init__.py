@@ -28,9 +28,6 @@ from numrnn.kernels.cpu.common import (
 from numrnn.kernels.cpu.gru import (
     gru_backward_rows,
     gru_forward_rows,
-    gru_input_bias,
-    gru_packed_weights,
-    gru_recurrent_gradient_buffer,
     gru_weight_gradient_rows,
 )
 from numrnn.kernels.cpu.lstm import (
@@ -45,9 +42,6 @@ __all__ = [
     "add_reverse_padded",
     "gru_backward_rows",
     "gru_forward_rows",
-    "gru_input_bias",
-    "gru_packed_weights",
-    "gru_recurrent_gradient_buffer",
     "gru_weight_gradient_rows",
     "input_gradient_rows",
     "input_projection_rows",

@@ -19,7 +19,7 @@ from numrnn.kernels.cpu.common import (
     recurrent_weight_gradient_rows,
 )
 from numrnn.kernels.cpu.common import unsigned as _u
-from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
+from numrnn.kernels.cpu.gemm import matmul, packed_matmul, packed_weights, padded_width
 
 
 @inline_kernel  # one call site: no compiled level of its own
@@ -74,31 +74,29 @@ def _backward_row_reset_after(g, ab, hprev, dob, dhb):
         g[_u(2 * H + j)] = dn * r
 
 
-@kernel
 def gru_input_bias(b_ih, b_hh, reset_after):
     """The bias folded into the input projection: ``b_ih`` plus the recurrent biases that
-    add outside the reset (r and z reset after; all of them reset before)."""
-    H = b_ih.shape[0] // 3
+    add outside the reset (r and z reset after; all of them reset before). NumPy, called
+    from Python: one addition, no kernel of its own to compile (#17)."""
+    n = b_ih.shape[0] // 3 * (2 if reset_after else 3)
     bias = b_ih.copy()
-    # Loops: a slice update compiles Numba's shape-error path (seconds, for nothing).
-    for j in range(2 * H if reset_after else 3 * H):
-        bias[j] += b_hh[j]
+    bias[:n] += b_hh[:n]
     return bias
 
 
-@kernel
 def gru_packed_weights(w_hh, transpose, reset_after):
     """The packed recurrent matrices: ``(W_hh, W_hh)`` reset after, ``(W_rz, W_n)`` before.
 
     ``transpose`` packs ``W^T`` (the forward's ``h @ W^T``), else ``W`` (BPTT's ``dA @ W``).
+    Called from Python (no kernel of its own to compile: :func:`packed_weights`).
     """
     H = w_hh.shape[1]
     if reset_after:
-        w = packed(w_hh.T) if transpose else packed(w_hh)
+        w = packed_weights(w_hh.T) if transpose else packed_weights(w_hh)
         return w, w
     if transpose:
-        return packed(w_hh[: 2 * H].T), packed(w_hh[2 * H :].T)
-    return packed(w_hh[: 2 * H]), packed(w_hh[2 * H :])
+        return packed_weights(w_hh[: 2 * H].T), packed_weights(w_hh[2 * H :].T)
+    return packed_weights(w_hh[: 2 * H]), packed_weights(w_hh[2 * H :])
 
 
 @kernel
@@ -300,10 +298,9 @@ def gru_weight_gradient_rows(
             db_hh[j] = db_ih[j]
 
 
-@kernel
 def gru_recurrent_gradient_buffer(out, reset_after):
     """``d_rec`` for :func:`gru_backward_rows`: zeros (T, B, H) reset before; reset after,
-    which works in place, an empty placeholder."""
+    which works in place, an empty placeholder. NumPy, called from Python."""
     T, B, H = out.shape
     if reset_after:
         return np.empty((0, B, 3 * H), dtype=out.dtype)

@@ -30,7 +30,7 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
     Parameters
     ----------
     x : (T, B, I) input
-    w_packed : ``[W_ih W_hh]^T`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_stacked`;
+    w_packed : ``[W_ih W_hh]^T`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_weights`;
         each step is one GEMM ``[x_t h_{t-1}] @ [W_ih W_hh]^T`` (no separate projection)
     bias : (4H,) ``b_ih + b_hh``
     w_peep : (3, H) peephole weights (w_ci, w_cf, w_co); zeros for a plain LSTM
@@ -168,7 +168,7 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
     (T, B, H) is the loss gradient w.r.t. the outputs (or (1, B, H) of zeros standing for a
     zero gradient at every step: no (T, B, H) array of zeros), ``dh_n``/``dc_n`` w.r.t. the
     final state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed``
-    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`. Loop nests over
+    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed_weights`. Loop nests over
     all rows per operation, as in :func:`lstm_forward_rows`; padded steps get zero gate
     gradients and pass the state gradients through unchanged.
     """
