@@ -201,13 +201,17 @@ def packed_weights(*blocks: np.ndarray) -> np.ndarray:
         t = numba.from_dtype(dtype)
         pack = _pack_columns.compile((types.Array(t, 2, "C"), types.Array(t, 3, "A")))
         _pack_entries[dtype] = pack
-    N = blocks[0].shape[1]
+    # One C-contiguous (K, N) copy of the stacked blocks: the compiled entry point reads its
+    # arguments as the signature says, unchecked (np.concatenate alone keeps an F layout).
+    if len(blocks) > 1:
+        b = np.empty((sum(x.shape[0] for x in blocks), blocks[0].shape[1]), dtype=dtype)
+        np.concatenate(blocks, axis=0, out=b)
+    else:
+        b = np.ascontiguousarray(blocks[0])
+    K, N = b.shape
     NR = NR32 if dtype.itemsize == 4 else NR64
-    out = np.empty(((N + NR - 1) // NR, sum(b.shape[0] for b in blocks), NR), dtype=dtype)
-    k = 0
-    for b in blocks:
-        pack(np.ascontiguousarray(b), out[:, k : k + b.shape[0]])
-        k += b.shape[0]
+    out = np.empty(((N + NR - 1) // NR, K, NR), dtype=dtype)
+    pack(b, out)
     return out
 
 
