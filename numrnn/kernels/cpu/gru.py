@@ -267,8 +267,14 @@ def gru_weight_gradient_rows(
     """
     T, B, _ = x.shape
     H = h0.shape[1]
+    # Each helper is called at one place for both variants: an inlined helper is typed and
+    # lowered once per call site (#17: the GRU's weight gradients were its largest compile).
+    # The recurrent side first: reset after, it reads gates before their n block changes.
+    # r and z rows (all rows, reset after) see h_{t-1}; reset before, the n rows see r*h.
+    r1 = g1 if reset_after else min(g1, 2 * H)
+    if g0 < r1:
+        recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, r1)
     if reset_after:
-        recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
         db_hh[g0:g1] = 0
         for t in range(T):
             for b in range(B):
@@ -282,18 +288,14 @@ def gru_weight_gradient_rows(
                     ab = aux[t, b]
                     for j in range(n0, g1):
                         g[j] = ab[j - 2 * H]
-        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-    else:
-        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-        # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
-        if g0 < 2 * H:
-            recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, min(g1, 2 * H))
-        if g1 > 2 * H:
-            n0 = max(g0, 2 * H) - 2 * H
-            n1 = g1 - 2 * H
-            d_n = d_rec.reshape((T * B, H))
-            matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
-                   False)  # fmt: skip
+    elif g1 > 2 * H:
+        n0 = max(g0, 2 * H) - 2 * H
+        n1 = g1 - 2 * H
+        d_n = d_rec.reshape((T * B, H))
+        matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
+               False)  # fmt: skip
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
+    if not reset_after:
         for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
             db_hh[j] = db_ih[j]
 
