@@ -195,7 +195,7 @@ class CPUBackend:
         else:  # w_peep is fixed at zero: no T*B*3H pass for a gradient nobody reads
             g["w_peep"][:] = 0.0
         args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-        run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
+        run_row_ranges(K.weight_gradient_rows, args, 4 * H, threads)
         if need_dx:
             run_row_ranges(K.input_gradient_rows, (cache.gates, p["w_ih"], dx), T * B, threads)
         return dx, g, dh0, dc0
@@ -255,7 +255,7 @@ class CPUBackend:
         args = (gemm.packed_weights(p["w_hh"]), lens, relu, out, d_pre, dh_n, dh0)
         run_row_ranges(K.rnn_backward_rows, args, B, threads)
         args = (cache.x[t0:t1], h0, out, d_pre, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-        run_row_ranges(K.rnn_weight_gradient_rows, args, H, threads)
+        run_row_ranges(K.weight_gradient_rows, args, H, threads)
 
     #: The Elman RNN's BPTT needs a buffer for the pre-activation gradients of the steps whose
     #: weight gradients are computed together; the LSTM and GRU reuse their stored gates, the

@@ -14,10 +14,6 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
-from numrnn.kernels.cpu.common import (
-    input_weight_gradient_rows,
-    recurrent_weight_gradient_rows,
-)
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -241,15 +237,3 @@ def peephole_gradients(c0, cells, d_gates, dw_peep):
                     dw_peep[1, j] += d_gates[t, b, _u(H + j)] * c0[b, j]
             for j in range(H):
                 dw_peep[2, j] += d_gates[t, b, _u(3 * H + j)] * cells[t, b, j]
-
-
-@kernel
-def lstm_weight_gradient_rows(x, h0, out, gates, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
-    """Gate rows ``g0..g1`` of the hoisted gradients: ``dW_ih``, ``dW_hh``, the biases.
-
-    ``gates`` holds the pre-activation gradients left by :func:`lstm_backward_rows`.
-    """
-    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-    recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
-    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
-        db_hh[j] = db_ih[j]

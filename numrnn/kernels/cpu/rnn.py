@@ -6,10 +6,6 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import tanh
-from numrnn.kernels.cpu.common import (
-    input_weight_gradient_rows,
-    recurrent_weight_gradient_rows,
-)
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -100,12 +96,3 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1)
     for i in range(n):
         for j in range(H):
             dh0[b0 + i, j] = dh[i, j]
-
-
-@kernel
-def rnn_weight_gradient_rows(x, h0, out, d_pre, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
-    """Rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases."""
-    input_weight_gradient_rows(x, d_pre, dw_ih, db_ih, g0, g1)
-    recurrent_weight_gradient_rows(h0, out, d_pre, dw_hh, g0, g1)
-    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
-        db_hh[j] = db_ih[j]
