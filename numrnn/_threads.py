@@ -260,6 +260,19 @@ def _run_driver(driver, driver_args: tuple, ranges: int) -> None:
         _set_num_threads(current)
 
 
+#: ``(flush_denormals, restore_fp_mode)`` once loaded: this module imports no Numba code at
+#: import time, and an import statement per call costs as much as a one-step kernel.
+_fp_mode: tuple | None = None
+
+
+def _load_fp_mode() -> tuple:
+    global _fp_mode
+    from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
+
+    _fp_mode = (flush_denormals, restore_fp_mode)
+    return _fp_mode
+
+
 def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     """Call ``function(*args, b0, b1)`` on ``threads`` row ranges (0 or 1: one direct call).
 
@@ -271,10 +284,20 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
     whatever range it falls in (see :mod:`numrnn.kernels.cpu.gemm`), and every range runs
     the same compiled kernel.
     """
+    if threads <= 1 or batch <= 1:
+        # one range, the common case of small batches: nothing to decide (a one-step
+        # forecast's whole kernel takes ~2 us, so this path's Python work is its latency)
+        fp = _fp_mode or _load_fp_mode()
+        mode = fp[0]()
+        try:
+            function(*args, 0, batch)
+        finally:
+            fp[1](mode)
+        return
     from numrnn.kernels.cpu import parallel as _parallel
     from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
 
-    ranges = row_ranges(batch, threads) if threads > 1 else [(0, batch)]
+    ranges = row_ranges(batch, threads)
     # a Numba kernel (not a Python function) whose driver is compiled or worth compiling
     threaded = len(ranges) > 1 and hasattr(function, "overloads") and not _forked
     waiting = threaded and not _parallel.driver_ready(function, args)

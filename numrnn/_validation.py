@@ -40,6 +40,8 @@ def fail(name: str, expected: str, value, fix: str):
 
 
 def _is_int(value) -> bool:
+    if type(value) is int:  # the common case, without the slower abstract-class check
+        return True
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral)
 
 
@@ -386,6 +388,16 @@ def _as_float_array(name: str, value) -> np.ndarray:
     return arr
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every entry of the float array ``a`` is finite.
+
+    A finite sum proves it without the (size,) boolean temporary of ``np.isfinite(a).all()``,
+    which costs more than a one-step kernel on the small arrays of a streaming forecast; a
+    sum that overflows falls back to the elementwise test.
+    """
+    return math.isfinite(np.add.reduce(a, axis=None)) or bool(np.isfinite(a).all())
+
+
 def check_sequences(
     X,
     *,
@@ -432,7 +444,7 @@ def check_sequences(
         # step valid) without the general path's per-call checks, which cost more than a
         # one-step LSTM's kernel (issue #18's streaming latency): the same copy and lengths.
         padded = np.array(X, dtype=dtype, copy=True)
-        if np.isfinite(padded).all():
+        if all_finite(padded):
             return padded, np.full(padded.shape[0], padded.shape[1], dtype=np.int64)
         # not finite: the general path below names the first bad value
     is_list = isinstance(X, (list, tuple))

@@ -210,6 +210,21 @@ def test_generate_from_forecaster_and_errors(sine):
         generate(object(), 0.0, 3)
 
 
+def test_generate_in_pieces_carries_the_state(sine):
+    train, _ = sine
+    f = RNNForecaster(window=20, cell="lstm", max_iter=2, **FAST).fit(train)
+    whole = generate(f, train[-20:], 5)
+    a, state = generate(f, train[-20:], 2, return_state=True)
+    b = generate(f, a[-1], 3, state=state)  # the returned state is carried on as it is
+    np.testing.assert_allclose(np.r_[a, b], whole, rtol=1e-5)
+    # the same state in float64 (converted), and a non-finite one (named)
+    b64 = generate(f, a[-1], 3, state=tuple(s.astype(np.float64) for s in state))
+    np.testing.assert_array_equal(b64, b)
+    bad = (np.full_like(state[0], np.nan), state[1])
+    with pytest.raises(ValueError, match="h0 contains NaN"):
+        generate(f, a[-1], 3, state=bad)
+
+
 # -- datasets -------------------------------------------------------------------------------
 def test_datasets():
     X, y = load_digits_sequences(return_X_y=True)

@@ -92,7 +92,12 @@ class CPUBackend:
             p["w_peep"], h0, c0, lengths, out, cells, gates, h_n, c_n,
         )  # fmt: skip
         run_row_ranges(K.lstm_forward_rows, args, B, threads)
-        return out, h_n, c_n, LayerCache(x, h0, c0, lengths, out, gates, cells)
+        return (
+            out,
+            h_n,
+            c_n,
+            (LayerCache(x, h0, c0, lengths, out, gates, cells) if requires_grad else None),
+        )
 
     def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
         T, B, _ = x.shape
@@ -107,7 +112,12 @@ class CPUBackend:
         w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
         args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
         run_row_ranges(K.gru_forward_rows, args, B, threads)
-        return out, h_n, None, LayerCache(x, h0, None, lengths, out, gates, aux)
+        return (
+            out,
+            h_n,
+            None,
+            (LayerCache(x, h0, None, lengths, out, gates, aux) if requires_grad else None),
+        )
 
     def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
         T, B, _ = x.shape
@@ -119,7 +129,7 @@ class CPUBackend:
             lengths, relu, out, h_n,
         )  # fmt: skip
         run_row_ranges(K.rnn_forward_rows, args, B, threads)
-        return out, h_n, None, LayerCache(x, h0, None, lengths, out)
+        return out, h_n, None, (LayerCache(x, h0, None, lengths, out) if requires_grad else None)
 
     def layer_backward(
         self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,

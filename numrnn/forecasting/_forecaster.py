@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from numrnn._validation import check_int, check_param
+from numrnn._validation import all_finite, check_int, check_param
 from numrnn.estimators import RNNRegressor
 from numrnn.forecasting import transforms as _transforms
 from numrnn.nn.losses import pinball_loss
@@ -1491,7 +1491,7 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
         s = s.reshape(1, 1)
     elif s.ndim == 1:
         s = s[:, None] if F == 1 else s[None, :]
-    if s.ndim != 2 or s.shape[1] != F or s.shape[0] < 1 or not np.isfinite(s).all():
+    if s.ndim != 2 or s.shape[1] != F or s.shape[0] < 1 or not all_finite(s):
         raise ValueError(
             f"seed must be finite with {F} feature(s) per step, got shape {np.shape(seed)}."
         )
@@ -1500,19 +1500,19 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
     dt = net.dtype
     Wt = np.ascontiguousarray(W.T, dtype=dt)
     bias = np.asarray(b, dtype=dt)
-    was_training = net.training
-    net.eval()
     out_vals = np.empty((n_steps, F), dtype=np.float64)
-    try:
-        out, state = net.forward(s[None].astype(dt), state, requires_grad=False)
-        y = out[:, -1] @ Wt + bias  # (1, F)
-        out_vals[0] = y[0]
-        for t in range(1, n_steps):
-            out, state = net.forward(y[:, None, :], state, requires_grad=False)
-            y = out[:, -1] @ Wt + bias
-            out_vals[t] = y[0]
-    finally:
-        net.train(was_training)
+    # The seed and the state are checked once; each step then runs on arrays the network
+    # made itself (inference, no dropout, nothing written to the network: thread-safe).
+    init = net._check_state(state, 1)
+    x, one = s[None].astype(dt), np.array([1], dtype=np.int64)
+    (out, state), _ = net._run_checked(x, np.array([len(s)], dtype=np.int64), init, False, False)
+    y = out[:, -1] @ Wt + bias  # (1, F)
+    out_vals[0] = y[0]
+    for t in range(1, n_steps):
+        init = list(state) if isinstance(state, tuple) else [state]
+        (out, state), _ = net._run_checked(y[:, None, :], one, init, False, False)
+        y = out[:, -1] @ Wt + bias
+        out_vals[t] = y[0]
     if mean is not None:
         out_vals = out_vals * sd + mean
     vals = out_vals[:, 0] if F == 1 else out_vals

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from numrnn._validation import MERGE_MODES, check_param, check_sequences
+from numrnn._validation import MERGE_MODES, all_finite, check_param, check_sequences
 from numrnn.backends import get_backend
 from numrnn.cells import CELLS, init_direction_params
 from numrnn.cells.lstm import PEEPHOLE_NAMES
@@ -217,6 +217,12 @@ class RecurrentNetwork:
         if state is None:
             return [np.zeros((LD, B, H), dtype=self.dtype) for _ in names]
         parts = state if self.spec.has_cell_state else (state,)
+        if (
+            type(parts) in (tuple, list)
+            and len(parts) == len(names)
+            and all(_usable_state(a, (LD, B, H), self.dtype) for a in parts)
+        ):
+            return list(parts)  # the state a forward returned: carried on as it is
         if self.spec.has_cell_state and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError(
                 "state must be a tuple (h0, c0) for an LSTM, got "
@@ -272,8 +278,15 @@ class RecurrentNetwork:
     def _run(self, x, state, lengths, requires_grad, training):
         """:meth:`forward`'s work; returns ``(result, cache)`` and writes nothing."""
         xp, lens = check_sequences(x, lengths=lengths, n_features=self.input_size, dtype=self.dtype)
-        B, T = xp.shape[0], xp.shape[1]
-        init = self._check_state(state, B)
+        init = self._check_state(state, xp.shape[0])
+        return self._run_checked(xp, lens, init, requires_grad, training)
+
+    def _run_checked(self, xp, lens, init, requires_grad, training):
+        """:meth:`_run` on a checked input: ``xp`` (B, T, input_size) of the network's dtype
+        with ``lens``, ``init`` as :meth:`_check_state` returns it. A generating loop checks
+        its seed and state once, then calls this per step (the checks cost more than a
+        one-step kernel)."""
+        T = xp.shape[1]
         training = self.training if training is None else bool(training)
         # No BLAS thread limit around the layers: the CPU kernels do not call BLAS.
         if not requires_grad and self.num_directions == 1 and T > self.inference_chunk:
@@ -558,6 +571,18 @@ def _may_overwrite(a, protected) -> bool:
         if isinstance(a, np.ndarray) and isinstance(p, np.ndarray) and np.may_share_memory(a, p):
             return False
     return True
+
+
+def _usable_state(a, shape: tuple, dtype) -> bool:
+    """Whether ``a`` is a finite C-contiguous array of ``shape`` and ``dtype``: a state the
+    general checks would return unchanged (they name what is wrong with any other)."""
+    return (
+        type(a) is np.ndarray
+        and a.dtype == dtype
+        and a.shape == shape
+        and a.flags.c_contiguous
+        and all_finite(a)
+    )
 
 
 def _real_array(name: str, value) -> np.ndarray:
