@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -179,6 +180,8 @@ _REGRESSOR_DEFAULTS = {
     "max_iter": 120,
     "n_iter_no_change": 1000,
     "learning_rate_init": 0.003,
+    "validation_split": "last",
+    "validation_fraction": 0.3,
 }
 # Regressor parameters the forecaster sets itself.
 _REGRESSOR_FIXED = ("output",)
@@ -462,7 +465,8 @@ class RNNForecaster(BaseEstimator):
         season_length=None,
         transform=None,
         scaler="window",
-        n_models=1,
+        n_models=3,
+        choose_epochs=True,
         quantiles=None,
         conformal=False,
         n_jobs=None,
@@ -483,6 +487,7 @@ class RNNForecaster(BaseEstimator):
         self.transform = transform
         self.scaler = scaler
         self.n_models = n_models
+        self.choose_epochs = choose_epochs
         self.quantiles = quantiles
         self.conformal = conformal
         self.n_jobs = n_jobs
@@ -507,7 +512,15 @@ class RNNForecaster(BaseEstimator):
         return [p.name for p in _regressor_parameters()]
 
     def _check_params(self):
-        for name in ("window", "horizon", "season_length", "n_models", "n_jobs", "conformal"):
+        for name in (
+            "window",
+            "horizon",
+            "season_length",
+            "n_models",
+            "choose_epochs",
+            "n_jobs",
+            "conformal",
+        ):
             check_param(name, getattr(self, name))
         if self.wide not in ("joint", "panel"):
             raise ValueError(
@@ -710,9 +723,14 @@ class RNNForecaster(BaseEstimator):
         self.backtest_scores_ = scores
         return self
 
-    def _fit_windows(self, Xw, yw, k, sample_weight=None):
+    def _fit_windows(self, Xw, yw, k, sample_weight=None, from_end=None):
         """Train the ``n_models`` networks on scaled windows ``Xw`` (N, window, F) and their
-        next values ``yw`` (N, block[, k]); returns the fitted regressors."""
+        next values ``yw`` (N, block[, k]); returns the fitted regressors.
+
+        ``from_end``: each window's distance from the end of its series (a panel's windows
+        are stacked series by series); the rows are put in time order, latest last, for the
+        time-ordered validation split. None: they are in time order already.
+        """
         block = self._block()
         Xw, loc, sc = self._normalise_windows(Xw, k)
         if yw.ndim == 2:
@@ -726,14 +744,42 @@ class RNNForecaster(BaseEstimator):
             taus = np.repeat(taus, block * k)
         elif yw.shape[1] == 1:
             yw = yw[:, 0]
-        regs = [self._regressor(seed, taus, Xw.shape[0]) for seed in self._seeds()]
-        if len(regs) > 1 and self.n_jobs not in (None, 1):
-            from joblib import Parallel, delayed
+        if from_end is not None and (self.early_stopping or self.choose_epochs):
+            order = np.argsort(-from_end, kind="stable")
+            Xw, yw = Xw[order], yw[order]
+            sample_weight = None if sample_weight is None else sample_weight[order]
+        seeds = self._seeds()
+        regs = [self._regressor(seed, taus, Xw.shape[0]) for seed in seeds]
+        self.n_epochs_ = self._choose_epochs(Xw, yw, sample_weight, seeds[0], taus)
+        for r in regs:
+            r.max_iter = self.n_epochs_
+        with warnings.catch_warnings():
+            if self.n_epochs_ < self.max_iter:  # a chosen count, not a budget that ran out
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            if len(regs) > 1 and self.n_jobs not in (None, 1):
+                from joblib import Parallel, delayed
 
-            return Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(r.fit)(Xw, yw, sample_weight) for r in regs
-            )
-        return [r.fit(Xw, yw, sample_weight) for r in regs]
+                return Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                    delayed(r.fit)(Xw, yw, sample_weight) for r in regs
+                )
+            return [r.fit(Xw, yw, sample_weight) for r in regs]
+
+    def _choose_epochs(self, Xw, yw, sample_weight, seed, taus) -> int:
+        """Epochs the networks train for: ``max_iter``, or with ``choose_epochs`` the best
+        epoch of a probe fit on the windows before the time-ordered validation part, scaled
+        to all windows (see ``choose_epochs``)."""
+        max_iter = check_param("max_iter", self.max_iter)
+        frac = check_param("validation_fraction", self.validation_fraction)
+        n = Xw.shape[0]
+        n_val = int(np.ceil(n * frac))
+        if not self.choose_epochs or self.early_stopping or n_val < 2 or n - n_val < 1:
+            return max_iter  # explicit early stopping, or too few windows to split
+        probe = self._regressor(seed, taus, n - n_val)
+        probe.set_params(early_stopping=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the final fit warns, not the probe
+            probe.fit(Xw, yw, sample_weight)
+        return int(min(max_iter, np.ceil(probe.best_epoch_ / (1.0 - frac))))
 
     def update(self, y_new, X_new=None):
         """Append new observations and move the forecast origin to the newest point.

@@ -218,13 +218,8 @@ def fit_panel(f, panel):
         ws.append(np.full(Xw.shape[0], 1.0 / Xw.shape[0]))
     Xw, yw, sw = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
     sw *= sw.size / sw.sum()  # mean weight 1: the loss keeps its usual size
-    if f.early_stopping and f.validation_split == "last":
-        # the held-out last rows must be the latest windows of every series, not the last
-        # series: order the rows by their distance from their series' end, latest last
-        from_end = np.concatenate([np.arange(len(x))[::-1] for x in Xs])
-        order = np.argsort(-from_end, kind="stable")
-        Xw, yw, sw = Xw[order], yw[order], sw[order]
-    f.regressors_ = f._fit_windows(Xw, yw, 1, sample_weight=sw)
+    from_end = np.concatenate([np.arange(len(x))[::-1] for x in Xs])
+    f.regressors_ = f._fit_windows(Xw, yw, 1, sample_weight=sw, from_end=from_end)
     f.window_ = int(window)
     f.season_length_ = m
     f.quantiles_ = f._quantile_levels()
