@@ -12,7 +12,9 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from numrnn.forecasting import RNNForecaster, backtest, cross_val_forecast, forecast_metrics
 
-KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0)
+# one network, max_iter epochs: these tests are about the panel machinery (fast)
+KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0, n_models=1,
+          choose_epochs=False)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
