@@ -24,7 +24,7 @@ CELLS = {
 def test_packed_matmul_matches_numpy(dtype, M, K, N, rng):
     a = rng.standard_normal((M, K)).astype(dtype)
     b = rng.standard_normal((K, N)).astype(dtype)
-    bp = gemm.packed(b)
+    bp = gemm.packed_weights(b)
     NR = bp.shape[2]
     assert NR == (gemm.NR32 if dtype == np.float32 else gemm.NR64)
     assert bp.shape == (-(-N // NR), K, NR)
@@ -43,7 +43,7 @@ def test_packed_matmul_rows_do_not_depend_on_the_split(dtype, rng):
     a_wide = rng.standard_normal((17, 50)).astype(dtype)
     a = a_wide[:, 3:40]  # strided rows: row stride 50, 37 columns
     b = rng.standard_normal((37, 70)).astype(dtype)
-    bp = gemm.packed(b)
+    bp = gemm.packed_weights(b)
     full = np.empty((17, gemm.padded_width(70, a)), dtype=dtype)
     gemm.packed_matmul(a, bp, full)
     for r0, r1 in [(0, 1), (1, 8), (8, 17), (3, 4), (5, 16)]:
@@ -113,11 +113,24 @@ def test_gemm_blocking_is_an_argument(dtype, rng):
     assert np.array_equal(default, one_block)
 
 
-def test_packed_stacked_is_the_concatenation(rng):
-    w_ih = rng.standard_normal((12, 5)).astype(np.float32)
-    w_hh = rng.standard_normal((12, 3)).astype(np.float32)
-    expected = gemm.packed(np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1).T))
-    assert np.array_equal(gemm.packed_stacked(w_ih, w_hh), expected)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_weights_layout_and_stacking(dtype, rng):
+    w_ih = rng.standard_normal((40, 5)).astype(dtype)
+    w_hh = rng.standard_normal((40, 3)).astype(dtype)
+    b = np.concatenate([w_ih, w_hh], axis=1).T  # (K, N) = (8, 40)
+    bp = gemm.packed_weights(w_ih.T, w_hh.T)
+    P, K, NR = bp.shape
+    # panel p holds columns p*NR .. p*NR+NR-1 of B, zero past N
+    padded = np.zeros((K, P * NR), dtype=dtype)
+    padded[:, :40] = b
+    assert np.array_equal(bp, padded.reshape(K, P, NR).transpose(1, 0, 2))
+    assert np.array_equal(bp, gemm.packed_weights(b))
+    # the host packing runs the GEMM's own packing specialisation: it compiles nothing new
+    c = np.empty((3, 40), dtype)
+    gemm.matmul(rng.standard_normal((3, 8)).astype(dtype), b.copy(), c, False)
+    before = set(gemm._pack_columns.signatures)
+    gemm.packed_weights(w_ih.T, w_hh.T)
+    assert set(gemm._pack_columns.signatures) == before
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])

@@ -9,6 +9,11 @@ from numrnn.backends.base import LayerCache
 from numrnn.cells import CELLS
 from numrnn.kernels import cpu as K
 from numrnn.kernels.cpu import gemm
+from numrnn.kernels.cpu.gru import (
+    gru_input_bias,
+    gru_packed_weights,
+    gru_recurrent_gradient_buffer,
+)
 
 
 class CPUBackend:
@@ -88,7 +93,7 @@ class CPUBackend:
         c_n = np.empty((B, H), dtype=dt)
         threads = loop_threads(B, T * B * 4 * H * (x.shape[2] + H))
         args = (
-            x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"],
+            x, gemm.packed_weights(p["w_ih"].T, p["w_hh"].T), p["b_ih"] + p["b_hh"],
             p["w_peep"], h0, c0, lengths, out, cells, gates, h_n, c_n,
         )  # fmt: skip
         run_row_ranges(K.lstm_forward_rows, args, B, threads)
@@ -106,10 +111,10 @@ class CPUBackend:
         aux = np.empty((T, B, H), dtype=dt)
         after = options["reset_after"]
         threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
-        bias = K.gru_input_bias(p["b_ih"], p["b_hh"], after)
+        bias = gru_input_bias(p["b_ih"], p["b_hh"], after)
         w_ih_t = np.ascontiguousarray(p["w_ih"].T)
         run_row_ranges(K.input_projection_rows, (x, w_ih_t, bias, gates), T * B, threads)
-        w_a, w_b = K.gru_packed_weights(p["w_hh"], True, after)
+        w_a, w_b = gru_packed_weights(p["w_hh"], True, after)
         args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
         run_row_ranges(K.gru_forward_rows, args, B, threads)
         return (
@@ -125,7 +130,7 @@ class CPUBackend:
         relu = options["nonlinearity"] == "relu"
         threads = loop_threads(B, T * B * H * (x.shape[2] + H))
         args = (
-            x, gemm.packed_stacked(p["w_ih"], p["w_hh"]), p["b_ih"] + p["b_hh"], h0,
+            x, gemm.packed_weights(p["w_ih"].T, p["w_hh"].T), p["b_ih"] + p["b_hh"], h0,
             lengths, relu, out, h_n,
         )  # fmt: skip
         run_row_ranges(K.rnn_forward_rows, args, B, threads)
@@ -181,7 +186,7 @@ class CPUBackend:
         dh0 = np.empty_like(cache.h0)
         dc0 = np.empty_like(cache.c0)
         args = (
-            gemm.packed(p["w_hh"]), p["w_peep"], cache.c0, cache.lengths, cache.cells,
+            gemm.packed_weights(p["w_hh"]), p["w_peep"], cache.c0, cache.lengths, cache.cells,
             cache.gates, d_out, dh_n, dc_n, dh0, dc0,
         )  # fmt: skip
         run_row_ranges(K.lstm_backward_rows, args, B, threads)
@@ -190,7 +195,7 @@ class CPUBackend:
         else:  # w_peep is fixed at zero: no T*B*3H pass for a gradient nobody reads
             g["w_peep"][:] = 0.0
         args = (x, cache.h0, cache.out, cache.gates, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-        run_row_ranges(K.lstm_weight_gradient_rows, args, 4 * H, threads)
+        run_row_ranges(K.weight_gradient_rows, args, 4 * H, threads)
         if need_dx:
             run_row_ranges(K.input_gradient_rows, (cache.gates, p["w_ih"], dx), T * B, threads)
         return dx, g, dh0, dc0
@@ -204,8 +209,8 @@ class CPUBackend:
         g = {k: np.empty_like(v) for k, v in p.items()}
         dh0 = np.empty_like(cache.h0)
         after = options["reset_after"]
-        d_rec = K.gru_recurrent_gradient_buffer(cache.out, after)
-        w_a, w_b = K.gru_packed_weights(p["w_hh"], False, after)
+        d_rec = gru_recurrent_gradient_buffer(cache.out, after)
+        w_a, w_b = gru_packed_weights(p["w_hh"], False, after)
         args = (
             w_a, w_b, cache.h0, cache.lengths, after, cache.out, cache.gates, cache.cells,
             d_out, dh_n, d_rec, dh0,
@@ -247,10 +252,10 @@ class CPUBackend:
         if t0 > 0 or t1 < cache.out.shape[0]:
             lens = np.clip(cache.lengths - t0, 0, t1 - t0)
         h0 = cache.h0 if t0 == 0 else cache.out[t0 - 1]
-        args = (gemm.packed(p["w_hh"]), lens, relu, out, d_pre, dh_n, dh0)
+        args = (gemm.packed_weights(p["w_hh"]), lens, relu, out, d_pre, dh_n, dh0)
         run_row_ranges(K.rnn_backward_rows, args, B, threads)
         args = (cache.x[t0:t1], h0, out, d_pre, g["w_ih"], g["w_hh"], g["b_ih"], g["b_hh"])
-        run_row_ranges(K.rnn_weight_gradient_rows, args, H, threads)
+        run_row_ranges(K.weight_gradient_rows, args, H, threads)
 
     #: The Elman RNN's BPTT needs a buffer for the pre-activation gradients of the steps whose
     #: weight gradients are computed together; the LSTM and GRU reuse their stored gates, the

@@ -24,39 +24,32 @@ from numrnn.kernels.cpu.common import (
     input_gradient_rows,
     input_projection_rows,
     reverse_padded,
+    weight_gradient_rows,
 )
 from numrnn.kernels.cpu.gru import (
     gru_backward_rows,
     gru_forward_rows,
-    gru_input_bias,
-    gru_packed_weights,
-    gru_recurrent_gradient_buffer,
     gru_weight_gradient_rows,
 )
 from numrnn.kernels.cpu.lstm import (
     lstm_backward_rows,
     lstm_forward_rows,
-    lstm_weight_gradient_rows,
     peephole_gradients,
 )
-from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows, rnn_weight_gradient_rows
+from numrnn.kernels.cpu.rnn import rnn_backward_rows, rnn_forward_rows
 
 __all__ = [
     "add_reverse_padded",
     "gru_backward_rows",
     "gru_forward_rows",
-    "gru_input_bias",
-    "gru_packed_weights",
-    "gru_recurrent_gradient_buffer",
     "gru_weight_gradient_rows",
     "input_gradient_rows",
     "input_projection_rows",
     "lstm_backward_rows",
     "lstm_forward_rows",
-    "lstm_weight_gradient_rows",
     "peephole_gradients",
     "reverse_padded",
     "rnn_backward_rows",
     "rnn_forward_rows",
-    "rnn_weight_gradient_rows",
+    "weight_gradient_rows",
 ]

@@ -83,6 +83,17 @@ def recurrent_weight_gradient_rows(h0, out, d_gates, dw_hh, g0, g1):
 
 
 @kernel
+def weight_gradient_rows(x, h0, out, d_gates, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
+    """Gate rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases of
+    the Elman RNN and the LSTM, whose gate gradients ``d_gates`` (T, B, G*H) all see the
+    input and ``h_{t-1}`` (one compiled kernel for both cells)."""
+    input_weight_gradient_rows(x, d_gates, dw_ih, db_ih, g0, g1)
+    recurrent_weight_gradient_rows(h0, out, d_gates, dw_hh, g0, g1)
+    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
+        db_hh[j] = db_ih[j]
+
+
+@kernel
 def input_gradient_rows(d_gates, w_ih, dx, r0, r1):
     """Rows ``r0..r1`` (flat ``t*B + b``) of ``dX = dA W_ih``."""
     T, B, GH = d_gates.shape

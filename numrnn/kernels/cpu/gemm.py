@@ -20,6 +20,7 @@ results do not depend on how rows are split between calls or threads.
 from __future__ import annotations
 
 import llvmlite.binding as llvm_binding
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -147,7 +148,7 @@ def _row_block(a, a_off, a_rs, a_cs, bp, b_off, K, c, c_off, ldc, accumulate, ro
 def packed_matmul(a, bp, c):
     """``c[:, :P*NR] = a @ B`` for every row of ``a`` (2-D, unit column stride).
 
-    ``bp`` is ``B`` packed by :func:`pack_columns`; ``c`` (2-D, unit column stride) has at
+    ``bp`` is ``B`` packed by :func:`packed_weights`; ``c`` (2-D, unit column stride) has at
     least ``P * NR`` columns and as many rows as ``a``.
     """
     M = a.shape[0]
@@ -159,22 +160,19 @@ def packed_matmul(a, bp, c):
         r = 0
         while r < M:
             rows = min(MR, M - r)
-            _row_block(a, r * lda, lda, 1, bp, p * K * NR, K, c, r * ldc + p * NR, ldc, False, rows)
+            # any-layout views: the specialisation _panel compiles, not one per layout (#17)
+            _row_block(a[:, :], r * lda, lda, 1, bp, p * K * NR, K, c[:, :], r * ldc + p * NR,
+                       ldc, False, rows)  # fmt: skip
             r += rows
-
-
-@inline_kernel
-def pack_columns(b, out):
-    """Pack ``b`` (K, N), any strides, into ``out`` (P, K, NR) column panels, zero-padded.
-
-    Any-layout views, as in :func:`matmul_rows`: one compiled packing serves every weight
-    packing (:func:`packed`, :func:`packed_stacked`); the GEMM packs ``B`` in its own layout.
-    """
-    _pack_columns(b[:, :], out[:, :, :])
 
 
 @kernel
 def _pack_columns(b, out):
+    """Pack ``b`` (K, N) into ``out`` (P, K, NR) column panels, zero-padded.
+
+    Compiled for C-contiguous ``b`` and an any-layout ``out``: :func:`_matmul_rows` packs its
+    blocks of ``B`` so, and :func:`packed_weights` calls that specialisation by signature.
+    """
     K, N = b.shape
     P, _, NR = out.shape
     for p in range(P):
@@ -184,29 +182,40 @@ def _pack_columns(b, out):
                 out[p, k, j] = b[k, col] if col < N else 0.0
 
 
-@kernel
-def packed_stacked(w_ih, w_hh):
-    """``[W_ih W_hh]^T`` ((I+H), G*H) packed: one GEMM per step gives ``[x_t h] @ that``."""
-    GH, I = w_ih.shape
-    H = w_hh.shape[1]
-    NR = NR32 if w_ih.itemsize == 4 else NR64
-    out = np.empty(((GH + NR - 1) // NR, I + H, NR), dtype=w_ih.dtype)
-    pack_columns(w_ih.T, out[:, :I])
-    pack_columns(w_hh.T, out[:, I:])
-    return out
+#: The compiled packing :func:`packed_weights` calls, per dtype.
+_pack_entries: dict = {}
 
 
-@inline_kernel  # a few lines, in each kernel that packs: no compiled level of its own
-def packed(b):
-    """``b`` (K, N) packed into new (P, K, NR) panels (see :func:`pack_columns`)."""
+def packed_weights(*blocks: np.ndarray) -> np.ndarray:
+    """``[b_0; b_1; ...]`` (blocks (K_i, N) stacked along K) packed into (P, K, NR) panels.
+
+    For the backends, which pack each layer's weights once per call: ``packed_weights(W_ih.T,
+    W_hh.T)`` lets one GEMM per step give ``[x_t h] @ [W_ih W_hh]^T``. It runs the
+    specialisation of :func:`_pack_columns` that :func:`_matmul_rows` compiles for its own
+    blocks of ``B`` (C-contiguous ``b``, any-layout panels), called by signature, because a
+    packing kernel of its own, compiled from Python, cost ~0.5 s of a cold first fit (#17).
+    """
+    dtype = blocks[0].dtype
+    pack = _pack_entries.get(dtype)
+    if pack is None:
+        t = numba.from_dtype(dtype)
+        pack = _pack_columns.compile((types.Array(t, 2, "C"), types.Array(t, 3, "A")))
+        _pack_entries[dtype] = pack
+    # One C-contiguous (K, N) copy of the stacked blocks: the compiled entry point reads its
+    # arguments as the signature says, unchecked (np.concatenate alone keeps an F layout).
+    if len(blocks) > 1:
+        b = np.empty((sum(x.shape[0] for x in blocks), blocks[0].shape[1]), dtype=dtype)
+        np.concatenate(blocks, axis=0, out=b)
+    else:
+        b = np.ascontiguousarray(blocks[0])
     K, N = b.shape
-    NR = NR32 if b.itemsize == 4 else NR64
-    out = np.empty(((N + NR - 1) // NR, K, NR), dtype=b.dtype)
-    pack_columns(b, out)
+    NR = NR32 if dtype.itemsize == 4 else NR64
+    out = np.empty(((N + NR - 1) // NR, K, NR), dtype=dtype)
+    pack(b, out)
     return out
 
 
-@kernel
+@inline_kernel  # one line, in every kernel that sizes a GEMM output
 def padded_width(n, probe):
     """``n`` rounded up to whole panels for ``probe``'s dtype: columns ``C`` must have."""
     NR = NR32 if probe.itemsize == 4 else NR64

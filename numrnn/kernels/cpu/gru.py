@@ -19,7 +19,7 @@ from numrnn.kernels.cpu.common import (
     recurrent_weight_gradient_rows,
 )
 from numrnn.kernels.cpu.common import unsigned as _u
-from numrnn.kernels.cpu.gemm import matmul, packed, packed_matmul, padded_width
+from numrnn.kernels.cpu.gemm import matmul, packed_matmul, packed_weights, padded_width
 
 
 @inline_kernel  # one call site: no compiled level of its own
@@ -74,31 +74,29 @@ def _backward_row_reset_after(g, ab, hprev, dob, dhb):
         g[_u(2 * H + j)] = dn * r
 
 
-@kernel
 def gru_input_bias(b_ih, b_hh, reset_after):
     """The bias folded into the input projection: ``b_ih`` plus the recurrent biases that
-    add outside the reset (r and z reset after; all of them reset before)."""
-    H = b_ih.shape[0] // 3
+    add outside the reset (r and z reset after; all of them reset before). NumPy, called
+    from Python: one addition, no kernel of its own to compile (#17)."""
+    n = b_ih.shape[0] // 3 * (2 if reset_after else 3)
     bias = b_ih.copy()
-    # Loops: a slice update compiles Numba's shape-error path (seconds, for nothing).
-    for j in range(2 * H if reset_after else 3 * H):
-        bias[j] += b_hh[j]
+    bias[:n] += b_hh[:n]
     return bias
 
 
-@kernel
 def gru_packed_weights(w_hh, transpose, reset_after):
     """The packed recurrent matrices: ``(W_hh, W_hh)`` reset after, ``(W_rz, W_n)`` before.
 
     ``transpose`` packs ``W^T`` (the forward's ``h @ W^T``), else ``W`` (BPTT's ``dA @ W``).
+    Called from Python (no kernel of its own to compile: :func:`packed_weights`).
     """
     H = w_hh.shape[1]
     if reset_after:
-        w = packed(w_hh.T) if transpose else packed(w_hh)
+        w = packed_weights(w_hh.T) if transpose else packed_weights(w_hh)
         return w, w
     if transpose:
-        return packed(w_hh[: 2 * H].T), packed(w_hh[2 * H :].T)
-    return packed(w_hh[: 2 * H]), packed(w_hh[2 * H :])
+        return packed_weights(w_hh[: 2 * H].T), packed_weights(w_hh[2 * H :].T)
+    return packed_weights(w_hh[: 2 * H]), packed_weights(w_hh[2 * H :])
 
 
 @kernel
@@ -269,8 +267,14 @@ def gru_weight_gradient_rows(
     """
     T, B, _ = x.shape
     H = h0.shape[1]
+    # Each helper is called at one place for both variants: an inlined helper is typed and
+    # lowered once per call site (#17: the GRU's weight gradients were its largest compile).
+    # The recurrent side first: reset after, it reads gates before their n block changes.
+    # r and z rows (all rows, reset after) see h_{t-1}; reset before, the n rows see r*h.
+    r1 = g1 if reset_after else min(g1, 2 * H)
+    if g0 < r1:
+        recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, r1)
     if reset_after:
-        recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
         db_hh[g0:g1] = 0
         for t in range(T):
             for b in range(B):
@@ -284,26 +288,21 @@ def gru_weight_gradient_rows(
                     ab = aux[t, b]
                     for j in range(n0, g1):
                         g[j] = ab[j - 2 * H]
-        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-    else:
-        input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-        # r and z rows see h_{t-1}; the n rows see r*h (kept in aux).
-        if g0 < 2 * H:
-            recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, min(g1, 2 * H))
-        if g1 > 2 * H:
-            n0 = max(g0, 2 * H) - 2 * H
-            n1 = g1 - 2 * H
-            d_n = d_rec.reshape((T * B, H))
-            matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
-                   False)  # fmt: skip
+    elif g1 > 2 * H:
+        n0 = max(g0, 2 * H) - 2 * H
+        n1 = g1 - 2 * H
+        d_n = d_rec.reshape((T * B, H))
+        matmul(d_n[:, n0:n1].T, aux.reshape((T * B, H)), dw_hh[2 * H + n0 : 2 * H + n1],
+               False)  # fmt: skip
+    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
+    if not reset_after:
         for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
             db_hh[j] = db_ih[j]
 
 
-@kernel
 def gru_recurrent_gradient_buffer(out, reset_after):
     """``d_rec`` for :func:`gru_backward_rows`: zeros (T, B, H) reset before; reset after,
-    which works in place, an empty placeholder."""
+    which works in place, an empty placeholder. NumPy, called from Python."""
     T, B, H = out.shape
     if reset_after:
         return np.empty((0, B, 3 * H), dtype=out.dtype)

@@ -14,10 +14,6 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import sigmoid, tanh
-from numrnn.kernels.cpu.common import (
-    input_weight_gradient_rows,
-    recurrent_weight_gradient_rows,
-)
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -30,7 +26,7 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
     Parameters
     ----------
     x : (T, B, I) input
-    w_packed : ``[W_ih W_hh]^T`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_stacked`;
+    w_packed : ``[W_ih W_hh]^T`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_weights`;
         each step is one GEMM ``[x_t h_{t-1}] @ [W_ih W_hh]^T`` (no separate projection)
     bias : (4H,) ``b_ih + b_hh``
     w_peep : (3, H) peephole weights (w_ci, w_cf, w_co); zeros for a plain LSTM
@@ -168,7 +164,7 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
     (T, B, H) is the loss gradient w.r.t. the outputs (or (1, B, H) of zeros standing for a
     zero gradient at every step: no (T, B, H) array of zeros), ``dh_n``/``dc_n`` w.r.t. the
     final state; ``dh0``/``dc0`` get the gradient w.r.t. the initial state. ``w_hh_packed``
-    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed`. Loop nests over
+    is ``W_hh`` (4H, H) packed by :func:`~numrnn.kernels.cpu.gemm.packed_weights`. Loop nests over
     all rows per operation, as in :func:`lstm_forward_rows`; padded steps get zero gate
     gradients and pass the state gradients through unchanged.
     """
@@ -241,15 +237,3 @@ def peephole_gradients(c0, cells, d_gates, dw_peep):
                     dw_peep[1, j] += d_gates[t, b, _u(H + j)] * c0[b, j]
             for j in range(H):
                 dw_peep[2, j] += d_gates[t, b, _u(3 * H + j)] * cells[t, b, j]
-
-
-@kernel
-def lstm_weight_gradient_rows(x, h0, out, gates, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
-    """Gate rows ``g0..g1`` of the hoisted gradients: ``dW_ih``, ``dW_hh``, the biases.
-
-    ``gates`` holds the pre-activation gradients left by :func:`lstm_backward_rows`.
-    """
-    input_weight_gradient_rows(x, gates, dw_ih, db_ih, g0, g1)
-    recurrent_weight_gradient_rows(h0, out, gates, dw_hh, g0, g1)
-    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
-        db_hh[j] = db_ih[j]

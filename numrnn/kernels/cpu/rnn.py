@@ -6,10 +6,6 @@ import numpy as np
 
 from numrnn._jit import kernel
 from numrnn.kernels.cpu.activations import tanh
-from numrnn.kernels.cpu.common import (
-    input_weight_gradient_rows,
-    recurrent_weight_gradient_rows,
-)
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -19,7 +15,7 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
     """Run one RNN layer in one direction over all steps, for batch rows ``b0..b1``.
 
     ``w_packed`` is ``[W_ih W_hh]^T`` packed by
-    :func:`~numrnn.kernels.cpu.gemm.packed_stacked`; ``bias`` is ``b_ih + b_hh``. ``relu``
+    :func:`~numrnn.kernels.cpu.gemm.packed_weights`; ``bias`` is ``b_ih + b_hh``. ``relu``
     selects φ = relu, else tanh. ``out`` (T, B, H) gets h_t (0 on padding); it is all BPTT
     needs. ``h_n`` gets the final state.
     """
@@ -62,7 +58,7 @@ def rnn_forward_rows(x, w_packed, bias, h0, lengths, relu, out, h_n, b0, b1):
 def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1):
     """Exact BPTT through one RNN layer and direction, for batch rows ``b0..b1``.
 
-    ``w_hh_packed`` is ``W_hh`` packed by :func:`~numrnn.kernels.cpu.gemm.packed`.
+    ``w_hh_packed`` is ``W_hh`` packed by :func:`~numrnn.kernels.cpu.gemm.packed_weights`.
     ``d_pre`` (T, B, H) holds the loss gradient w.r.t. ``out`` on entry and is overwritten
     with the pre-activation gradients (0 on padding), so the caller can hand over the
     ``d_out`` buffer itself when nothing else needs it. Writes the ``dh0`` rows.
@@ -100,12 +96,3 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1)
     for i in range(n):
         for j in range(H):
             dh0[b0 + i, j] = dh[i, j]
-
-
-@kernel
-def rnn_weight_gradient_rows(x, h0, out, d_pre, dw_ih, dw_hh, db_ih, db_hh, g0, g1):
-    """Rows ``g0..g1`` of the hoisted gradients ``dW_ih``, ``dW_hh`` and the biases."""
-    input_weight_gradient_rows(x, d_pre, dw_ih, db_ih, g0, g1)
-    recurrent_weight_gradient_rows(h0, out, d_pre, dw_hh, g0, g1)
-    for j in range(g0, g1):  # a loop: a slice copy compiles Numba's shape-error path
-        db_hh[j] = db_ih[j]
