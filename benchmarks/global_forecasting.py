@@ -31,10 +31,15 @@ import numpy as np
 H = 6
 N_ORIGINS = 10
 # The global network: the window covers the shortest training series (9 years); a hidden-32
-# LSTM as in the latency target; 60 epochs with batches of 64 windows.
-GLOBAL = dict(window=6, hidden_size=32, cell="lstm", batch_size=64, max_iter=60)
+# LSTM as in the latency target; 60 epochs with batches of 64 windows. One network
+# trained a fixed budget (n_models=1, choose_epochs=False): the latency and fit-time targets
+# are per network. The forecaster's default (3 networks, epochs chosen on the latest windows)
+# in one run (2 seeds, 30 local series): global sMAPE 16.15 against 16.74, local 20.61
+# against 23.28, for 3.8x the local fit time and 3.8x the one-step latency (0.77 ms).
+GLOBAL = dict(window=6, hidden_size=32, cell="lstm", batch_size=64, max_iter=60, n_models=1,
+              choose_epochs=False)  # fmt: skip
 # The local route: the same network per series, the forecaster's own epoch default.
-LOCAL = dict(window=6, hidden_size=32, cell="lstm")
+LOCAL = dict(window=6, hidden_size=32, cell="lstm", n_models=1, choose_epochs=False)
 
 
 def cpu():

@@ -95,6 +95,8 @@ def main(argv=None):
         hidden_size=args.hidden_size,
         max_iter=args.max_iter,
         random_state=0,
+        n_models=1,  # one network a series, max_iter epochs: the rates are per network
+        choose_epochs=False,
     )
     n = args.n_series
     print(

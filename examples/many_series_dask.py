@@ -39,7 +39,9 @@ def main(argv=None):
     warnings.simplefilter("ignore")  # short demo fits do not converge fully
 
     df = make_sales()
-    params = dict(window=14, cell="lstm", hidden_size=8, random_state=0)
+    # one network a series, trained a fixed budget: quick (the default trains 3, epochs chosen)
+    params = dict(window=14, cell="lstm", hidden_size=8, random_state=0, n_models=1,
+                  choose_epochs=False)  # fmt: skip
     kw = dict(id_col="store", value_col="sales", time_col="day", horizon=7, **params)
 
     if args.local:

@@ -318,6 +318,7 @@ PARAMETERS = {
     "n_models": Integer(1),
     "n_jobs": Integer(-1, allow_none=True, fix="Pass None, -1 (all cores) or a count."),
     "conformal": Boolean(),
+    "choose_epochs": Boolean(),
 }
 
 

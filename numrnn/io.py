@@ -299,7 +299,7 @@ def _estimator_header(model, arrays, prefix):
 # estimators; its pandas index by _index_header).
 _FORECASTER_ATTRS = ("transform_", "season_length_", "window_", "quantiles_", "mean_", "scale_",
                      "n_series_", "n_exog_", "_was_1d", "_columns", "_name", "_tail", "_tails",
-                     "residuals_", "backtest_scores_", "_raw_tail", "_raw_exog")  # fmt: skip
+                     "residuals_", "backtest_scores_", "_raw_tail", "_raw_exog", "n_epochs_")  # fmt: skip
 _FORECASTER_MODELS = ("RNNRegressor", "_QuantileRegressor")
 
 

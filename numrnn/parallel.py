@@ -402,7 +402,7 @@ def fit_many_series(
     >>> import numpy as np
     >>> ys = {f"s{i}": np.sin(np.arange(60) * 0.3 + i) for i in range(3)}
     >>> fc = fit_many_series(ys, horizon=5, window=8, hidden_size=4, max_iter=300,
-    ...                      random_state=0)  # 60 points: 2 updates per epoch
+    ...                      n_models=1, random_state=0)  # 60 points: 2 updates per epoch
     >>> sorted(fc), fc["s0"].shape
     (['s0', 's1', 's2'], (5,))
     """

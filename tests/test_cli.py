@@ -1,5 +1,6 @@
 """The numrnn command line: demo, forecast, and its input errors (exit status 2)."""
 
+import importlib.abc
 import os
 import subprocess
 import sys
@@ -268,10 +269,21 @@ def _write(path, header, rows):
     return path
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (the test hides pandas)")
+        return None
+
+
 @pytest.fixture
 def no_pandas(monkeypatch):
-    """The README's install has no pandas: make ``import pandas`` fail."""
-    monkeypatch.setitem(sys.modules, "pandas", None)
+    """The README's install has no pandas: make ``import pandas`` fail, and take it out of
+    ``sys.modules`` as if never imported (scikit-learn looks there, and a None entry breaks its
+    DataFrame check inside r2_score)."""
+    for name in [n for n in sys.modules if n == "pandas" or n.startswith("pandas.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoPandas(), *sys.meta_path])
 
 
 def _forecast_lines(path, capsys, *extra):

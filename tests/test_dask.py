@@ -36,7 +36,8 @@ from numrnn.parallel import (  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-PARAMS = dict(window=6, hidden_size=4, max_iter=4, random_state=0)
+# one network, max_iter epochs: these tests are about distributing fits (fast)
+PARAMS = dict(window=6, hidden_size=4, max_iter=4, random_state=0, n_models=1, choose_epochs=False)
 
 
 def _series(n, length=50):

@@ -120,8 +120,42 @@ def test_ensemble_is_deterministic_and_differs_from_one_model():
     b = RNNForecaster(window=8, n_models=3, **TINY).fit(y)
     assert len(a.regressors_) == 3
     np.testing.assert_array_equal(a.predict(6), b.predict(6))
-    one = RNNForecaster(window=8, **TINY).fit(y).predict(6)
+    one = RNNForecaster(window=8, n_models=1, **TINY).fit(y).predict(6)
     assert not np.array_equal(a.predict(6), one)
+
+
+def test_epochs_chosen_on_the_latest_windows_then_all_windows_trained():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(80)  # noise: the held-out windows stop it before max_iter
+    kw = dict(window=8, n_models=2, hidden_size=6, max_iter=20, random_state=0)
+    f = RNNForecaster(**kw).fit(y)
+    # the probe: the first model's seed, early stopping on the last 30 % of the 72 windows
+    probe = RNNRegressor(**{**f.regressor_.get_params(), "max_iter": 20, "early_stopping": True})
+    X, Y = _windows(f, y)
+    probe.fit(X, Y)
+    expected = min(20, int(np.ceil(probe.best_epoch_ / 0.7)))
+    assert f.n_epochs_ == expected < 20
+    assert [r.n_iter_ for r in f.regressors_] == [expected, expected]
+    assert len(f.regressor_.validation_loss_curve_) == 0  # the final fit holds nothing out
+    again = RNNForecaster(**kw).fit(y)
+    np.testing.assert_array_equal(again.predict(5), f.predict(5))
+    # off, or too few windows to hold two out, or explicit early stopping: max_iter epochs
+    assert RNNForecaster(**kw, choose_epochs=False).fit(y).regressor_.n_iter_ == 20
+    assert RNNForecaster(**kw).fit(y[:11]).n_epochs_ == 20  # 3 windows: none held out
+    es = RNNForecaster(**kw, early_stopping=True).fit(y)
+    assert es.n_epochs_ == 20 and len(es.regressor_.validation_loss_curve_) == 20
+    with pytest.raises(ValueError, match="choose_epochs must be True or False"):
+        RNNForecaster(choose_epochs="yes").fit(y)
+
+
+def _windows(f, y):
+    """The scaled, window-normalised training windows of a fitted single-series forecaster."""
+    from numrnn.forecasting import make_windows
+
+    Zs = (y[:, None] - f.mean_) / f.scale_
+    X, Y = make_windows(Zs[:, 0], f.window_, 1)
+    Xn, loc, sc = f._normalise_windows(X, 1)
+    return Xn, ((Y[:, :, None] - loc) / sc).reshape(-1)
 
 
 def test_quantile_heads_are_ordered_and_calibrated():
@@ -161,6 +195,7 @@ def test_save_load_bit_identical(tmp_path):
     save(f, tmp_path / "f.npz")
     g = load(tmp_path / "f.npz")
     assert isinstance(g, RNNForecaster) and g.transform_ == f.transform_
+    assert g.n_epochs_ == f.n_epochs_
     a, b = f.predict(7), g.predict(7)
     assert a.index.equals(b.index)
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())

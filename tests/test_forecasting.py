@@ -38,6 +38,8 @@ FAST = dict(
     scaler="standard",
     batch_size="auto",
     clip_norm=None,
+    n_models=1,  # one network, trained until the stopping rule: the machinery, quickly
+    choose_epochs=False,
 )
 
 

@@ -12,7 +12,9 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from numrnn.forecasting import RNNForecaster, backtest, cross_val_forecast, forecast_metrics
 
-KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0)
+# one network, max_iter epochs: these tests are about the panel machinery (fast)
+KW = dict(window=8, hidden_size=6, max_iter=4, batch_size=16, random_state=0, n_models=1,
+          choose_epochs=False)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +80,18 @@ def test_ragged_lengths_and_future_ds_per_series():
         f.predict(2, ids=["nope"])
     with pytest.raises(ValueError, match=r"series \['tiny'\] of y are too short"):
         RNNForecaster(**KW).fit({**ys, "tiny": np.arange(6.0)})
+
+
+def test_time_ordered_early_stopping_holds_out_the_latest_windows_of_every_series():
+    ys = _series([50, 50, 50])
+    kw = dict(KW, scaler=None, scale_y=False, early_stopping=True, validation_split="last")
+    kw["validation_fraction"] = 0.25  # the 32 latest of 126 windows: 10-11 per series
+    ref = RNNForecaster(**kw).fit(ys)
+    # the last 9 steps of a series are only in held-out windows: the training loss ignores them
+    tail = {**ys, "s0": np.concatenate([ys["s0"][:-9], ys["s0"][-9:] + 5.0])}
+    np.testing.assert_array_equal(RNNForecaster(**kw).fit(tail).loss_curve_, ref.loss_curve_)
+    early = {**ys, "s2": np.concatenate([ys["s2"][:30], ys["s2"][30:] + 5.0])}
+    assert RNNForecaster(**kw).fit(early).loss_curve_ != ref.loss_curve_
 
 
 def test_each_series_keeps_its_own_scaling():

@@ -218,7 +218,8 @@ def fit_panel(f, panel):
         ws.append(np.full(Xw.shape[0], 1.0 / Xw.shape[0]))
     Xw, yw, sw = np.concatenate(Xs), np.concatenate(ys), np.concatenate(ws)
     sw *= sw.size / sw.sum()  # mean weight 1: the loss keeps its usual size
-    f.regressors_ = f._fit_windows(Xw, yw, 1, sample_weight=sw)
+    from_end = np.concatenate([np.arange(len(x))[::-1] for x in Xs])
+    f.regressors_ = f._fit_windows(Xw, yw, 1, sample_weight=sw, from_end=from_end)
     f.window_ = int(window)
     f.season_length_ = m
     f.quantiles_ = f._quantile_levels()
