@@ -419,6 +419,10 @@ def _demo_stages(args, beat):
             max_iter=40 if quick else 200,
             tol=1e-6,
             n_iter_no_change=20,
+            # one network trained max_iter epochs: the demo shows the two strategies, and a
+            # clean sine needs neither the default's 3 networks nor its epoch choice (4x time)
+            n_models=1,
+            choose_epochs=False,
             random_state=0,
         ).fit(train)
         p = f.predict(50)
