@@ -295,8 +295,8 @@ def run_row_ranges(function, args: tuple, batch: int, threads: int) -> None:
             fp[1](mode)
         return
     from numrnn.kernels.cpu import parallel as _parallel
-    from numrnn.kernels.cpu.fpenv import flush_denormals, restore_fp_mode
 
+    flush_denormals, restore_fp_mode = _fp_mode or _load_fp_mode()
     ranges = row_ranges(batch, threads)
     # a Numba kernel (not a Python function) whose driver is compiled or worth compiling
     threaded = len(ranges) > 1 and hasattr(function, "overloads") and not _forked
