@@ -16,7 +16,9 @@ end, :meth:`finish` copies parameters and optimizer buffers back into the host a
 (``coef_``, ``predict``, ``state_dict``, pickling and ``save`` behave as on the CPU path).
 
 What still crosses per step: dropout masks (``dropout > 0``; drawn from the host RNG so the
-same seed gives the same masks on every device). Per epoch: the training-loss penalty
+same seed gives the same masks on every device) and, with ``augment``, each minibatch's
+variant (drawn on the host by ``numrnn.nn.augment``, as on the CPU path, and uploaded with
+the epoch's order; the targets, lengths and weights stay on the device). Per epoch: the training-loss penalty
 (one value per weight array when ``alpha > 0``) and, with ``early_stopping``, the
 validation predictions (the score is computed on the host).
 """
@@ -117,6 +119,11 @@ class DeviceFit:
         # -- shuffling orders, drawn ahead from a copy of the estimator's RNG --------------
         self.tr = np.asarray(tr)
         self.shuffle = bool(est.shuffle)
+        # augment: the epochs' orders interleave with the variants' draws from the same RNG,
+        # so they cannot be drawn ahead; each epoch uploads its order
+        self.augmenting = getattr(est, "_augmentation", None) is not None
+        self._x_src, self._x_rows = self.X, None
+        self._batch_rows = {}
         self._orders_rng = None
         if self.shuffle:
             self._orders_rng = np.random.RandomState()
@@ -168,6 +175,8 @@ class DeviceFit:
     # -- orders -----------------------------------------------------------------------------
     def epoch_order(self, order_host):
         """The device copy of this epoch's order (``order_host``: the host RNG's draw)."""
+        if self.augmenting:
+            return cuda.to_device(np.ascontiguousarray(order_host, dtype=np.int64))
         if not self.shuffle:
             return self._orders_dev[0]
         if self._orders_host is None or self._order_row >= self._orders_host.shape[0]:
@@ -222,11 +231,15 @@ class DeviceFit:
             return [z, self._zeros((LD, B, net.hidden_size))]
         return [z]
 
-    def _gather(self, idx, s, Tc, k):
+    def _gather(self, idx, s, Tc, k, X=None, x_rows=None):
+        """Steps ``s .. s + Tc`` of the rows ``x_rows`` of ``X`` (default: the rows ``idx`` of
+        the training data), time-major, and the chunk lengths of the samples ``idx``."""
         B = idx.shape[0]
-        F = self.X.shape[2]
+        X = self.X if X is None else X
+        F = X.shape[2]
         x = cuda.device_array((Tc, B, F), dtype=self.dtype)
-        KT.launch1(KT._gather_kernel, Tc * B * F, self.threads, self.X, idx, s, x)
+        rows = idx if x_rows is None else x_rows
+        KT.launch1(KT._gather_kernel, Tc * B * F, self.threads, X, rows, s, x)
         lc = cuda.device_array(B, dtype=np.int64)
         KT.launch1(KT._chunk_lengths_kernel, B, self.threads, self.lengths, idx, s, k, lc)
         return x, lc
@@ -279,9 +292,19 @@ class DeviceFit:
         return float(raw) * (1.0 / (K * total))
 
     # -- the chunk loop's primitives (numrnn.nn.bptt) -------------------------------------
-    def set_batch(self, idx):
-        """The device rows ``idx`` of the next minibatch."""
+    def set_batch(self, idx, x_batch=None):
+        """The device rows ``idx`` of the next minibatch; ``x_batch``: its inputs from the
+        host (an augmented variant, (B, T_b, F) as the model reads them), else the rows of the
+        training data on the device."""
         self.idx = idx
+        if x_batch is None:
+            self._x_src, self._x_rows = self.X, None
+            return
+        B = x_batch.shape[0]
+        self._x_src = cuda.to_device(np.ascontiguousarray(x_batch, dtype=self.dtype))
+        if B not in self._batch_rows:  # 0 .. B-1: the uploaded batch's own rows
+            self._batch_rows[B] = cuda.to_device(np.arange(B, dtype=np.int64))
+        self._x_rows = self._batch_rows[B]
 
     def initial_state(self, B):
         self.B = B
@@ -292,14 +315,14 @@ class DeviceFit:
 
     def advance(self, state, s, k, rows, lc):
         # every row of the batch runs; rows that have ended have chunk length 0
-        x, lcd = self._gather(self.idx, s, int(lc.max()), k)
+        x, lcd = self._gather(self.idx, s, int(lc.max()), k, self._x_src, self._x_rows)
         _, h_n, c_n, _ = self.net._forward_time_major(x, lcd, state, False, self.dparams)
         return self._carried(h_n, c_n)
 
     def gradients(self, state, s, k, rows, lc, row_w, scale):
         net, idx, B, dt = self.net, self.idx, self.B, self.dtype
         Tc = int(lc.max())
-        x, lcd = self._gather(idx, s, Tc, k)
+        x, lcd = self._gather(idx, s, Tc, k, self._x_src, self._x_rows)
         out, h_n, c_n, cache = net._forward_time_major(x, lcd, state, True, self.dparams)
         grads = OrderedDict()
         if self.seq:

@@ -69,19 +69,21 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         scaled around each feature's mean by a normal factor of mean 1 and standard
         deviation ``scale``, and uniform noise of standard deviation ``jitter`` times the
         feature's added -- and an epoch makes ``variants`` such passes over the training
-        set; the data is never copied. A dict names what it uses, e.g.
-        ``{'shift': 0.05, 'jitter': 0.05, 'variants': 2}`` (missing strengths are 0,
-        ``variants`` 1; no strength: off). ``'auto'``: a set of fewer than 128 samples
-        whose sequences are folded into segments (``segment_length_ > 1``) gets
-        ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}`` with ``ceil(128 / n_samples)``
-        variants per epoch, other sets none. The draws come from
-        ``random_state`` (same seed, same fit). ``predict`` never augments. With
-        ``output='sequence'`` a shift would misalign the targets: a dict's ``shift`` must be
-        0 ('auto' is off there: nothing is folded). Not with ``device='cuda'`` yet. On the
-        classification benchmark 'auto' raised the mean accuracy from 0.805 to 0.829
-        (ArrowHead 0.570 to 0.726, above 1-NN DTW's 0.703; GunPoint, ACSF1 and
-        PickupGestureWiimoteZ +0.02 to +0.04; the other sets unchanged), but the extra
-        passes made the slowest fit 46 s instead of 21 s: not the default yet.
+        set, one stream cut into full minibatches; the data is never copied. A dict names
+        what it uses, e.g. ``{'shift': 0.05, 'jitter': 0.05, 'variants': 2}`` (missing
+        strengths are 0, ``variants`` 1; no strength: off). ``'auto'``: a set of fewer than
+        128 samples whose sequences are folded into segments (``segment_length_ > 1``) gets
+        ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}`` with epochs of 128 samples
+        (``128 / n_samples`` variants), so its fit costs about what a fit on 128 samples
+        costs; other sets none. The draws come from ``random_state`` (same seed, same fit,
+        on the CPU or the GPU: ``device='cuda'`` draws the variants on the host and uploads
+        each minibatch). ``predict`` never augments. With ``output='sequence'`` a shift would
+        misalign the targets: a dict's ``shift`` must be 0 ('auto' is off there: nothing is
+        folded). On the classification benchmark 'auto' with whole passes
+        (``ceil(128 / n_samples)`` an epoch, before the epochs of 128 samples) raised the
+        mean accuracy from 0.805 to 0.829 (ArrowHead 0.570 to 0.726, above 1-NN DTW's
+        0.703; GunPoint, ACSF1 and PickupGestureWiimoteZ +0.02 to +0.04; the other sets
+        unchanged), but the extra passes made the slowest fit 46 s instead of 21 s.
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT), in recurrent steps (segments when
         folding). See ``numrnn.estimators._base``.
