@@ -90,7 +90,7 @@ from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
-from numrnn.nn.readout import COMBINED, readout_forward, readout_size
+from numrnn.nn.readout import readout_forward, readout_size
 from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
@@ -981,14 +981,6 @@ class BaseRNN(BaseEstimator):
             self._head_to_training_units()
         try:
             if self.network_.backend.name == "cuda":
-                if self.readout == COMBINED:
-                    _fail(
-                        "readout",
-                        "'last', 'mean' or 'max' when the network runs on the GPU",
-                        self.readout,
-                        "The device fit has no 'last+mean+max' readout yet: pick one of "
-                        "the three, or device='cpu'.",
-                    )
                 # device='cuda': data, parameters and optimizer state go to the GPU once and
                 # stay there until the end of this call (numrnn.estimators._device).
                 from numrnn.estimators._device import DeviceFit
@@ -1245,8 +1237,7 @@ class _Augmentation:
     def __init__(self, X, lengths, strengths: dict):
         self.X, self.lengths = X, lengths
         self.strengths = dict(strengths)
-        # passes over the training set per epoch: an integer for a dict, a fraction for
-        # 'auto' (numrnn.nn.augment.resolve_augment)
+        # passes over the training set per epoch (numrnn.nn.augment.resolve_augment)
         self.variants = self.strengths.pop("variants")
         # the jitter's and scale's reference: each feature's moments over the valid steps
         self.center, self.spread = feature_moments(X, lengths)
@@ -1263,7 +1254,7 @@ class _Augmentation:
 
     def epoch_samples(self, n_train: int) -> int:
         """Samples an epoch trains on: ``variants`` passes over ``n_train`` samples."""
-        return max(n_train, int(round(self.variants * n_train)))
+        return self.variants * n_train
 
     def batch(self, rows, rng, segment_length: int) -> np.ndarray:
         """A variant of the samples ``rows``, padded and folded; its draws come from a

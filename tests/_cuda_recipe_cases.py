@@ -1,8 +1,9 @@
-"""Run by ``tests/test_augment.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``: augmented
-fits (``augment``) with ``device='cuda'`` against ``device='cpu'``.
+"""Run by ``tests/test_training_recipe.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``:
+fits with the recipe options the device fit gained last (``augment``, the 'last+mean+max'
+readout) with ``device='cuda'`` against ``device='cpu'``.
 
 The variants are drawn on the host by the same code for both devices, so the fits must agree
-as closely as the device fit does without augmentation (tests/_cuda_fit_cases.py). Prints one
+as closely as the device fit does without them (tests/_cuda_fit_cases.py). Prints one
 ``CASE <name> <error> <tolerance>`` line per check; tiny shapes and launches (the simulator
 runs every GPU thread as a Python thread).
 """
@@ -78,7 +79,18 @@ def main():
             random_state=1, device=device,
         )  # fmt: skip
 
+    def lmm(device, augmented=True):
+        # the three readouts side by side (the head reads three column blocks), bidirectional
+        # with merge 'sum' (the 'last' part merges two directions), two layers
+        return RNNClassifier(
+            cell="lstm", hidden_size=3, n_models=1, bidirectional=True, merge_mode="sum",
+            num_layers=2, readout="last+mean+max", segment_length=2,
+            augment=AUG if augmented else None, max_iter=1, batch_size=4,
+            learning_rate_init=0.05, dtype="float64", random_state=2, device=device,
+        )  # fmt: skip
+
     compare("augment_clf_f64", clf, X, labels, 1e-10, True)
+    compare("readout_lmm_augment_f64", lmm, X, labels, 1e-10, True)
     compare("augment_reg_mean_f64", reg, X, np.nan_to_num(X[:, 0, 0]), 1e-10, False)
 
 
