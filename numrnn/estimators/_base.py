@@ -973,6 +973,7 @@ class BaseRNN(BaseEstimator):
             tr, va = np.arange(n), None
             if self.best_loss_ is None:
                 self.best_loss_ = np.inf
+        Y = self._scale_fit_targets(Y, lengths, sw, tr, reuse)
         n_tr = tr.shape[0]
         bs = self._batch_size(n_tr)
         epochs = 1 if incremental else self.max_iter
@@ -1014,6 +1015,11 @@ class BaseRNN(BaseEstimator):
                 dev.finish()
             self._head_to_user_units()
         self.head_._x = None  # drop the cached batch so the fitted model pickles small
+
+    def _scale_fit_targets(self, Y, lengths, sw, rows, reuse):
+        """The targets in the units the network trains in (regressor: scale_y, from the
+        training ``rows`` only); as they are here."""
+        return Y
 
     def _head_to_training_units(self):
         """Before a warm start: the head back in the units it is trained in (regressor)."""
