@@ -227,6 +227,14 @@ def _regressor_parameters() -> list[inspect.Parameter]:
     return out
 
 
+def default_window(season_length: int, n: int, block: int = 1) -> int:
+    """``RNNForecaster``'s window when ``window=None`` for a (transformed) series of ``n``
+    steps: two seasons (at least 12), else 12, capped so that ``n`` gives enough windows."""
+    m = int(season_length or 1)
+    window = max(2 * m, 12) if m > 1 else 12
+    return max(1, min(window, (n - block - 1) // 2))
+
+
 def _robust_std(a):
     """Column standard deviation that does not overflow for huge values (|a| ~ 1e200)."""
     big = np.max(np.abs(a), axis=0)
@@ -735,10 +743,7 @@ class RNNForecaster(BaseEstimator):
             E = E[n - Z.shape[0] :]
         nz = Z.shape[0]
         block = self._block()
-        window = self.window
-        if window is None:
-            window = max(2 * m, 12) if m > 1 else 12
-            window = max(1, min(window, (nz - block - 1) // 2))
+        window = default_window(m, nz, block) if self.window is None else self.window
         need = window + block + 1
         if nz < need:
             raise ValueError(
