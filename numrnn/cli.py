@@ -43,6 +43,33 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the command list and its examples as written."""
 
 
+class _ForecasterDefault:
+    """An option's default read from :class:`~numrnn.forecasting.RNNForecaster` when it is
+    needed (``--help`` or a run), so the command follows the forecaster's defaults (chosen on
+    the benchmark) and parsing imports nothing heavy."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def value(self):
+        from numrnn.forecasting import RNNForecaster
+
+        return RNNForecaster().get_params()[self.name]
+
+    def __str__(self) -> str:
+        v = self.value()
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        return "none" if v is None else str(v)
+
+
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """Replace the options left at the forecaster's default by its value."""
+    for name, v in vars(args).items():
+        if isinstance(v, _ForecasterDefault):
+            setattr(args, name, v.value())
+
+
 # One example per command, shown by ``numrnn --help`` (a test checks every command has one).
 _EXAMPLES: dict[str, str] = {}
 
@@ -150,33 +177,34 @@ def _forecast_args(f: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--cell",
         choices=("rnn", "lstm", "gru"),
-        default="lstm",
-        help="recurrent cell (default: lstm)",
+        default=_ForecasterDefault("cell"),
+        help="recurrent cell (default: %(default)s)",
     )
     f.add_argument(
         "--window",
         type=_int_arg("--window", 1),
         default=None,
-        help="steps of history per input (default: min(24, n // 3) for n values)",
+        help="steps of history per input (default: two seasons, at least 12, else 12, at "
+        "most (n - 2) // 2 for n values)",
     )
     f.add_argument(
         "--strategy",
         choices=("recursive", "direct"),
-        default="recursive",
+        default=_ForecasterDefault("strategy"),
         help="recursive: one step at a time, fed back; direct: all --horizon steps at once "
-        "(default: recursive)",
+        "(default: %(default)s)",
     )
     f.add_argument(
         "--hidden-size",
         type=_int_arg("--hidden-size", 1),
-        default=32,
-        help="hidden units of the network (default: 32)",
+        default=_ForecasterDefault("hidden_size"),
+        help="hidden units of the network (default: %(default)s)",
     )
     f.add_argument(
         "--max-iter",
         type=_int_arg("--max-iter", 1),
-        default=200,
-        help="training epochs (default: 200)",
+        default=_ForecasterDefault("max_iter"),
+        help="training epochs, or their cap with --choose-epochs (default: %(default)s)",
     )
     f.add_argument(
         "--season-length",
@@ -203,9 +231,17 @@ def _forecast_args(f: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--models",
         type=_int_arg("--models", 1),
-        default=1,
+        default=_ForecasterDefault("n_models"),
         metavar="K",
-        help="train K networks from derived seeds and take the median forecast (default: 1)",
+        help="train K networks from derived seeds and take the median forecast; 1 is about "
+        "four times faster to fit (default: %(default)s)",
+    )
+    f.add_argument(
+        "--choose-epochs",
+        action=argparse.BooleanOptionalAction,
+        default=_ForecasterDefault("choose_epochs"),
+        help="choose the number of epochs (at most --max-iter) on the latest 30%% of the "
+        "training windows before training (default: %(default)s)",
     )
     f.add_argument(
         "--random-state",
@@ -863,6 +899,7 @@ def _check_plot_path(path: str) -> None:
 def _forecast(args: argparse.Namespace) -> int:
     from numrnn.estimators import NonFiniteLossError
     from numrnn.forecasting import RNNForecaster
+    from numrnn.forecasting._forecaster import default_window
 
     # everything that can fail is checked before the (possibly long) training
     if args.output:
@@ -870,12 +907,12 @@ def _forecast(args: argparse.Namespace) -> int:
     if args.plot:
         _check_plot_path(args.plot)
     values, dates, date_name, labels, lines = _read_series(args)
+    _resolve_defaults(args)
     n = values.shape[0]
-    window = args.window
     block = args.horizon if args.strategy == "direct" else 1
+    window = args.window
     if window is None:
-        m = args.season_length or 1
-        window = max(1, min(max(24, 2 * m) if m > 1 else 24, n // 3))
+        window = default_window(args.season_length or 1, n, block)
     if args.season_length is not None and args.season_length >= n:
         raise CLIError(
             f"--season-length {args.season_length} is not shorter than the {n} values of "
@@ -903,10 +940,10 @@ def _forecast(args: argparse.Namespace) -> int:
         cell=args.cell,
         hidden_size=args.hidden_size,
         max_iter=args.max_iter,
-        learning_rate_init=0.01,
         random_state=args.random_state,
         season_length=args.season_length,
         n_models=args.models,
+        choose_epochs=args.choose_epochs,
         quantiles=(0.1, 0.9) if args.conformal and not args.quantiles else args.quantiles,
         conformal=args.conformal,
     )

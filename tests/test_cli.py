@@ -210,6 +210,41 @@ def test_bad_integer_option_is_named(option, csv_file, capsys):
     assert f"argument {option}: must be an integer >=" in err and "got '-1'" in err
 
 
+class _Stop(Exception):
+    pass
+
+
+def _forecaster_made(monkeypatch, csv_file, *extra):
+    """The parameters ``numrnn forecast`` gives RNNForecaster (stopped before training)."""
+    from numrnn.forecasting import RNNForecaster
+
+    seen = {}
+
+    def fit(self, *a, **k):
+        seen.update(self.get_params())
+        raise _Stop
+
+    monkeypatch.setattr(RNNForecaster, "fit", fit)
+    with pytest.raises(_Stop):
+        main(["forecast", str(csv_file), "--column", "value", "--horizon", "3", *extra])
+    return seen
+
+
+def test_forecast_defaults_are_the_forecasters(csv_file, monkeypatch):
+    from numrnn.forecasting import RNNForecaster
+
+    ours = RNNForecaster().get_params()
+    got = _forecaster_made(monkeypatch, csv_file)
+    for name in ("n_models", "choose_epochs", "cell", "hidden_size", "max_iter", "strategy",
+                 "learning_rate_init", "season_length"):  # fmt: skip
+        assert got[name] == ours[name], name
+    assert got["window"] == 12  # the forecaster's rule for 80 values without a season
+    got = _forecaster_made(
+        monkeypatch, csv_file, "--models", "1", "--no-choose-epochs", "--hidden-size", "5"
+    )
+    assert (got["n_models"], got["choose_epochs"], got["hidden_size"]) == (1, False, 5)
+
+
 # -- output paths are checked before training ---------------------------------------------
 @pytest.fixture
 def no_training(monkeypatch):

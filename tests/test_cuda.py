@@ -254,3 +254,32 @@ def test_gpu_fit_matches_cpu(solver):
     for a, b in zip(*res, strict=True):
         # FMA contraction on the GPU: agreement to rounding, not to the bit
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_launch_plan_follows_measured_limits(monkeypatch):
+    """'auto' keeps W_hh on chip over up to AUTO_MAX_CHUNKS blocks and not beyond; per-step
+    blocks shrink to the shared-memory budget instead of failing at launch."""
+    if _numba_cuda_missing():
+        pytest.skip(NO_NUMBA_CUDA)
+    from numrnn.backends import cuda as bc
+    from numrnn.kernels.cuda import lstm as KL
+
+    be = bc.CUDABackend()
+    monkeypatch.setattr(be, "_cooperative_blocks", lambda *a: 10_000)
+
+    def plan(H):
+        return be._plan_persistent(
+            None, lambda hc, rpp: (hc, rpp), H=H, B=64, K_w=H, nq=4, row_len=4 * H, itemsize=4
+        )
+
+    grid, _, shared, (hc, _) = plan(256)  # LSTM H=256: 24 slices of W_hh (measured faster)
+    assert 1 < grid[0] <= bc.AUTO_MAX_CHUNKS and grid[0] * hc >= 256
+    assert shared <= bc.SHARED_BUDGET
+    assert plan(512) is None  # ~100 slices: the per-step kernels (measured faster)
+    step = [(None, KL.BACKWARD, None)]  # stages 4H-wide rows
+    be.rows, be.threads = 8, 128
+    rows, tj = be._per_step_block(step, 512, 128, 4)
+    assert rows < 8 and rows * tj == 128
+    assert bc._step_shared(KL.BACKWARD, rows, tj, 512, be.tile, 4) <= bc.SHARED_BUDGET
+    with pytest.raises(ValueError, match="hidden_size=8192 is too large"):
+        be._per_step_block(step, 8192, 128, 4)

@@ -159,6 +159,26 @@ def test_y_scaling_weighs_like_repetition():
     np.testing.assert_allclose(a.y_scale_, b.y_scale_, rtol=1e-13)
 
 
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_y_scaling_ignores_the_validation_rows(output):
+    # early_stopping's held-out rows must not shape the model they judge: changing only
+    # them leaves the scaling (and so the training) exactly as it was
+    X, y = _data(n=20)
+    if output == "sequence":
+        y = np.repeat(y[:, None], X.shape[1], axis=1) + X[:, :, 0]
+    kw = dict(TINY, max_iter=3, output=output, early_stopping=True, validation_split="last",
+              validation_fraction=0.25, dtype="float64")  # fmt: skip
+    outlying = y.copy()
+    outlying[-5:] = 1e3  # only the 5 validation rows
+    a = RNNRegressor(**kw).fit(X, 50 + 10 * y)
+    b = RNNRegressor(**kw).fit(X, 50 + 10 * outlying)
+    train = (50 + 10 * y)[:15]
+    np.testing.assert_allclose(a.y_mean_, train.mean(), rtol=1e-12)
+    np.testing.assert_array_equal(a.y_mean_, b.y_mean_)
+    np.testing.assert_array_equal(a.y_scale_, b.y_scale_)
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+
+
 # -- seed ensemble (RNNClassifier n_models) ---------------------------------------------
 def _labels(n=30, seed=0):
     X, y = _data(n=n, seed=seed)

@@ -39,6 +39,14 @@ from numrnn.kernels.cuda.time_loop import DEFAULT_ROWS, SHARED_BUDGET
 
 _ADD, _MUL, _MEAN, _HALVE = 0, 1, 2, 3
 
+#: ``persistent='auto'`` keeps ``W_hh`` on chip split over at most this many blocks.
+#: Measured on an H200 (fp32 forward + backward, ``benchmarks/gpu_vs_torch.py`` shapes),
+#: persistent against per-step: LSTM H = 128 (6 slices) 6.9 against 10.0 ms (digits) and
+#: 23 against 47 ms (medium); H = 192 (13 slices) 19.9 against 33.9 ms; H = 256 (24 slices)
+#: 26.5 against 44.3 ms, GRU 25.1 against 38.1 ms; H = 512 (103 slices) 528 against 270 ms.
+#: Between 24 and 103 slices nothing was measured.
+AUTO_MAX_CHUNKS = 32
+
 
 @cuda.jit
 def _binary_kernel(a, b, out, op):
@@ -89,6 +97,12 @@ def check_persistent(persistent) -> None:
         )
 
 
+def _step_shared(phase, rows: int, tj: int, H: int, tile: int, itemsize: int) -> int:
+    """Shared bytes of one per-step block: ``rows`` staged rows of ``phase.rows * H`` and
+    ``tile`` rows of ``phase.nq`` weight tiles ``tj`` wide."""
+    return (rows * phase.rows * H + tile * phase.nq * tj) * itemsize
+
+
 def _is_device(a) -> bool:
     # Duck-typed: the simulator's fake device arrays lack the CUDA array interface.
     return hasattr(a, "copy_to_host")
@@ -111,8 +125,9 @@ class CUDABackend:
         (as shared memory allows).
     persistent : {'auto', True, False}, default='auto'
         Run the whole time loop of a layer in one persistent cooperative kernel that keeps
-        ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in one block's shared memory
-        (48 KB) and the grid fits on the GPU at once, else one fused kernel per step.
+        ``W_hh`` in shared memory. 'auto': when ``W_hh`` fits in the shared memory (48 KB)
+        of at most :data:`AUTO_MAX_CHUNKS` blocks and the grid fits on the GPU at once, else
+        one fused kernel per step (measured choice: see :data:`AUTO_MAX_CHUNKS`).
         True forces it (an error when impossible), False never uses it.
     chunks : int, optional
         Persistent kernel only: blocks that split the hidden units (each keeps its slice of
@@ -240,9 +255,9 @@ class CUDABackend:
         weights resident in shared memory (``hc = ceil(H / nc)`` hidden units), plus up to
         ``rpp`` staged rows of ``row_len`` (``rpp`` <= ``max(rows, ceil(threads / hc))``:
         about one (row, unit) item per thread); ``nr`` blocks along y stride over the batch
-        rows. ``persistent='auto'`` takes it only when one slice holds all of ``W_hh``
-        (``nc = 1``, unless ``chunks`` says otherwise) and the grid fits on the device at
-        once; ``True`` raises when impossible. ``make_args(hc, rpp)`` gives the kernel's
+        rows. ``persistent='auto'`` takes it when ``W_hh`` fits in at most
+        :data:`AUTO_MAX_CHUNKS` slices (unless ``chunks`` says otherwise) and the grid fits
+        on the device at once; ``True`` raises when impossible. ``make_args(hc, rpp)`` gives the kernel's
         arguments. Returns ``(grid, threads, shared_bytes, args)``.
         """
         persistent, chunks, threads = self.persistent, self.chunks, self.threads
@@ -259,7 +274,7 @@ class CUDABackend:
         why = None
         if nc is None:
             why = f"a {K_w}x{nq}x{_blocks(H, chunks or H)} weight slice does not fit {budget} B"
-        elif persistent == "auto" and nc > 1 and not chunks:
+        elif persistent == "auto" and nc > AUTO_MAX_CHUNKS and not chunks:
             return None
         if why is None:
             rpp = min(B, free)
@@ -305,12 +320,11 @@ class CUDABackend:
             grid, nt, shared, args = plan
             kernel[grid, nt, 0, shared](*args)
             return
-        rows = max(1, min(int(self.rows), B))
-        tj = max(1, self.threads // rows)
+        rows, tj = self._per_step_block(per_step, H, B, itemsize)
         grid, block = (_blocks(H, tj), _blocks(B, rows)), (tj, rows)
         # each kernel configured once, outside the loop: T launches, one configuration
         launches = [
-            (kernel[grid, block, 0, (rows * phase.rows * H + self.tile * phase.nq * tj) * itemsize],
+            (kernel[grid, block, 0, _step_shared(phase, rows, tj, H, self.tile, itemsize)],
              args)
             for kernel, phase, args in per_step
         ]  # fmt: skip
@@ -319,6 +333,30 @@ class CUDABackend:
                 a = args(t)
                 if a is not None:
                     launch(*a, self.tile)
+
+    def _per_step_block(self, per_step, H, B, itemsize):
+        """``(rows, tj)`` of the per-step kernels' blocks: ``rows`` and ``threads`` as set,
+        halved (rows first) until the staged rows and weight tiles fit the shared-memory
+        budget; a launch over it fails with an opaque CUDA_ERROR_INVALID_VALUE."""
+        rows = max(1, min(int(self.rows), B))
+        tj = max(1, self.threads // rows)
+
+        def shared(r, t):
+            return max(_step_shared(ph, r, t, H, self.tile, itemsize) for _, ph, _ in per_step)
+
+        while shared(rows, tj) > SHARED_BUDGET and (rows > 1 or tj > 32):
+            if rows > 1:  # fewer rows, the same threads per block
+                rows = rows // 2
+                tj = max(1, self.threads // rows)
+            else:
+                tj //= 2
+        if shared(rows, tj) > SHARED_BUDGET:
+            raise ValueError(
+                f"hidden_size={H} is too large for the CUDA per-step kernels: one batch row "
+                f"needs {shared(rows, tj)} bytes of shared memory, more than the "
+                f"{SHARED_BUDGET} available; use a smaller hidden_size or device='cpu'"
+            )
+        return rows, tj
 
     # -- layers -----------------------------------------------------------------------
     def layer_forward(self, cell, x, p, h0, c0, lengths, options, requires_grad=True):
@@ -474,7 +512,10 @@ class CUDABackend:
         dc0 = cuda.device_array(c0.shape, dtype=dt)
         copy(dh, dh0, threads=threads)
         copy(dc, dc0, threads=threads)
-        KL._peephole_gradients[_blocks(H, threads), threads](c0, cells, gates, g["w_peep"])
+        if options.get("peephole", False):
+            KL._peephole_gradients[_blocks(H, threads), threads](c0, cells, gates, g["w_peep"])
+        else:  # the CPU backend's rule; the serial (t, b) sum costs ~5 % of a large step
+            g["w_peep"] = zeros(g["w_peep"].shape, dt, threads=threads)
         self._weight_gradients(cache, gates, gates, d, need_dx, dx, g)
         copy(g["b_ih"], g["b_hh"], threads=threads)
         return dc0

@@ -195,7 +195,7 @@ class BaseRNN(BaseEstimator):
         segment_length="auto",
         augment=None,
         dtype="float32",
-        device="auto",
+        device="cpu",
     ):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -974,6 +974,7 @@ class BaseRNN(BaseEstimator):
             tr, va = np.arange(n), None
             if self.best_loss_ is None:
                 self.best_loss_ = np.inf
+        Y = self._scale_fit_targets(Y, lengths, sw, tr, reuse)
         n_tr = tr.shape[0]
         bs = self._batch_size(n_tr)
         epochs = 1 if incremental else self.max_iter
@@ -1012,6 +1013,11 @@ class BaseRNN(BaseEstimator):
             self._rng.permutation(tr) if self.shuffle else tr for _ in range(-(-per_epoch // n_tr))
         ]
         return np.concatenate(passes)[:per_epoch]
+
+    def _scale_fit_targets(self, Y, lengths, sw, rows, reuse):
+        """The targets in the units the network trains in (regressor: scale_y, from the
+        training ``rows`` only); as they are here."""
+        return Y
 
     def _head_to_training_units(self):
         """Before a warm start: the head back in the units it is trained in (regressor)."""

@@ -147,11 +147,16 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     beta_1, beta_2, epsilon : float  (adam)
     n_iter_no_change : int, default=10
     dtype : {'float32', 'float64'}, default='float32'
-    device : {'auto', 'cpu', 'cuda'}, default='auto'
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+        Where the fit runs; ``'auto'`` takes the GPU when one is usable. Default ``'cpu'``,
+        measured on an H200 host with 16 cores (``docs/gpu.rst``): fits of 2048 sequences of
+        50 steps (batch 32, 5 epochs) took 0.28 / 0.55 / 2.0 s on the CPU and 4.1 / 4.3 /
+        4.9 s on the GPU for hidden sizes 16 / 64 / 256; ask for ``'cuda'`` for large
+        networks and batches, where the GPU's forward + backward was 5-8x faster.
     scale_y : bool, default=True
-        Train on ``(y - y_mean_) / y_scale_`` (per output, over the training targets; fixed
-        by the first fit) and fold the inverse map into the linear head at the end of
-        ``fit``, so ``predict``, ``coef_`` and saved models are in ``y``'s units. Targets of
+        Train on ``(y - y_mean_) / y_scale_`` (per output, over the training targets, without
+        the rows ``early_stopping`` holds out; fixed by the first fit) and fold the inverse
+        map into the linear head at the end of ``fit``, so ``predict``, ``coef_`` and saved models are in ``y``'s units. Targets of
         any size then train with the same learning rate (unscaled, y around 200 gave
         R^2 = -72). ``loss_curve_`` is in standardised units.
 
@@ -199,25 +204,34 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         super()._validate_hyperparameters()
         _check_bool("scale_y", self.scale_y)
 
-    def _scale_targets(self, Y, valid, weight, *, incremental):
-        """Standardise ``Y`` with the first fit's ``y_mean_`` / ``y_scale_`` (scale_y).
-
-        ``valid`` are the training targets (rows), ``weight`` their sample weights: weighted
-        moments, so a weight of 2 scales like a repeated sample.
-        """
+    def _reset_target_scaling(self, valid, *, incremental):
+        """Before a fresh fit: check ``valid`` (every target) fits the model's dtype and drop
+        the last fit's scaling; a warm start keeps the units its head was trained in."""
         reuse = hasattr(self, "network_") and (incremental or self.warm_start)
-        if not reuse and self.scale_y:
+        if reuse:
+            return
+        if self.scale_y:
             self._check_target_range(valid)  # before anything of the last fit is dropped
-        if not reuse:
-            # a fresh fit decides; a warm start keeps the units its head was trained in
-            for name in ("y_mean_", "y_scale_", "_head_weight_trained", "_head_bias_trained"):
-                self.__dict__.pop(name, None)
-            if self.scale_y:
-                w = np.ones(valid.shape[0]) if weight is None else weight
-                mean = np.average(valid, axis=0, weights=w)
-                std = np.sqrt(np.average((valid - mean) ** 2, axis=0, weights=w))
-                self.y_mean_ = mean
-                self.y_scale_ = np.where(std > 0, std, 1.0)
+        for name in ("y_mean_", "y_scale_", "_head_weight_trained", "_head_bias_trained"):
+            self.__dict__.pop(name, None)
+
+    def _scale_fit_targets(self, Y, lengths, sw, rows, reuse):
+        """Standardise ``Y`` with ``y_mean_`` / ``y_scale_`` (scale_y), which a fresh fit takes
+        from the training ``rows`` only: the rows ``early_stopping`` holds out must not shape
+        the model they judge. Weighted moments (``sw``), so a weight of 2 scales like a
+        repeated sample; for ``output='sequence'`` over the valid steps of those rows.
+        """
+        if not reuse and self.scale_y:
+            valid, w = Y[rows], None if sw is None else sw[rows]
+            if self.output == "sequence":
+                mask = self._seq_mask(lengths[rows], Y.shape[1])
+                valid = valid[mask]
+                w = None if w is None else np.broadcast_to(w[:, None], mask.shape)[mask]
+            w = np.ones(valid.shape[0]) if w is None else w
+            mean = np.average(valid, axis=0, weights=w)
+            std = np.sqrt(np.average((valid - mean) ** 2, axis=0, weights=w))
+            self.y_mean_ = mean
+            self.y_scale_ = np.where(std > 0, std, 1.0)
         if not hasattr(self, "y_mean_"):
             return Y
         return (Y - self.y_mean_) / self.y_scale_
@@ -284,15 +298,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
             if Y.ndim == 2:
                 Y = Y[:, :, None]
             Y = np.where(np.isfinite(Y), Y, 0.0)
-            mask = self._seq_mask(lengths, T)
-            w = (
-                None
-                if sample_weight is None
-                else np.broadcast_to(sample_weight[:, None], mask.shape)
-            )
-            Y = self._scale_targets(
-                Y, Y[mask], None if w is None else w[mask], incremental=incremental
-            )
+            self._reset_target_scaling(Y[self._seq_mask(lengths, T)], incremental=incremental)
         else:
             if y is None:
                 raise ValueError(
@@ -322,7 +328,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
             self._y_ndim = Y.ndim
             if Y.ndim == 1:
                 Y = Y[:, None]
-            Y = self._scale_targets(Y, Y, sample_weight, incremental=incremental)
+            self._reset_target_scaling(Y, incremental=incremental)
         self.n_outputs_ = int(Y.shape[-1])
         return Y
 

@@ -22,6 +22,7 @@ from numrnn.forecasting._forecaster import (
     _future_index,
     _pandas,
     _scale_stats,
+    default_window,
     make_windows,
 )
 
@@ -185,9 +186,8 @@ def fit_panel(f, panel):
     nz = np.array([p[0].shape[0] for p in prepared])
     window = f.window
     if window is None:
-        window = max(2 * m, 12) if m > 1 else 12
         # capped by the median series so that most series give several windows
-        window = max(1, min(window, (int(np.median(nz)) - block - 1) // 2))
+        window = default_window(m, int(np.median(nz)), block)
     need = window + block
     too_short = [i for i, n in zip(panel.ids, nz, strict=True) if n < need]
     if too_short:
