@@ -51,17 +51,17 @@ class RNNClassifier(ClassifierMixin, BaseRNN):
     augment : None, 'auto' or dict, default='auto'
         As the regressor's (whose default is None: no regression benchmark measured it).
         'auto' augments training sets of fewer than 128 samples whose sequences are folded
-        into segments, in epochs of 128 samples; other sets train as with None. Default
-        'auto': in one full run of the classification benchmark (seeds 0-2, load average
-        2.7-4.4) it raised the mean accuracy from 0.805 (None) to 0.824 (1-NN DTW 0.789,
-        MiniRocket 0.916) and put the default at or above 1-NN DTW on 9 of the 10 sets
-        instead of 8: ArrowHead 0.712 against 0.570 (DTW 0.703), PickupGestureWiimoteZ
-        0.793 against 0.747, GunPoint 0.980 against 0.956; ACSF1 0.717 against 0.740 (DTW
-        0.640); the six other sets are not augmented (unchanged). Its slowest fit there
-        took 27 CPU s (PickupGestureWiimoteZ; ACSF1 16 s, the default with None at most
-        15 s). The whole passes an epoch it used before (``ceil(128 / n_samples)``) reached
-        0.829 but up to 46 s a fit (ACSF1 0.780), above the 30 s target.
-        ``n_models=1`` trains one network.
+        into segments, with ``ceil(128 / n_samples)`` variants an epoch; other sets train
+        as with None. Default 'auto': in one full run of the classification benchmark
+        (seeds 0-2, load average 3-5) it raised the mean accuracy from 0.805 (None) to
+        0.832 (1-NN DTW 0.789, MiniRocket 0.916) and put the default at or above 1-NN DTW
+        on 9 of the 10 sets instead of 8: ArrowHead 0.733 against 0.570 (DTW 0.703),
+        PickupGestureWiimoteZ 0.800 against 0.747, GunPoint 0.980 against 0.956, ACSF1
+        0.777 against 0.740; the six other sets are not augmented (unchanged; UnitTest
+        0.864 stays below DTW's 0.955). Its slowest fit, ACSF1 (seed 0, 2 cores, load
+        0.7), took 14.3 s wall / 28.4 CPU s (both threads) against 5.7 s / 11.3 s with
+        None; the other augmented sets 8-10 s wall. Epochs of exactly 128 samples (a
+        fraction of a pass) cost less but reached 0.824 (ACSF1 0.717).
 
     ``score`` is accuracy.
 

@@ -52,8 +52,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         'last+mean+max' reached 0.816 against 0.805 in one full run (seeds 0-2), but it is
         not the default: it gained on UnitTest (+0.09) and OSULeaf (+0.07) and lost on
         ArrowHead and PickupGestureWiimoteZ (-0.03 each), and it needs ``output='last'``.
-        With the classifier's ``augment='auto'`` (one full run, seeds 0-2): mean 0.829
-        against 0.824 with 'last', UnitTest 0.955 (= 1-NN DTW; 'last' 0.864), OSULeaf
+        With augmentation (``augment='auto'`` in epochs of 128 samples; one full run,
+        seeds 0-2): mean 0.829 against 0.824 with 'last', UnitTest 0.955 (= 1-NN DTW; 'last' 0.864), OSULeaf
         0.691 (0.617), ACSF1 0.787 (0.717), but ArrowHead 0.568 (0.712; DTW 0.703) and
         PickupGestureWiimoteZ 0.760 (0.793): at or above DTW on 8 sets against 9.
     segment_length : None, int or 'auto', default='auto'
@@ -85,7 +85,7 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         misalign the targets: a dict's ``shift`` must be 0 ('auto' is off there: nothing is
         folded). Default None here (no regression benchmark measured it);
         :class:`RNNClassifier`'s default is 'auto', chosen on the classification benchmark
-        (see its docstring: mean accuracy 0.805 to 0.824).
+        (see its docstring: mean accuracy 0.805 to 0.832).
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT), in recurrent steps (segments when
         folding). See ``numrnn.estimators._base``.

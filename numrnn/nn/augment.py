@@ -64,7 +64,7 @@ def resolve_augment(augment, n_samples: int, *, folded: bool = True) -> dict | N
 
     Keys missing from a dict are 0 (``variants``: 1). 'auto' has ``ceil(AUTO_EPOCH_SAMPLES
     / n_samples)`` variants (epochs of exactly 128 samples instead, a fraction of a pass:
-    ACSF1 0.717 against 0.777, mean accuracy 0.824 against 0.829 on the benchmark). It is
+    ACSF1 0.717 against 0.777, mean accuracy 0.824 against 0.832 on the benchmark). It is
     off for ``n_samples >=``
     :data:`AUTO_EPOCH_SAMPLES` and for sequences not ``folded`` into segments (at most
     ``numrnn.nn.segments.AUTO_STEPS`` steps: a 5 % shift moves them by one step at most,
