@@ -195,7 +195,7 @@ class BaseRNN(BaseEstimator):
         segment_length="auto",
         augment=None,
         dtype="float32",
-        device="auto",
+        device="cpu",
     ):
         self.cell = cell
         self.hidden_size = hidden_size

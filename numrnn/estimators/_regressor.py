@@ -143,7 +143,12 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     beta_1, beta_2, epsilon : float  (adam)
     n_iter_no_change : int, default=10
     dtype : {'float32', 'float64'}, default='float32'
-    device : {'auto', 'cpu', 'cuda'}, default='auto'
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+        Where the fit runs; ``'auto'`` takes the GPU when one is usable. Default ``'cpu'``,
+        measured on an H200 host with 16 cores (``docs/gpu.rst``): fits of 2048 sequences of
+        50 steps (batch 32, 5 epochs) took 0.28 / 0.55 / 2.0 s on the CPU and 4.1 / 4.3 /
+        4.9 s on the GPU for hidden sizes 16 / 64 / 256; ask for ``'cuda'`` for large
+        networks and batches, where the GPU's forward + backward was 5-8x faster.
     scale_y : bool, default=True
         Train on ``(y - y_mean_) / y_scale_`` (per output, over the training targets, without
         the rows ``early_stopping`` holds out; fixed by the first fit) and fold the inverse
