@@ -128,8 +128,12 @@ def test_augmented_fit_is_deterministic_and_differs_from_plain(est_cls):
 def test_variants_are_passes_per_epoch_and_auto_leaves_large_sets_alone():
     seqs, y = _ragged()
     kw = dict(TINY, n_models=1, max_iter=2, n_iter_no_change=100, segment_length=2)
-    two = RNNClassifier(augment={"jitter": 0.1, "variants": 3}, **kw).fit(seqs, y)
-    assert two.t_ == 2 * 3 * len(seqs)
+    three = RNNClassifier(augment={"jitter": 0.1, "variants": 3}, batch_size=10, **kw)
+    three.fit(seqs, y)
+    assert three.t_ == 2 * 3 * len(seqs)
+    # the 3 passes are one stream of 72 rows: 8 minibatches of 10 (the last of 2) an epoch,
+    # not 3 passes of 3 (10, 10, 4)
+    assert three._optimizer.t == 2 * 8
     auto = RNNClassifier(augment="auto", **kw).fit(seqs, y)  # 24 samples: ceil(128/24) = 6
     assert auto.t_ == 2 * 6 * len(seqs)
     big, yb = _ragged(AUTO_EPOCH_SAMPLES + 6)

@@ -244,3 +244,33 @@ def test_n_models_failure_of_another_network_keeps_the_previous_model(monkeypatc
     np.testing.assert_array_equal(ens.predict_proba(X), before)
     with pytest.raises(ValueError, match="n_models"):
         RNNClassifier(n_models=0).fit(X, y)
+
+
+def test_gpu_fit_with_augment_and_combined_readout_matches_cpu_on_the_simulator():
+    """device='cuda' with ``augment`` (variants drawn on the host, uploaded per minibatch)
+    and readout='last+mean+max' (the head reads three column blocks) equals device='cpu'
+    (tests/_cuda_recipe_cases.py, on Numba's CUDA simulator in a subprocess, as
+    tests/test_cuda.py runs its cases), and the augmentation acted."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        pytest.skip("numba-cuda is not installed (pip install 'numrnn[cuda]')")
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here.parent), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(here / "_cuda_recipe_cases.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    cases = [line.split() for line in proc.stdout.splitlines() if line.startswith("CASE ")]
+    assert len(cases) == 6, proc.stdout
+    for _, name, err, tol in cases:
+        assert float(err) <= float(tol), f"{name}: {err} > {tol}"

@@ -90,7 +90,7 @@ from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
-from numrnn.nn.readout import COMBINED, readout_forward, readout_size
+from numrnn.nn.readout import readout_forward, readout_size
 from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
@@ -675,17 +675,18 @@ class BaseRNN(BaseEstimator):
         or truncated BPTT (``nn.bptt``) with an update per chunk (``nn.step``), on the
         engine of the fit. Returns ``(weighted loss sum, weight sum)``."""
         dev = getattr(self, "_dev", None)
+        aug = getattr(self, "_augmentation", None)
+        # augment: a fresh variant of the rows, drawn on the host (one definition for both
+        # engines: the same seed trains on the same variants on the CPU and the GPU)
+        xb = None if aug is None else aug.batch(bi, self._rng, getattr(self, "segment_length_", 1))
         if dev is None:
             engine = self._engine
-            aug = getattr(self, "_augmentation", None)
-            if aug is None:
+            if xb is None:
                 xb = _rows_slice(Xp, bi, 0, int(lengths[bi].max()))
-            else:
-                xb = aug.batch(bi, self._rng, getattr(self, "segment_length_", 1))
             engine.set_batch(xb, Y[bi])
         else:
             engine = dev
-            dev.set_batch(dev_rows)
+            dev.set_batch(dev_rows, xb)  # the variant is uploaded; targets stay on the device
         return run_minibatch(
             engine,
             lengths[bi],
@@ -981,22 +982,6 @@ class BaseRNN(BaseEstimator):
             self._head_to_training_units()
         try:
             if self.network_.backend.name == "cuda":
-                if self.readout == COMBINED:
-                    _fail(
-                        "readout",
-                        "'last', 'mean' or 'max' when the network runs on the GPU",
-                        self.readout,
-                        "The device fit has no 'last+mean+max' readout yet: pick one of "
-                        "the three, or device='cpu'.",
-                    )
-                if getattr(self, "_augmentation", None) is not None:
-                    _fail(
-                        "augment",
-                        "None when the network runs on the GPU",
-                        self.augment,
-                        "The device fit keeps the data on the GPU and does not augment it "
-                        "yet: set augment=None, or device='cpu'.",
-                    )
                 # device='cuda': data, parameters and optimizer state go to the GPU once and
                 # stay there until the end of this call (numrnn.estimators._device).
                 from numrnn.estimators._device import DeviceFit
@@ -1015,6 +1000,19 @@ class BaseRNN(BaseEstimator):
                 dev.finish()
             self._head_to_user_units()
         self.head_._x = None  # drop the cached batch so the fitted model pickles small
+
+    def _epoch_order(self, tr: np.ndarray, per_epoch: int) -> np.ndarray:
+        """The training rows of one epoch in the order they are used: a permutation of
+        ``tr`` (``shuffle``), or as many as make ``per_epoch`` rows, one after the other and
+        the last one cut (``augment``: one stream of full minibatches, not a short minibatch
+        at the end of every pass)."""
+        n_tr = tr.shape[0]
+        if per_epoch == n_tr:
+            return self._rng.permutation(tr) if self.shuffle else tr
+        passes = [
+            self._rng.permutation(tr) if self.shuffle else tr for _ in range(-(-per_epoch // n_tr))
+        ]
+        return np.concatenate(passes)[:per_epoch]
 
     def _scale_fit_targets(self, Y, lengths, sw, rows, reuse):
         """The targets in the units the network trains in (regressor: scale_y, from the
@@ -1041,8 +1039,9 @@ class BaseRNN(BaseEstimator):
         dev = getattr(self, "_dev", None)
         n_tr = tr.shape[0]
         aug = getattr(self, "_augmentation", None)
-        # augment's variants: passes over the training set per epoch, each a fresh variant
-        passes = 1 if aug is None else aug.variants
+        # samples per epoch: with augment, ``variants`` passes (each a fresh variant), cut
+        # into full minibatches as one stream
+        per_epoch = n_tr if aug is None else aug.epoch_samples(n_tr)
         best, best_monitored = None, np.inf
         schedule = LearningRateSchedule(
             "constant" if incremental else self.learning_rate, self.learning_rate_init, epochs
@@ -1064,18 +1063,17 @@ class BaseRNN(BaseEstimator):
                 try:
                     t0 = time.perf_counter()
                     total, wsum = 0.0, 0.0
-                    for _ in range(passes):
-                        order = self._rng.permutation(tr) if self.shuffle else tr
-                        order_dev = None if dev is None else dev.epoch_order(order)
-                        for s in range(0, n_tr, bs):
-                            bi = order[s : s + bs]
-                            wb = None if sw is None else sw[bi]
-                            dev_rows = None if dev is None else order_dev[s : s + bs]
-                            ls, ws = self._train_batch(Xp, lengths, Y, bi, wb, dev_rows)
-                            total += ls * ws
-                            wsum += ws
+                    order = self._epoch_order(tr, per_epoch)
+                    order_dev = None if dev is None else dev.epoch_order(order)
+                    for s in range(0, per_epoch, bs):
+                        bi = order[s : s + bs]
+                        wb = None if sw is None else sw[bi]
+                        dev_rows = None if dev is None else order_dev[s : s + bs]
+                        ls, ws = self._train_batch(Xp, lengths, Y, bi, wb, dev_rows)
+                        total += ls * ws
+                        wsum += ws
                     self.n_iter_ += 1
-                    self.t_ += n_tr * passes
+                    self.t_ += per_epoch
                     loss = total / wsum + self._current_penalty()
                     if not np.isfinite(loss):
                         raise NonFiniteLossError("loss")
@@ -1245,6 +1243,7 @@ class _Augmentation:
     def __init__(self, X, lengths, strengths: dict):
         self.X, self.lengths = X, lengths
         self.strengths = dict(strengths)
+        # passes over the training set per epoch (numrnn.nn.augment.resolve_augment)
         self.variants = self.strengths.pop("variants")
         # the jitter's and scale's reference: each feature's moments over the valid steps
         self.center, self.spread = feature_moments(X, lengths)
@@ -1259,6 +1258,10 @@ class _Augmentation:
         )
         return None if strengths is None else cls(X, lengths, strengths)
 
+    def epoch_samples(self, n_train: int) -> int:
+        """Samples an epoch trains on: ``variants`` passes over ``n_train`` samples."""
+        return self.variants * n_train
+
     def batch(self, rows, rng, segment_length: int) -> np.ndarray:
         """A variant of the samples ``rows``, padded and folded; its draws come from a
         generator seeded by one draw from ``rng`` (the estimator's RandomState, so a warm
@@ -1266,10 +1269,13 @@ class _Augmentation:
         lb = self.lengths[rows]
         raw = _rows_slice(self.X, rows, 0, int(lb.max()))
         gen = np.random.default_rng(rng.randint(2**32, dtype=np.int64))
+        # padded to whole segments: folding (numrnn.nn.segments) is then a reshape
+        n_seg = -(-raw.shape[1] // segment_length)
         out = augment_sequences(
-            raw, lb, gen, **self.strengths, center=self.center, spread=self.spread
-        )
-        return fold_segments(out, lb, segment_length)[0]
+            raw, lb, gen, **self.strengths, center=self.center, spread=self.spread,
+            n_steps=n_seg * segment_length,
+        )  # fmt: skip
+        return out.reshape(out.shape[0], n_seg, segment_length * out.shape[2])
 
 
 class _ExtraModelError(Exception):

@@ -16,7 +16,9 @@ end, :meth:`finish` copies parameters and optimizer buffers back into the host a
 (``coef_``, ``predict``, ``state_dict``, pickling and ``save`` behave as on the CPU path).
 
 What still crosses per step: dropout masks (``dropout > 0``; drawn from the host RNG so the
-same seed gives the same masks on every device). Per epoch: the training-loss penalty
+same seed gives the same masks on every device) and, with ``augment``, each minibatch's
+variant (drawn on the host by ``numrnn.nn.augment``, as on the CPU path, and uploaded with
+the epoch's order; the targets, lengths and weights stay on the device). Per epoch: the training-loss penalty
 (one value per weight array when ``alpha > 0``) and, with ``early_stopping``, the
 validation predictions (the score is computed on the host).
 """
@@ -32,7 +34,7 @@ from numrnn.kernels.cuda import common as C
 from numrnn.kernels.cuda import readout as RK
 from numrnn.kernels.cuda import train as KT
 from numrnn.nn.optim import Adam
-from numrnn.nn.readout import last_backward, last_forward
+from numrnn.nn.readout import COMBINED, last_backward, last_forward
 from numrnn.nn.step import is_weight
 
 #: Largest number of shuffled indices uploaded in one transfer (int64: 32 MiB).
@@ -117,6 +119,11 @@ class DeviceFit:
         # -- shuffling orders, drawn ahead from a copy of the estimator's RNG --------------
         self.tr = np.asarray(tr)
         self.shuffle = bool(est.shuffle)
+        # augment: the epochs' orders interleave with the variants' draws from the same RNG,
+        # so they cannot be drawn ahead; each epoch uploads its order
+        self.augmenting = getattr(est, "_augmentation", None) is not None
+        self._x_src, self._x_rows = self.X, None
+        self._batch_rows = {}
         self._orders_rng = None
         if self.shuffle:
             self._orders_rng = np.random.RandomState()
@@ -168,6 +175,8 @@ class DeviceFit:
     # -- orders -----------------------------------------------------------------------------
     def epoch_order(self, order_host):
         """The device copy of this epoch's order (``order_host``: the host RNG's draw)."""
+        if self.augmenting:
+            return cuda.to_device(np.ascontiguousarray(order_host, dtype=np.int64))
         if not self.shuffle:
             return self._orders_dev[0]
         if self._orders_host is None or self._order_row >= self._orders_host.shape[0]:
@@ -222,32 +231,56 @@ class DeviceFit:
             return [z, self._zeros((LD, B, net.hidden_size))]
         return [z]
 
-    def _gather(self, idx, s, Tc, k):
+    def _gather(self, idx, s, Tc, k, X=None, x_rows=None):
+        """Steps ``s .. s + Tc`` of the rows ``x_rows`` of ``X`` (default: the rows ``idx`` of
+        the training data), time-major, and the chunk lengths of the samples ``idx``."""
         B = idx.shape[0]
-        F = self.X.shape[2]
+        X = self.X if X is None else X
+        F = X.shape[2]
         x = cuda.device_array((Tc, B, F), dtype=self.dtype)
-        KT.launch1(KT._gather_kernel, Tc * B * F, self.threads, self.X, idx, s, x)
+        rows = idx if x_rows is None else x_rows
+        KT.launch1(KT._gather_kernel, Tc * B * F, self.threads, X, rows, s, x)
         lc = cuda.device_array(B, dtype=np.int64)
         KT.launch1(KT._chunk_lengths_kernel, B, self.threads, self.lengths, idx, s, k, lc)
         return x, lc
 
+    @staticmethod
+    def _blocks(feat):
+        """``feat`` as a list of (B, D_j) parts and the head's column ranges they read: one
+        part, or the 'last+mean+max' readout's three (never concatenated on the device)."""
+        parts = feat if isinstance(feat, list) else [feat]
+        starts = np.cumsum([0] + [p.shape[1] for p in parts])
+        return parts, list(zip(starts[:-1], starts[1:], strict=True))
+
     def _head_forward(self, feat2):
+        """``z = feat2 @ W.T + b``; ``feat2`` a (B, D) array or a list of parts side by side
+        (each part times its columns of ``W``, summed)."""
         w, b = self.named["head.weight"], self.named["head.bias"]
-        z = cuda.device_array((feat2.shape[0], w.shape[0]), dtype=self.dtype)
-        C.gemm(feat2, w, z, trans_b=True, bias1=b, tile=self.be.tile)
+        parts, cols = self._blocks(feat2)
+        z = cuda.device_array((parts[0].shape[0], w.shape[0]), dtype=self.dtype)
+        for j, (part, (c0, c1)) in enumerate(zip(parts, cols, strict=True)):
+            wj = w if len(parts) == 1 else w[:, c0:c1]
+            C.gemm(part, wj, z, trans_b=True, accumulate=j > 0, bias1=b if j == 0 else None,
+                   tile=self.be.tile)  # fmt: skip
         return z
 
     def _head_backward(self, feat2, dz, grads):
+        """The head's gradients into ``grads``; returns ``dfeat`` (parts as ``feat2``)."""
         w = self.named["head.weight"]
         dw = cuda.device_array(w.shape, dtype=self.dtype)
         db = cuda.device_array(w.shape[0], dtype=self.dtype)
-        C.gemm(dz, feat2, dw, trans_a=True, tile=self.be.tile)
+        parts, cols = self._blocks(feat2)
+        dfeat = []
+        for part, (c0, c1) in zip(parts, cols, strict=True):
+            one = len(parts) == 1
+            C.gemm(dz, part, dw if one else dw[:, c0:c1], trans_a=True, tile=self.be.tile)
+            d = cuda.device_array(part.shape, dtype=self.dtype)
+            C.gemm(dz, w if one else w[:, c0:c1], d, tile=self.be.tile)
+            dfeat.append(d)
         C.column_sums(dz, db, threads=self.threads)
-        dfeat = cuda.device_array(feat2.shape, dtype=self.dtype)
-        C.gemm(dz, w, dfeat, tile=self.be.tile)
         grads["head.weight"] = dw
         grads["head.bias"] = db
-        return dfeat
+        return dfeat if isinstance(feat2, list) else dfeat[0]
 
     def _loss(self, z, idx, s, k, total, scale):
         """Row weights, loss rows and ``dz`` on the device; the loss sum goes to stats[0]."""
@@ -279,9 +312,19 @@ class DeviceFit:
         return float(raw) * (1.0 / (K * total))
 
     # -- the chunk loop's primitives (numrnn.nn.bptt) -------------------------------------
-    def set_batch(self, idx):
-        """The device rows ``idx`` of the next minibatch."""
+    def set_batch(self, idx, x_batch=None):
+        """The device rows ``idx`` of the next minibatch; ``x_batch``: its inputs from the
+        host (an augmented variant, (B, T_b, F) as the model reads them), else the rows of the
+        training data on the device."""
         self.idx = idx
+        if x_batch is None:
+            self._x_src, self._x_rows = self.X, None
+            return
+        B = x_batch.shape[0]
+        self._x_src = cuda.to_device(np.ascontiguousarray(x_batch, dtype=self.dtype))
+        if B not in self._batch_rows:  # 0 .. B-1: the uploaded batch's own rows
+            self._batch_rows[B] = cuda.to_device(np.arange(B, dtype=np.int64))
+        self._x_rows = self._batch_rows[B]
 
     def initial_state(self, B):
         self.B = B
@@ -292,14 +335,14 @@ class DeviceFit:
 
     def advance(self, state, s, k, rows, lc):
         # every row of the batch runs; rows that have ended have chunk length 0
-        x, lcd = self._gather(self.idx, s, int(lc.max()), k)
+        x, lcd = self._gather(self.idx, s, int(lc.max()), k, self._x_src, self._x_rows)
         _, h_n, c_n, _ = self.net._forward_time_major(x, lcd, state, False, self.dparams)
         return self._carried(h_n, c_n)
 
     def gradients(self, state, s, k, rows, lc, row_w, scale):
         net, idx, B, dt = self.net, self.idx, self.B, self.dtype
         Tc = int(lc.max())
-        x, lcd = self._gather(idx, s, Tc, k)
+        x, lcd = self._gather(idx, s, Tc, k, self._x_src, self._x_rows)
         out, h_n, c_n, cache = net._forward_time_major(x, lcd, state, True, self.dparams)
         grads = OrderedDict()
         if self.seq:
@@ -333,9 +376,13 @@ class DeviceFit:
         named.update(grads)
         return named, self._carried(h_n, c_n)
 
-    def _readout(self, out, h_n, lcd):
-        """The readout (``nn.readout``) of the top layer: (B, D_out) features and a context."""
-        net, mode = self.net, self.est.readout
+    def _readout(self, out, h_n, lcd, mode=None):
+        """The readout (``nn.readout``) of the top layer: (B, D_out) features and a context;
+        for 'last+mean+max' a list of the three parts (the head reads them side by side)."""
+        net, mode = self.net, mode or self.est.readout
+        if mode == COMBINED:
+            parts = [self._readout(out, h_n, lcd, m) for m in ("last", "mean", "max")]
+            return [f for f, _ in parts], (COMBINED, [c for _, c in parts])
         if mode == "last":
             feat, ctx = last_forward(
                 h_n, net.num_layers, net.num_directions, net.merge_mode, backend=self.be
@@ -345,15 +392,26 @@ class DeviceFit:
 
     def _readout_backward(self, dfeat, ctx, out_shape):
         """``(d_out, d_fin)`` for ``_backward_time_major`` from the readout's gradient."""
+        if ctx[0] == COMBINED:  # the parts' gradients summed (nn.readout.readout_backward)
+            (d_last, d_mean, d_max), (c_last, c_mean, c_max) = dfeat, ctx[1]
+            d_out = RK.pool_backward(d_mean, c_mean, threads=self.threads)
+            d_out_max = KT.flat(RK.pool_backward(d_max, c_max, threads=self.threads))
+            KT.launch1(KT._add_scaled_kernel, d_out_max.shape[0], self.threads,
+                       KT.flat(d_out), d_out_max, self.dtype.type(1.0))  # fmt: skip
+            return d_out, self._last_backward(d_last, c_last)
+        if ctx[0] != "last":
+            return RK.pool_backward(dfeat, ctx, threads=self.threads), self._init_state(self.B)
+        return self._zeros(out_shape), self._last_backward(dfeat, ctx)
+
+    def _last_backward(self, dfeat, ctx):
+        """``d_fin`` (the final states' gradients) of the 'last' readout."""
         net = self.net
         d_fin = self._init_state(self.B)
-        if ctx[0] != "last":
-            return RK.pool_backward(dfeat, ctx, threads=self.threads), d_fin
         L, D = net.num_layers, net.num_directions
         dh = [d_fin[0][k] for k in range(L * D)]
         for d, g in enumerate(last_backward(dfeat, ctx[1], net.merge_mode, backend=self.be)):
             dh[(L - 1) * D + d] = g
-        return self._zeros(out_shape), [dh] + d_fin[1:]
+        return [dh] + d_fin[1:]
 
     # -- the update's primitives (numrnn.nn.step) -----------------------------------------
     def add_weight_decay(self, grads, alpha):

@@ -45,13 +45,17 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         state of each direction; 'mean' / 'max', the top layer's output pooled over each
         sequence's valid steps (padding never contributes); 'last+mean+max', the three side
         by side (a head three times as wide). Pooled readouts need ``bptt_steps=None``;
-        'last+mean+max' does not run with ``device='cuda'`` yet. 'last' is the default
+        'last' is the default
         because on the classification benchmark
         (``benchmarks/classification_accuracy.py``, with segments) it beat both pooled
         readouts: mean accuracy 0.858 against 0.801 ('mean') and 0.806 ('max').
         'last+mean+max' reached 0.816 against 0.805 in one full run (seeds 0-2), but it is
         not the default: it gained on UnitTest (+0.09) and OSULeaf (+0.07) and lost on
         ArrowHead and PickupGestureWiimoteZ (-0.03 each), and it needs ``output='last'``.
+        With the classifier's ``augment='auto'`` (one full run, seeds 0-2): mean 0.829
+        against 0.824 with 'last', UnitTest 0.955 (= 1-NN DTW; 'last' 0.864), OSULeaf
+        0.691 (0.617), ACSF1 0.787 (0.717), but ArrowHead 0.568 (0.712; DTW 0.703) and
+        PickupGestureWiimoteZ 0.760 (0.793): at or above DTW on 8 sets against 9.
     segment_length : None, int or 'auto', default='auto'
         Fold this many consecutive time steps into one recurrent input step of
         ``segment_length * n_features`` features (SegRNN / PatchTST patching,
@@ -69,19 +73,19 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         scaled around each feature's mean by a normal factor of mean 1 and standard
         deviation ``scale``, and uniform noise of standard deviation ``jitter`` times the
         feature's added -- and an epoch makes ``variants`` such passes over the training
-        set; the data is never copied. A dict names what it uses, e.g.
-        ``{'shift': 0.05, 'jitter': 0.05, 'variants': 2}`` (missing strengths are 0,
-        ``variants`` 1; no strength: off). ``'auto'``: a set of fewer than 128 samples
-        whose sequences are folded into segments (``segment_length_ > 1``) gets
+        set, one stream cut into full minibatches; the data is never copied. A dict names
+        what it uses, e.g. ``{'shift': 0.05, 'jitter': 0.05, 'variants': 2}`` (missing
+        strengths are 0, ``variants`` 1; no strength: off). ``'auto'``: a set of fewer than
+        128 samples whose sequences are folded into segments (``segment_length_ > 1``) gets
         ``{'shift': 0.05, 'scale': 0.1, 'jitter': 0.05}`` with ``ceil(128 / n_samples)``
-        variants per epoch, other sets none. The draws come from
-        ``random_state`` (same seed, same fit). ``predict`` never augments. With
-        ``output='sequence'`` a shift would misalign the targets: a dict's ``shift`` must be
-        0 ('auto' is off there: nothing is folded). Not with ``device='cuda'`` yet. On the
-        classification benchmark 'auto' raised the mean accuracy from 0.805 to 0.829
-        (ArrowHead 0.570 to 0.726, above 1-NN DTW's 0.703; GunPoint, ACSF1 and
-        PickupGestureWiimoteZ +0.02 to +0.04; the other sets unchanged), but the extra
-        passes made the slowest fit 46 s instead of 21 s: not the default yet.
+        variants per epoch (128 to 255 samples an epoch: its fit costs about what a fit on
+        that many samples costs); other sets none. The draws come from ``random_state`` (same seed, same fit,
+        on the CPU or the GPU: ``device='cuda'`` draws the variants on the host and uploads
+        each minibatch). ``predict`` never augments. With ``output='sequence'`` a shift would
+        misalign the targets: a dict's ``shift`` must be 0 ('auto' is off there: nothing is
+        folded). Default None here (no regression benchmark measured it);
+        :class:`RNNClassifier`'s default is 'auto', chosen on the classification benchmark
+        (see its docstring: mean accuracy 0.805 to 0.824).
     bptt_steps : int or None, default=None
         Truncated BPTT chunk length (None: full BPTT), in recurrent steps (segments when
         folding). See ``numrnn.estimators._base``.
