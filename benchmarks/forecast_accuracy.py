@@ -25,9 +25,15 @@ is skipped with a note. Usage::
     python benchmarks/forecast_accuracy.py --param scaler=standard --param transform=None
     python benchmarks/forecast_accuracy.py --intervals both   # conformal and quantile heads
     python benchmarks/forecast_accuracy.py --origins 5   # also 5 earlier held-out blocks
+    python benchmarks/forecast_accuracy.py --origins 4 --rules   # fall-back rules too
 
 ``--param name=value`` (a Python literal) overrides one forecaster parameter, to compare
 settings on the same table (how the defaults were chosen).
+
+``--rules`` also scores rules that fall back to, or combine the network with, a classical
+forecast (seasonal naive, the last value), each decided from the training series only, on the
+backtest fold of ``conformal=True`` (RNNForecaster's Notes record the table): on the last
+block for every seed and, with ``--origins``, on the earlier blocks (seed 0).
 """
 
 from __future__ import annotations
@@ -164,22 +170,116 @@ def rnn(train, h, m, seed, params):
     return np.asarray(f.predict(h), float), fit_s, f
 
 
-def earlier_origins(y, h, m, k, params):
+def earlier_origins(y, h, m, k, params, rules=None):
     """sMAPE of numrnn (seed 0) and seasonal naive on the ``k`` blocks of ``h`` steps
-    before the held-out one, each forecast from the series up to its start."""
+    before the held-out one, each forecast from the series up to its start. ``rules``: a
+    dict that gets each --rules rule's sMAPEs (and seasonal naive's, under ``'_snaive'``)."""
     s_net, s_sn = [], []
     for j in range(1, k + 1):
         end = len(y) - j * h
         train, test = y[: end - h], y[end - h : end]
         if train.size < 3 * max(m, 4) + h:
             break
-        s_net.append(smape(test, rnn(train, h, m, 0, params)[0]))
+        fit_params = params if rules is None else dict(params, conformal=True)
+        fc, _, f = rnn(train, h, m, 0, fit_params)
+        s_net.append(smape(test, fc))
         s_sn.append(smape(test, classical_snaive(train, h, m)))
+        if rules is not None:
+            for rule, g in rule_forecasts(train, h, m, fc, f.residuals_[:, :, 0]).items():
+                rules.setdefault(rule, []).append(smape(test, g))
+            rules.setdefault("_snaive", []).append(s_sn[-1])
     return s_net, s_sn
 
 
 def classical_snaive(train, h, m):
     return np.tile(train[-m:], h // m + 1)[:h] if m > 1 else np.repeat(train[-1], h)
+
+
+# -- rules that fall back to / combine with a classical forecast (--rules) --------------------
+RULE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+RULE_DAMPING = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
+
+
+def _fold(train, residuals, h, m):
+    """The backtest fold of ``conformal=True`` up to horizon ``h``: actuals, the network's
+    forecasts, seasonal naive's and the last value's, each (origins, h), NaN past the end."""
+    n, c = train.size, residuals.shape[0]
+    H = min(h, residuals.shape[1])
+    A = np.full((c, H), np.nan)
+    S, N = np.empty((c, H)), np.empty((c, H))
+    for p, t in enumerate(range(n - c, n)):
+        k = min(H, n - t)
+        A[p, :k] = train[t : t + k]
+        S[p] = classical_snaive(train[:t], H, m)
+        N[p] = train[t - 1]
+    return A, A - residuals[:, :H], S, N
+
+
+def rule_forecasts(train, h, m, forecast, residuals):
+    """{rule: forecast} of the network's forecast and the rules built on it, each choice made
+    on the backtest fold (``residuals``: the fitted forecaster's ``residuals_[:, :, 0]``)."""
+    A, F, S, N = _fold(train, residuals, h, m)
+    s = classical_snaive(train, h, m)
+    last = np.repeat(train[-1], h)
+
+    def err(f):
+        return float(np.nanmean(np.abs(A - f)))
+
+    out = {"network": forecast}
+    e_net, e_sn = err(F), err(S)
+    for margin in (0.0, 0.1, 0.2):
+        out[f"fallback {margin:.0%}"] = s if e_net > (1 + margin) * e_sn else forecast
+    w = min(RULE_WEIGHTS, key=lambda w: err(w * F + (1 - w) * S))
+    out["weight grid"] = w * forecast + (1 - w) * s
+    j_fold, j = np.arange(1, F.shape[1] + 1), np.arange(1, h + 1)
+    for label, base_fold, base in (("snaive", S, s), ("last", N, last)):
+        phi = min(RULE_DAMPING, key=lambda p: err(base_fold + p**j_fold * (F - base_fold)))
+        out[f"damped to {label}"] = base + phi**j * (forecast - base)
+    wn, ws = 1.0 / max(e_net, 1e-12), 1.0 / max(e_sn, 1e-12)
+    out["inverse error"] = (wn * forecast + ws * s) / (wn + ws)
+    out["mean w snaive"] = 0.5 * (forecast + s)
+    out["median of 3"] = np.median(np.stack([forecast, s, last]), axis=0)
+    return out
+
+
+def print_rules(rules_last, rules_earlier, snaive, ets):
+    """The --rules table: per rule, last-block sMAPE per series (mean over seeds), series
+    below seasonal naive, geometric-mean ratios to AutoETS and (earlier blocks) to snaive."""
+
+    def gmean(v):
+        return math.exp(np.mean(np.log(v))) if v else float("nan")
+
+    names = list(snaive)
+    print()
+    print(
+        "rules falling back to / combining with a classical forecast, chosen on the backtest "
+        "fold of conformal=True: sMAPE (%) of the last block (mean over seeds)"
+    )
+    print(
+        f"{'rule':<16} |"
+        + "".join(f" {n[:8]:>8}" for n in names)
+        + " | below snaive  /ETS | earlier: /snaive below"
+    )
+    for rule, per in rules_last.items():
+        last = {n: float(np.mean(per[n])) for n in names}
+        # a tie (a rule that returns seasonal naive) is not "below": the mean over seeds of
+        # equal values can differ from the value in its last bit
+        below = sum(last[n] < snaive[n] * (1 - 1e-12) for n in names)
+        r_ets = gmean([last[n] / ets[n] for n in names if n in ets])
+        er, wins = [], 0
+        for n in names:
+            for got, sn in zip(
+                rules_earlier.get(n, {}).get(rule, []),
+                rules_earlier.get(n, {}).get("_snaive", []),
+                strict=True,
+            ):
+                er.append(got / sn)
+                wins += got < sn
+        print(
+            f"{rule:<16} |"
+            + "".join(f" {last[n]:>8.2f}" for n in names)
+            + f" | {below:>2} of {len(names):<4} {r_ets:>5.3f} | {gmean(er):>8.3f} {wins:>2} of {len(er)}"
+        )
 
 
 def main(argv=None):
@@ -209,6 +309,13 @@ def main(argv=None):
         "held-out blocks of h steps before the last one; seed 0 and seasonal naive): whether "
         "a loss to seasonal naive is the model's or the one split's",
     )
+    p.add_argument(
+        "--rules",
+        action="store_true",
+        help="also score the rules that fall back to / combine with seasonal naive or the last "
+        "value, chosen on the backtest fold of conformal=True (its point forecast is the "
+        "default's)",
+    )
     p.add_argument("--param", action="append", default=[], help="forecaster override name=value")
     a = p.parse_args(argv)
     names = list(QUICK) if a.quick else list(SERIES)
@@ -236,6 +343,7 @@ def main(argv=None):
     wins_ens = 0
     counted = 0
     earlier = {}  # series -> (numrnn sMAPEs, seasonal naive sMAPEs) at the earlier origins
+    rules_last, rules_earlier = {}, {}  # --rules: rule -> series -> sMAPEs; series -> rule -> ...
     for name in names:
         loader, h, m = SERIES[name]
         try:
@@ -249,8 +357,12 @@ def main(argv=None):
         ms = {k: mase(test, v, train, m) for k, v in cl.items()}
         s_rnn, m_rnn, t_rnn = [], [], []
         for seed in range(seeds):
-            fc, t, f = rnn(train, h, m, seed, dict(params, conformal=True) if conformal else params)
+            fit_params = dict(params, conformal=True) if conformal or a.rules else params
+            fc, t, f = rnn(train, h, m, seed, fit_params)
             s_rnn.append(smape(test, fc))
+            if a.rules:
+                for rule, g in rule_forecasts(train, h, m, fc, f.residuals_[:, :, 0]).items():
+                    rules_last.setdefault(rule, {}).setdefault(name, []).append(smape(test, g))
             m_rnn.append(mase(test, fc, train, m))
             t_rnn.append(t)
             if seed == 0:
@@ -277,7 +389,9 @@ def main(argv=None):
             fc, t_ens, _ = rnn(train, h, m, 0, dict(params, n_models=n_models))
             ens = (smape(test, fc), mase(test, fc, train, m), t_ens)
         if a.origins:
-            earlier[name] = earlier_origins(y, h, m, a.origins, params)
+            earlier[name] = earlier_origins(
+                y, h, m, a.origins, params, rules_earlier.setdefault(name, {}) if a.rules else None
+            )
         rows.append((name, h, m, s_rnn, m_rnn, t_rnn, ens, sm, ms))
         sm_all[name] = sm["seasonal naive"]
         sn = sm["seasonal naive"]
@@ -379,6 +493,9 @@ def main(argv=None):
             print(
                 f"{name:<9} | {np.mean(s_net):>8.2f} {np.mean(s_sn):>8.2f} | {wins} of {len(s_net)}"
             )
+    if rules_last:
+        ets = {name: sm["AutoETS"] for name, *_, sm, _ms in rows if "AutoETS" in sm}
+        print_rules(rules_last, rules_earlier, sm_all, ets)
     print()
     print("transform used (seed 0) and 80 % interval coverage (%) of the held-out points")
     print(f"{'series':<9} | {'transform':<20} | {'conformal':>9} | {'quantile':>9}")

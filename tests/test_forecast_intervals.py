@@ -157,7 +157,7 @@ def test_forecast_accuracy_benchmark_prints_coverage_and_transforms(monkeypatch,
     monkeypatch.setattr(fa, "classical", lambda train, h, m: {"seasonal naive": train[-h:]})
     argv = ["--seeds", "1", "--models", "0", "--intervals", "both", "--transforms", "none;diff",
             "--param", "max_iter=3", "--param", "hidden_size=4", "--param", "transform='auto'",
-            "--origins", "2"]  # fmt: skip
+            "--origins", "2", "--rules"]  # fmt: skip
     assert fa.main(argv) == 0
     out = capsys.readouterr().out
     assert "80 % intervals, conformal=True (1 seed(s)): coverage" in out
@@ -165,3 +165,8 @@ def test_forecast_accuracy_benchmark_prints_coverage_and_transforms(monkeypatch,
     assert "per-series best fixed one on" in out and "fixed diff" in out
     assert "earlier origins (2 held-out blocks" in out
     assert re.search(r"toy\s+\|\s+[\d.]+\s+[\d.]+ \| \d of 2", out)
+    # --rules: every rule scored on the last block and on both earlier ones
+    table = out.split("rules falling back to")[1].split("transform used")[0].splitlines()
+    rows = [line for line in table if "|" in line][1:]
+    assert len(rows) == 10 and rows[0].startswith("network ")
+    assert all(re.search(r"\| +[\d.]+ +\d of 2$", line) for line in rows), rows

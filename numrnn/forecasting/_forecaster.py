@@ -494,10 +494,10 @@ class RNNForecaster(BaseEstimator):
     19.5, 7.1 and 4.6 against 16.2, 4.4 and 3.6 with none (one network).
 
     *Rules that fall back to or combine with a classical forecast*, decided from the training
-    series only and measured in that run's setting after ``scale_y`` stopped reading the
-    validation rows (each rule's choice made on the backtest fold of ``conformal``, horizons
-    up to ``h``; the 9 last blocks with 3 seeds, the 30 earlier blocks with seed 0; ratios are
-    geometric means of sMAPE ratios). The default: below seasonal naive on 7 of 9 series,
+    series only (``--origins 4 --rules``, after ``scale_y`` stopped reading the validation
+    rows; each rule's choice made on the backtest fold of ``conformal``, horizons up to ``h``;
+    the 9 last blocks with 3 seeds, the 30 earlier blocks with seed 0; ratios are geometric
+    means of sMAPE ratios). The default: below seasonal naive on 7 of 9 series,
     ratio to AutoETS 0.646, earlier blocks to seasonal naive 0.467 (20 of 30 below). Seasonal
     naive instead of the network where its fold error is lower by a margin of 0, 10 or 20 %:
     6, 7 and 7 of 9, 0.698, 0.683 and 0.651, earlier 0.477-0.486 (17 of 30); the weight ``w``
