@@ -17,7 +17,7 @@ assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUD
 
 import numpy as np  # noqa: E402
 
-from numrnn import RNNClassifier, RNNRegressor  # noqa: E402
+from numrnn import RNNClassifier  # noqa: E402
 from numrnn.backends import backend_options  # noqa: E402
 
 warnings.simplefilter("ignore")  # ConvergenceWarning: two epochs are not meant to converge
@@ -71,14 +71,6 @@ def main():
             device=device,
         )  # fmt: skip
 
-    def reg(device, augmented=True):
-        return RNNRegressor(
-            cell="lstm", hidden_size=3, readout="mean", segment_length=3,
-            augment=AUG if augmented else None,
-            max_iter=1, batch_size=3, learning_rate_init=0.05, dtype="float64",
-            random_state=1, device=device,
-        )  # fmt: skip
-
     def lmm(device, augmented=True):
         # the three readouts side by side (the head reads three column blocks), bidirectional
         # with merge 'sum' (the 'last' part merges two directions), two layers
@@ -91,7 +83,6 @@ def main():
 
     compare("augment_clf_f64", clf, X, labels, 1e-10, True)
     compare("readout_lmm_augment_f64", lmm, X, labels, 1e-10, True)
-    compare("augment_reg_mean_f64", reg, X, np.nan_to_num(X[:, 0, 0]), 1e-10, False)
 
 
 if __name__ == "__main__":
