@@ -126,7 +126,10 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
                         out[t, b, j] = 0.0
     else:
         hrz = np.empty((n, padded_width(2 * H, h0)), dtype=h0.dtype)
-        rh = np.zeros((n, H), dtype=h0.dtype)
+        rh = np.empty((n, H), dtype=h0.dtype)
+        for i in range(n):  # zeroed by hand: np.zeros compiles its own overload
+            for j in range(H):
+                rh[i, j] = 0.0
         hn = np.empty((n, padded_width(H, h0)), dtype=h0.dtype)
         for t in range(T):
             packed_matmul(h, w_a, hrz)

@@ -65,8 +65,12 @@ def lstm_forward_rows(x, w_packed, bias, w_peep, h0, c0, lengths, out, cells, ga
         for j in range(H):
             if w_peep[g, j] != 0.0:
                 plain = False
-    scale = np.full(4 * H, 0.5, dtype=x.dtype)  # σ for i, f, o; tanh for g
-    shift = np.full(4 * H, 0.5, dtype=x.dtype)
+    # σ for i, f, o; tanh for g (filled by hand: np.full compiles its own overload)
+    scale = np.empty(4 * H, dtype=x.dtype)
+    shift = np.empty(4 * H, dtype=x.dtype)
+    for k in range(4 * H):
+        scale[k] = 0.5
+        shift[k] = 0.5
     for j in range(H):
         scale[2 * H + j] = 1.0
         shift[2 * H + j] = 0.0
