@@ -96,9 +96,9 @@ logger = logging.getLogger("numrnn")
 
 #: CPU seconds to compile what a first fit of each cell needs, on one core (measured with
 #: the cold first default fit on the `small` data, float32, process CPU time on a 2-core
-#: machine, benchmarks/bench_compile.py, after #17's second pass: 7.2, 11.2, 11.3 s); float64
+#: machine, benchmarks/bench_compile.py, 2026-12-04 at load ~1: 5.9, 7.9, 9.8 s); float64
 #: is similar.
-COLD_COMPILE_SECONDS = {"rnn": 7, "lstm": 11, "gru": 11}
+COLD_COMPILE_SECONDS = {"rnn": 6, "lstm": 8, "gru": 10}
 _CELLS = tuple(COLD_COMPILE_SECONDS)
 _announced: set = set()
 _cache_writable = True
