@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from numrnn import _threads
@@ -114,3 +115,31 @@ def test_one_thread_knob_wakes_no_worker_thread(tmp_path):
     assert int(one) == int(before)  # no worker for a one-range call
     assert int(two) > int(one)  # a two-range call does start one (the check can fail)
     assert float(total) == 4 * 8 * 3 * 16
+
+
+def test_linear_head_products_run_on_one_blas_thread(monkeypatch):
+    """The nn.Linear head's products run under numrnn's BLAS policy (one thread): a
+    multi-threaded OpenBLAS call leaves workers spinning, and the network's threaded
+    kernels after it ran up to 2x slower in a user's own loop."""
+    from contextlib import contextmanager
+
+    from threadpoolctl import threadpool_info
+
+    import numrnn.nn.linear as lin
+
+    monkeypatch.delenv("NUMRNN_BLAS_THREADS", raising=False)
+    seen = []
+    real = lin.blas_threads
+
+    @contextmanager
+    def spy(n):
+        with real(n):
+            seen.append([d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"])
+            yield
+
+    monkeypatch.setattr(lin, "blas_threads", spy)
+    head = lin.Linear(8, 3, rng=0)
+    x = np.random.default_rng(0).standard_normal((4, 5, 8)).astype(np.float32)
+    y = head.forward(x)
+    head.backward(np.ones_like(y))
+    assert len(seen) == 2 and all(n == 1 for threads in seen for n in threads)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import blas_threads, recurrent_blas_threads
 from .._validation import check_dtype, check_int
 
 __all__ = ["Linear"]
+
+
+def _blas_policy():
+    """numrnn's BLAS threads around the head's products (one, unless NUMRNN_BLAS_THREADS
+    says otherwise). A multi-threaded OpenBLAS call leaves its workers spinning, and the
+    network's threaded kernels that follow ran slower: in a user's loop on the medium LSTM
+    (2 cores), its backward took 77-100 ms after the head's products against 38-41 ms."""
+    return blas_threads(recurrent_blas_threads(0, 0, 0))
 
 
 class Linear:
@@ -87,7 +96,8 @@ class Linear:
         """
         x = self._check_input(x)
         self._x = x
-        y = x @ self.weight.T
+        with _blas_policy():
+            y = x @ self.weight.T
         y += self.bias
         return y
 
@@ -115,16 +125,17 @@ class Linear:
             )
         dy2 = dy.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        np.matmul(dy2.T, x2, out=self.grads["weight"])
-        np.sum(dy2, axis=0, out=self.grads["bias"])
-        if self.out_features == 1:
-            # one product per entry, the same bits as the matmul (a product summed over one
-            # term), without NumPy's batched (T, 1) @ (1, H) matmul: 3.6x faster on (64,
-            # 100, 128), and written straight into x's layout
-            dx = np.empty_like(x)
-            np.multiply(dy, self.weight[0], out=dx)
-            return dx
-        return dy @ self.weight
+        with _blas_policy():
+            np.matmul(dy2.T, x2, out=self.grads["weight"])
+            np.sum(dy2, axis=0, out=self.grads["bias"])
+            if self.out_features == 1:
+                # one product per entry, the same bits as the matmul (a product summed over
+                # one term), without NumPy's batched (T, 1) @ (1, H) matmul: 3.6x faster on
+                # (64, 100, 128), and written straight into x's layout
+                dx = np.empty_like(x)
+                np.multiply(dy, self.weight[0], out=dx)
+                return dx
+            return dy @ self.weight
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters under PyTorch's names ``'weight'`` and ``'bias'``."""
