@@ -257,8 +257,8 @@ class CUDABackend:
         about one (row, unit) item per thread); ``nr`` blocks along y stride over the batch
         rows. ``persistent='auto'`` takes it when ``W_hh`` fits in at most
         :data:`AUTO_MAX_CHUNKS` slices (unless ``chunks`` says otherwise) and the grid fits
-        on the device at once; ``True`` raises when impossible. ``make_args(hc, rpp)`` gives the kernel's
-        arguments. Returns ``(grid, threads, shared_bytes, args)``.
+        on the device at once; ``True`` raises when impossible. ``make_args(hc, rpp)``
+        gives the kernel's arguments. Returns ``(grid, threads, shared_bytes, args)``.
         """
         persistent, chunks, threads = self.persistent, self.chunks, self.threads
         budget = SHARED_BUDGET
