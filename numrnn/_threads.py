@@ -46,8 +46,8 @@ def _blas_libraries() -> list:
     return _blas_controllers
 
 
-def recurrent_blas_threads(batch: int, gate_size: int, hidden_size: int) -> int | None:
-    """BLAS threads around a network's forward/backward (the arguments are kept for callers).
+def recurrent_blas_threads() -> int | None:
+    """BLAS threads around numrnn's NumPy work (None: leave BLAS as it is).
 
     The CPU kernels no longer call BLAS (:mod:`numrnn.kernels.cpu.gemm`); what is left is
     small NumPy work such as the estimators' linear head, where a second BLAS thread gains
@@ -81,6 +81,12 @@ def blas_threads(n: int | None):
     finally:
         for lib, current in changed:
             lib.set_num_threads(current)
+
+
+def numrnn_blas_threads():
+    """:func:`blas_threads` at :func:`recurrent_blas_threads`: the one BLAS policy around
+    numrnn's NumPy products (an estimator's fit and predict, the ``nn.Linear`` head)."""
+    return blas_threads(recurrent_blas_threads())
 
 
 # -- threads for the time loops ---------------------------------------------------------

@@ -129,7 +129,7 @@ def test_linear_head_products_run_on_one_blas_thread(monkeypatch):
 
     monkeypatch.delenv("NUMRNN_BLAS_THREADS", raising=False)
     seen = []
-    real = lin.blas_threads
+    real = _threads.blas_threads
 
     @contextmanager
     def spy(n):
@@ -137,7 +137,7 @@ def test_linear_head_products_run_on_one_blas_thread(monkeypatch):
             seen.append([d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"])
             yield
 
-    monkeypatch.setattr(lin, "blas_threads", spy)
+    monkeypatch.setattr(_threads, "blas_threads", spy)  # numrnn_blas_threads enters it
     head = lin.Linear(8, 3, rng=0)
     x = np.random.default_rng(0).standard_normal((4, 5, 8)).astype(np.float32)
     y = head.forward(x)

@@ -66,7 +66,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from numrnn._threads import blas_threads, recurrent_blas_threads
+from numrnn._threads import numrnn_blas_threads
 from numrnn._validation import (
     PARAMETERS,
     check_dtype,
@@ -1224,9 +1224,7 @@ class BaseRNN(BaseEstimator):
         Held around the head's NumPy matmuls too: both BLAS pools spin after each call and
         starve each other otherwise (DESIGN §4).
         """
-        batch = AUTO_BATCH_SIZE if self.batch_size == "auto" else int(self.batch_size)
-        gate_size = CELLS[self.cell].num_gates * self.hidden_size
-        return blas_threads(recurrent_blas_threads(batch, gate_size, self.hidden_size))
+        return numrnn_blas_threads()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

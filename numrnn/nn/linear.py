@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._threads import blas_threads, recurrent_blas_threads
+from .._threads import numrnn_blas_threads
 from .._validation import check_dtype, check_int
 
 __all__ = ["Linear"]
-
-
-def _blas_policy():
-    """numrnn's BLAS threads around the head's products (one, unless NUMRNN_BLAS_THREADS
-    says otherwise). A multi-threaded OpenBLAS call leaves its workers spinning, and the
-    network's threaded kernels that follow ran slower: in a user's loop on the medium LSTM
-    (2 cores), its backward took 77-100 ms after the head's products against 38-41 ms."""
-    return blas_threads(recurrent_blas_threads(0, 0, 0))
 
 
 class Linear:
@@ -96,7 +88,10 @@ class Linear:
         """
         x = self._check_input(x)
         self._x = x
-        with _blas_policy():
+        # numrnn's BLAS policy (one thread): a multi-threaded OpenBLAS call leaves its
+        # workers spinning, and the network's threaded kernels that follow ran slower (a
+        # user's loop on the medium LSTM, 2 cores: backward 77-100 ms against 38-41 ms)
+        with numrnn_blas_threads():
             y = x @ self.weight.T
         y += self.bias
         return y
@@ -125,7 +120,7 @@ class Linear:
             )
         dy2 = dy.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        with _blas_policy():
+        with numrnn_blas_threads():  # as in forward
             np.matmul(dy2.T, x2, out=self.grads["weight"])
             np.sum(dy2, axis=0, out=self.grads["bias"])
             if self.out_features == 1:
