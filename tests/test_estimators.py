@@ -74,14 +74,16 @@ _SAMPLE_WEIGHT_CHECKS = (
 def _float32_checks():
     """scikit-learn's checks for the default dtype (float32), as ``(estimator, check)``.
 
-    The classifier's sample-weight equivalence is left to
+    Both estimators' sample-weight equivalence is left to
     :func:`test_sample_weight_equivalence_float32`: the check compares with rtol=1e-7,
     below float32 resolution (one ulp is 1.2e-7 relative), and the weighted and the
     repeated batch are summed in different orders by construction (shuffled rows, one row
     of weight k against k copies). Measured on the check's data (3 random labels, 15
     samples): predict_proba differs by 1-2 ulp from about epoch 10 on, and memorising the
     random labels amplifies that (4e-4 after 100 epochs at learning_rate_init=0.02, 0.11
-    with the defaults' 200 epochs and clip_norm=1.0); float64 instances pass it above.
+    with the defaults' 200 epochs and clip_norm=1.0); float64 instances pass it above. The
+    regressor passed it on an AVX-512 Zen 5 and failed it on an AVX2 Zen 1 (the two round
+    float32 differently): whether 100 epochs keep the ulps under rtol=1e-7 is luck.
     """
     try:
         from sklearn.utils.estimator_checks import estimator_checks_generator as generate
@@ -96,7 +98,7 @@ def _float32_checks():
     for est in estimators:
         for e, check in generate(est, mark=None):
             name = getattr(check, "func", check).__name__
-            if isinstance(est, RNNClassifier) and name in _SAMPLE_WEIGHT_CHECKS:
+            if name in _SAMPLE_WEIGHT_CHECKS:
                 continue
             pairs.append(pytest.param(e, check, id=f"{type(est).__name__}-{name}"))
     return pairs
