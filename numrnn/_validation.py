@@ -466,16 +466,21 @@ def check_sequences(
     if (
         type(X) is np.ndarray
         and X.ndim == 3
-        and X.dtype == dtype
+        and X.dtype.kind == "f"
         and X.size > 0
         and lengths is None
         and not nan_padding
         and (n_features is None or X.shape[2] == n_features)
     ):
-        # The common case of a network's forward (a float array of the network's dtype, every
-        # step valid) without the general path's per-call checks, which cost more than a
-        # one-step LSTM's kernel (issue #18's streaming latency): the same copy and lengths.
-        padded = np.array(X, dtype=dtype, copy=True)
+        # The common case of a network's forward (a float array, every step valid) without
+        # the general path's per-call checks, which cost more than a one-step LSTM's kernel
+        # (issue #18's streaming latency): the same copy (cast as below) and lengths. The
+        # forecaster's float64 windows into a float32 network take this path too.
+        if X.dtype == dtype:
+            padded = np.array(X, dtype=dtype, copy=True)
+        else:
+            with np.errstate(over="ignore"):  # an overflow is reported below, by name
+                padded = np.array(X, dtype=dtype, copy=True)
         if all_finite(padded):
             return padded, np.full(padded.shape[0], padded.shape[1], dtype=np.int64)
         # not finite: the general path below names the first bad value

@@ -120,3 +120,30 @@ def test_check_sequences_fast_path_returns_what_the_general_path_does():
         check_sequences(x, n_features=4, dtype=np.float32)
     with pytest.raises(ValueError, match="4 features per step, but 5 were expected"):
         check_sequences(x, n_features=5, dtype=np.float32)
+
+
+def test_check_sequences_fast_path_casts_another_float_dtype():
+    """A float64 array into a float32 network (a user's own loop, a forecaster's windows)
+    takes the short path too: the same cast as the general path; a value that overflows
+    float32 gets the general path's message, and no overflow warning before it."""
+    import warnings
+
+    from numrnn._validation import check_sequences
+
+    x = np.linspace(-3, 3, 24).reshape(2, 3, 4)  # float64
+    fast, lens = check_sequences(x, n_features=4, dtype=np.float32)
+    slow, slow_lens = check_sequences(list(x), n_features=4, dtype=np.float32)
+    assert fast.dtype == np.float32 and np.array_equal(fast, slow)
+    assert np.array_equal(lens, slow_lens)
+    x[0, 1, 2] = 1e39  # finite in float64, inf in float32
+    general = None
+    try:
+        check_sequences(list(x), n_features=4, dtype=np.float32)
+    except ValueError as e:
+        general = str(e)
+    assert general is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError) as err:
+            check_sequences(x, n_features=4, dtype=np.float32)
+    assert str(err.value) == general
