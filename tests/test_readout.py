@@ -283,3 +283,8 @@ def test_readout_auto_is_last_where_a_pool_is_undefined_and_fixed_by_the_first_f
         m.set_params(readout="last").fit(X, y)
     assert m.readout_ == "last+mean+max" and m.n_iter_ == 2  # the model as it was
 
+
+def test_classifier_default_readout_is_auto():
+    assert RNNClassifier().readout == "auto"
+    assert RNNClassifier().get_params()["readout"] == "auto"
+    assert RNNRegressor().readout == "last"
