@@ -102,6 +102,18 @@ ensemble's members fitted one by one, and the default fitted on it):
   (both threads; unchanged, folded). Adopted although UnitTest misses DTW in the seeds 0-2
   table: 'auto' is at or above 'last' everywhere beyond one test sample, and reaches DTW
   in 9 of the 10 seeds measured.
+* For a 4th set at or above MiniRocket (after ``readout='auto'``: ItalyPowerDemand,
+  UnitTest, BasicMotions), seeds 0-2, accuracy and CPU seconds a fit on GunPoint /
+  JapaneseVowels (MiniRocket 0.993 / 0.989; default 0.980, 13 s / 0.975, 17 s): ``bi``
+  0.978, 22 s / 0.984, 23 s; ``h64`` 0.976 / 0.977; ``gru`` 0.969 / 0.977; ``noseg``
+  0.964 / 0.970 (43 s); ``lr3e-3`` 0.984 / 0.975; ``tuned`` (10 networks) 0.982, 26 s /
+  0.976, 55 s; ``bilr3e-3`` 0.978, 27 s / 0.984, 38 s. None reaches MiniRocket on either
+  set, so none went to the full table. ``augbig`` ('auto''s augmentation for the folded
+  sets of 128 samples or more too, one variant an epoch): JapaneseVowels 0.979, OSULeaf
+  0.639 (0.617), but Covid3Month_disc 0.557 in every seed (0.612; the plateau stop of the
+  one-variant runs above). On UnitTest (seeds 0-2, default 0.939, DTW 0.955) only
+  ``tuned`` reached 0.955 (``bi`` 0.939, ``h64``, ``gru``, ``lr3e-3``, ``noclip`` 0.924,
+  ``bs16`` 0.879): twice every fit's cost, ACSF1 beyond the 30 s budget.
 
 Usage::
 
