@@ -274,7 +274,8 @@ PARAMETERS = {
     "device": Options(DEVICES),
     # what the head reads, and how gradients flow
     "output": Options(("last", "sequence")),
-    "readout": Options(READOUTS),
+    # 'auto': chosen at fit time by folding (numrnn.nn.readout.resolve_readout)
+    "readout": Options(READOUTS + ("auto",)),
     "bptt_steps": Integer(1, allow_none=True),
     "clip_norm": Real(0.0, low_open=True, allow_none=True),
     "clip_value": Real(0.0, low_open=True, allow_none=True),

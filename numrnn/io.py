@@ -823,6 +823,9 @@ def _load_estimator(header, arrays, device=None, prefix="", cls=None):
     for k, v in header["attrs"].items():
         _check_attribute_name(cls, k)
         setattr(est, k, _from_json(v, arrays))
+    if "network" in header and not hasattr(est, "readout_"):
+        # written before readout='auto' (and readout_) existed: the readout was the parameter
+        est.readout_ = est.readout
     dev = _load_device(device, est.device)
     if dev != est.device:
         est.device = dev  # a refit runs where the model was loaded

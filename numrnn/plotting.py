@@ -247,7 +247,7 @@ def gradient_norms(estimator, X, y, *, wrt="state"):
             dN = None
         else:  # the estimator's readout (numrnn.nn.readout) and its gradient
             feat, ctx = readout_forward(
-                getattr(estimator, "readout", "last"), out, hn, np.full(B, T), L, 1,
+                getattr(estimator, "readout_", "last"), out, hn, np.full(B, T), L, 1,
                 net.merge_mode,
             )  # fmt: skip
             _, dz = estimator._loss(feat @ W.T + b, Y, None, None)

@@ -1,6 +1,6 @@
 """Run by ``tests/test_training_recipe.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``:
 fits with the recipe options the device fit gained last (``augment``, the 'last+mean+max'
-readout) with ``device='cuda'`` against ``device='cpu'``.
+readout, readout='auto' resolved at fit time) with ``device='cuda'`` against ``device='cpu'``.
 
 The variants are drawn on the host by the same code for both devices, so the fits must agree
 as closely as the device fit does without them (tests/_cuda_fit_cases.py). Prints one
@@ -45,8 +45,11 @@ def _max_diff(a, b):
     return float(np.max(np.abs(a - b)))
 
 
-def compare(name, make, X, y, tol, proba):
-    res = [_fitted(make(device).fit(X, y), X, proba) for device in ("cpu", "cuda")]
+def compare(name, make, X, y, tol, proba, readout):
+    models = [make(device).fit(X, y) for device in ("cpu", "cuda")]
+    res = [_fitted(m, X, proba) for m in models]
+    # the readout the device fit ran: the parameter, or 'auto' resolved by folding
+    print(f"CASE {name}_readout {0.0 if models[1].readout_ == readout else 1.0:.3e} 0.0e+00")
     err = max(_max_diff(a, b) for a, b in zip(*res, strict=True))
     # and the augmentation acted: the same fit without it (on the CPU: cheaper) differs
     plain = _fitted(make("cpu", augmented=False).fit(X, y), X, proba)
@@ -62,7 +65,8 @@ def main():
     def clf(device, augmented=True):
         # segments of 2 (folded on the host after the variant is drawn), 2 passes an epoch
         # over the 4 training rows in minibatches of 3 (one stream: 8 rows, 3 minibatches),
-        # early stopping (the validation rows are never augmented)
+        # early stopping (the validation rows are never augmented); the default readout,
+        # 'auto', is 'last' on folded sequences
         return RNNClassifier(
             cell="gru", hidden_size=3, n_models=1, segment_length=2,
             augment=dict(AUG, variants=2) if augmented else None,
@@ -81,8 +85,8 @@ def main():
             learning_rate_init=0.05, dtype="float64", random_state=2, device=device,
         )  # fmt: skip
 
-    compare("augment_clf_f64", clf, X, labels, 1e-10, True)
-    compare("readout_lmm_augment_f64", lmm, X, labels, 1e-10, True)
+    compare("augment_clf_f64", clf, X, labels, 1e-10, True, "last")
+    compare("readout_lmm_augment_f64", lmm, X, labels, 1e-10, True, "last+mean+max")
 
 
 if __name__ == "__main__":

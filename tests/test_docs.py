@@ -65,8 +65,8 @@ def check_claim(value, claim: str, line: str) -> None:
     """Assert ``value`` prints as ``claim`` does, within two units of its last digit.
 
     A trained model's figures differ between CPUs (AVX2 and AVX-512 kernels round float32
-    differently), so the docs print them to the digits that hold on both: digits 0.984 on
-    an AVX-512 Zen 5, 0.9867 on an AVX2 Zen 1, printed "0.98".
+    differently), so the docs print them to the digits that hold on both (examples.rst's
+    digits accuracy was 0.984 on an AVX-512 Zen 5 and 0.9867 on an AVX2 Zen 1).
     """
     printed = re.findall(r"-?\d+\.\d+", claim)
     values = np.ravel(np.asarray(value, dtype=np.float64))

@@ -124,6 +124,25 @@ def test_file_is_pickle_free(fitted, tmp_path):
     assert "n_features_in_" in header["attrs"] and "loss_curve_" in header["attrs"]
 
 
+def test_readout_auto_round_trip_and_files_without_readout_(tmp_path):
+    """The resolved readout is saved (readout='auto' stays the parameter); a file written
+    before readout_ existed loads with the readout it was fitted with."""
+    Xs = X[:, :5]  # not folded: 'auto' is 'last+mean+max'
+    m = _fit(RNNClassifier(hidden_size=2, n_models=1, max_iter=1, random_state=0), Xs, Y > 0)
+    assert (m.readout, m.readout_) == ("auto", "last+mean+max")
+    save(m, tmp_path / "auto.npz")
+    m2 = load(tmp_path / "auto.npz")
+    assert (m2.readout, m2.readout_) == ("auto", "last+mean+max")
+    np.testing.assert_array_equal(m.predict_proba(Xs), m2.predict_proba(Xs))
+    old = _fit(RNNRegressor(hidden_size=2, max_iter=1, readout="mean", random_state=0), X, Y)
+    del old.readout_  # as numrnn wrote it before
+    save(old, tmp_path / "old.npz")
+    old2 = load(tmp_path / "old.npz")
+    assert old2.readout_ == "mean"
+    old.readout_ = "mean"
+    np.testing.assert_array_equal(old.predict(X_NEW), old2.predict(X_NEW))
+
+
 def test_partial_fit_after_load_continues_exactly(tmp_path):
     m = MODELS["lstm-reg"]()
     p = tmp_path / "m.npz"

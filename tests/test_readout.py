@@ -225,10 +225,66 @@ def test_readout_parameter_is_validated():
     X = np.zeros((4, 3, 1))
     y = np.arange(4.0)
     with pytest.raises(
-        ValueError, match=r"readout must be one of \('last', 'mean', 'max', 'last\+mean\+max'\)"
+        ValueError,
+        match=r"readout must be one of \('last', 'mean', 'max', 'last\+mean\+max', 'auto'\), "
+        r"got 'avg'\. Pass one of",
     ):
         RNNRegressor(readout="avg").fit(X, y)
-    with pytest.raises(ValueError, match="readout must be 'last' when output='sequence'"):
+    with pytest.raises(ValueError, match="readout must be one of .* got 'Auto'"):
+        RNNClassifier(readout="Auto").fit(X, [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="readout must be 'last' or 'auto' when output='sequence'"):
         RNNRegressor(readout="mean", output="sequence").fit(X, np.zeros((4, 3)))
     with pytest.raises(ValueError, match="bptt_steps must be None when readout='max'"):
         RNNRegressor(readout="max", bptt_steps=2).fit(X, y)
+
+
+def _auto_pair(est, X, y, **kw):
+    """A fit with readout='auto' and the same fit with the readout it resolved to."""
+    kw = dict(cell="gru", hidden_size=3, max_iter=2, random_state=0, dtype="float64", **kw)
+    if est is RNNClassifier:
+        kw["n_models"] = 1
+    auto = est(readout="auto", **kw).fit(X, y)
+    return auto, est(readout=auto.readout_, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("est", [RNNRegressor, RNNClassifier])
+def test_readout_auto_resolves_by_folding(est):
+    """readout='auto': 'last+mean+max' when the sequences are not folded into segments,
+    'last' when they are; the fit is the fit with that readout, bit for bit."""
+    rng = np.random.default_rng(7)
+    short = rng.standard_normal((6, 5, 2))  # 5 steps: segment_length='auto' does not fold
+    long = rng.standard_normal((6, 30, 2))  # 30 steps: segments of 2
+    y = np.array([0, 1, 1, 0, 1, 0])
+    for X, seg, expected in [(short, "auto", "last+mean+max"), (long, "auto", "last"),
+                             (long, None, "last+mean+max"), (long, 1, "last+mean+max"),
+                             (short, 2, "last")]:  # fmt: skip
+        auto, same = _auto_pair(est, X, y, segment_length=seg)
+        assert auto.readout == "auto" and auto.readout_ == expected, (seg, X.shape)
+        assert auto.head_.weight.shape[1] == (9 if expected == "last+mean+max" else 3)
+        np.testing.assert_array_equal(auto.predict(X), same.predict(X))
+        np.testing.assert_array_equal(auto.coef_, same.coef_)
+
+
+def test_readout_auto_is_last_where_a_pool_is_undefined_and_fixed_by_the_first_fit():
+    """'auto' never turns into a pooled readout that the other parameters reject (truncated
+    BPTT, per-step output), and a warm start keeps the first fit's readout_ or refuses."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((4, 5, 1))
+    y = np.arange(4.0)
+    kw = dict(hidden_size=2, max_iter=1, readout="auto")
+    assert RNNRegressor(bptt_steps=2, **kw).fit(X, y).readout_ == "last"
+    seq = RNNRegressor(output="sequence", **kw).fit(X, np.zeros((4, 5)))
+    assert seq.readout_ == "last"
+    m = RNNRegressor(warm_start=True, **kw).fit(X, y)
+    assert m.readout_ == "last+mean+max"
+    m.fit(X, y)  # same resolution: continues
+    assert m.readout_ == "last+mean+max" and m.n_iter_ == 2
+    with pytest.raises(ValueError, match=r"needs the same readout .*readout_='last\+mean\+max'"):
+        m.set_params(readout="last").fit(X, y)
+    assert m.readout_ == "last+mean+max" and m.n_iter_ == 2  # the model as it was
+
+
+def test_classifier_default_readout_is_auto():
+    assert RNNClassifier().readout == "auto"
+    assert RNNClassifier().get_params()["readout"] == "auto"
+    assert RNNRegressor().readout == "last"

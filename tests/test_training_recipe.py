@@ -271,6 +271,6 @@ def test_gpu_fit_with_augment_and_combined_readout_matches_cpu_on_the_simulator(
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     cases = [line.split() for line in proc.stdout.splitlines() if line.startswith("CASE ")]
-    assert len(cases) == 4, proc.stdout
+    assert len(cases) == 6, proc.stdout
     for _, name, err, tol in cases:
         assert float(err) <= float(tol), f"{name}: {err} > {tol}"

@@ -90,7 +90,7 @@ from numrnn.nn.bptt import run_minibatch
 from numrnn.nn.linear import Linear
 from numrnn.nn.network import NETWORKS
 from numrnn.nn.optim import SGD, Adam
-from numrnn.nn.readout import readout_forward, readout_size
+from numrnn.nn.readout import readout_forward, readout_size, resolve_readout
 from numrnn.nn.schedules import LearningRateSchedule
 from numrnn.nn.segments import fold_segments, resolve_segment_length
 from numrnn.nn.step import apply_update, penalty
@@ -243,15 +243,15 @@ class BaseRNN(BaseEstimator):
         for name in self._get_param_names():
             if name in PARAMETERS:
                 check_param(name, getattr(self, name))
-        if self.readout != "last" and self.output != "last":
+        if self.readout not in ("last", "auto") and self.output != "last":
             _fail(
                 "readout",
-                "'last' when output='sequence'",
+                "'last' or 'auto' when output='sequence'",
                 self.readout,
                 "A pooled readout makes one prediction per sequence: set output='last', or "
                 "readout='last' for per-step predictions.",
             )
-        if self.bptt_steps is not None and self.readout != "last":
+        if self.bptt_steps is not None and self.readout not in ("last", "auto"):
             raise InvalidParameterError(
                 f"bptt_steps must be None when readout={self.readout!r}, got bptt_steps="
                 f"{self.bptt_steps!r}: a pooled readout spans every chunk of a sequence while "
@@ -371,9 +371,20 @@ class BaseRNN(BaseEstimator):
                 if self.output == "sequence"
                 else resolve_segment_length(self.segment_length, int(lengths.max()))
             )
+            # 'auto' by folding, next to the segment length it follows (nn.readout)
+            self.readout_ = self._resolved_readout()
         if fold:
             Xp, lengths = fold_segments(Xp, lengths, getattr(self, "segment_length_", 1))
         return Xp, lengths, ragged
+
+    def _resolved_readout(self) -> str:
+        """``readout`` as the readout of a fit with this ``segment_length_``
+        (:func:`numrnn.nn.readout.resolve_readout`)."""
+        return resolve_readout(
+            self.readout,
+            getattr(self, "segment_length_", 1),
+            pooled_ok=self.output == "last" and self.bptt_steps is None,
+        )
 
     def _validate_sample_weight(self, sample_weight, n):
         if sample_weight is None:
@@ -454,7 +465,7 @@ class BaseRNN(BaseEstimator):
         input_size = self._n_step_features * getattr(self, "segment_length_", 1)
         self.network_ = NETWORKS[self.cell](input_size, self.hidden_size, **kwargs)
         self.head_ = Linear(
-            readout_size(self.readout, self.network_.layer_output_size),
+            readout_size(self.readout_, self.network_.layer_output_size),
             self.n_outputs_,
             dtype=check_dtype(self.dtype),
             rng=gen,
@@ -581,15 +592,15 @@ class BaseRNN(BaseEstimator):
         length batch, and the forecasters call it directly on a small batch of equal-length
         windows (no sorting, no BLAS thread limit), so both give the same bits.
         """
-        net, head = self.network_, self.head_
-        if self.readout == "last" and net.num_directions == 1:
+        net, head, readout = self.network_, self.head_, self.readout_
+        if readout == "last" and net.num_directions == 1:
             out, h_n = None, self._final_state_chunked(xb, lb)
         else:
             Tb = int(lb.max())
             xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if isinstance(xb, list) else xb
             out, h_n = net._inference(xin, lengths=lb)
         feat, _ = readout_forward(
-            self.readout, None if self.readout == "last" else out, h_n, lb,
+            readout, None if readout == "last" else out, h_n, lb,
             net.num_layers, net.num_directions, net.merge_mode,
         )  # fmt: skip
         return feat @ head.weight.T + head.bias
@@ -669,7 +680,7 @@ class BaseRNN(BaseEstimator):
             self._all_params(),
             self._loss,
             per_step=self.output == "sequence",
-            readout=self.readout,
+            readout=self.readout_,
         )
 
     def _train_batch(self, Xp, lengths, Y, bi, wb, dev_rows=None):
@@ -945,6 +956,13 @@ class BaseRNN(BaseEstimator):
                 "warm_start=True (or partial_fit) needs the same architecture as the previous "
                 f"fit; it changed from {self._fitted_arch} to {self._arch()}. Set "
                 "warm_start=False to start afresh, or restore the previous parameters."
+            )
+        if reuse and self._resolved_readout() != self.readout_:
+            raise ValueError(
+                "warm_start=True (or partial_fit) needs the same readout as the previous fit "
+                f"(readout_={self.readout_!r}), got readout={self.readout!r}, which is "
+                f"{self._resolved_readout()!r} here. Set warm_start=False to start afresh, or "
+                f"readout={self.readout_!r}."
             )
         if not reuse:
             self._rng = check_random_state(self.random_state)

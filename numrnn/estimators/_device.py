@@ -379,7 +379,7 @@ class DeviceFit:
     def _readout(self, out, h_n, lcd, mode=None):
         """The readout (``nn.readout``) of the top layer: (B, D_out) features and a context;
         for 'last+mean+max' a list of the three parts (the head reads them side by side)."""
-        net, mode = self.net, mode or self.est.readout
+        net, mode = self.net, mode or self.est.readout_
         if mode == COMBINED:
             parts = [self._readout(out, h_n, lcd, m) for m in ("last", "mean", "max")]
             return [f for f, _ in parts], (COMBINED, [c for _, c in parts])

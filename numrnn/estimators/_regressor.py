@@ -40,11 +40,16 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     output : {'last', 'sequence'}, default='last'
         'last': one target per sequence, read from the final state of each direction.
         'sequence': one target per valid step.
-    readout : {'last', 'mean', 'max', 'last+mean+max'}, default='last'
+    readout : {'last', 'mean', 'max', 'last+mean+max', 'auto'}, default='last'
         What the head reads with ``output='last'`` (``numrnn.nn.readout``): 'last', the final
         state of each direction; 'mean' / 'max', the top layer's output pooled over each
         sequence's valid steps (padding never contributes); 'last+mean+max', the three side
-        by side (a head three times as wide). Pooled readouts need ``bptt_steps=None``;
+        by side (a head three times as wide); 'auto', chosen by the first fit
+        (``readout_``, :func:`numrnn.nn.readout.resolve_readout`): 'last+mean+max' when the
+        sequences are not folded into segments (``segment_length_ == 1``), 'last' when they
+        are, and 'last' wherever a pooled readout is undefined (``output='sequence'``,
+        ``bptt_steps``). :class:`RNNClassifier`'s default is 'auto' (see its docstring).
+        Pooled readouts need ``bptt_steps=None``;
         'last' is the default
         because on the classification benchmark
         (``benchmarks/classification_accuracy.py``, with segments) it beat both pooled
@@ -55,7 +60,9 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         With augmentation (``augment='auto'`` in epochs of 128 samples; one full run,
         seeds 0-2): mean 0.829 against 0.824 with 'last', UnitTest 0.955 (= 1-NN DTW; 'last' 0.864), OSULeaf
         0.691 (0.617), ACSF1 0.787 (0.717), but ArrowHead 0.568 (0.712; DTW 0.703) and
-        PickupGestureWiimoteZ 0.760 (0.793): at or above DTW on 8 sets against 9.
+        PickupGestureWiimoteZ 0.760 (0.793): at or above DTW on 8 sets against 9. Hence
+        'auto' (the classifier's default): the gains were on the unfolded sets, the losses
+        on the folded ones. Default 'last' here: no regression benchmark measured 'auto'.
     segment_length : None, int or 'auto', default='auto'
         Fold this many consecutive time steps into one recurrent input step of
         ``segment_length * n_features`` features (SegRNN / PatchTST patching,
@@ -184,6 +191,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
         The epoch (counted like ``n_iter_``) whose weights the model holds.
     segment_length_ : int
         Time steps per recurrent step (1: no folding).
+    readout_ : str
+        The readout the head reads (``readout``, with 'auto' resolved by the first fit).
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         The target scaling (``scale_y=True`` only).
     t_ : int
