@@ -413,9 +413,10 @@ def make_estimator(cfg: Config, cell: str, epochs: int, seed: int = 0):
     """The estimator of the fit mode: the configuration's sizes, ``epochs`` epochs exactly.
 
     Defaults otherwise (Adam at 1e-3, ``alpha=1e-4`` on the weights, ``clip_norm=1``,
-    shuffling, the 'last' readout), except what would change the work: no segments (the
-    PyTorch loop reads every step), no early end (``n_iter_no_change`` past ``epochs``) and
-    one network (``n_models=1`` where the estimator has it).
+    shuffling), except what would change the work: no segments (the PyTorch loop reads every
+    step), the 'last' readout (the PyTorch loop's head reads ``h_n``; the classifier's
+    default 'auto' pools unfolded sequences), no early end (``n_iter_no_change`` past
+    ``epochs``) and one network (``n_models=1`` where the estimator has it).
     """
     from numrnn import RNNClassifier, RNNRegressor
 
@@ -432,6 +433,7 @@ def make_estimator(cfg: Config, cell: str, epochs: int, seed: int = 0):
         max_iter=epochs,
         n_iter_no_change=epochs + 1,
         segment_length=None,
+        readout="last",
         random_state=seed,
     )
 

@@ -377,8 +377,8 @@ def main(argv=None) -> int:
         print()
         print(
             "median of --fit-repeat fits. Estimator defaults except batch_size=B, hidden_size=H, "
-            "max_iter=epochs, n_iter_no_change>epochs, segment_length=None (the work PyTorch "
-            "does). PyTorch: randperm, minibatch indexing, network, head on h_n, MSE/CE, "
+            "max_iter=epochs, n_iter_no_change>epochs, segment_length=None, readout='last', "
+            "n_models=1 (the work PyTorch does). PyTorch: randperm, minibatch indexing, network, head on h_n, MSE/CE, "
             "clip_grad_norm_(1), Adam(1e-3, weight_decay 1e-4 on weights). kernel ms/step: "
             "compare_torch's training step (forward, head, BPTT, Adam) on one minibatch; "
             "'% outside kernels' is the rest of the fit: validation, batching, shuffling, "
