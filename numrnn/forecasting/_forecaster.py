@@ -1088,12 +1088,13 @@ class RNNForecaster(BaseEstimator):
             take = min(block, h - done)
             rows = z[:, :take]
             out.append(rows)
-            if m:
-                ex = fut[..., done : done + take, :] if fut is not None else np.zeros((take, m))
-                rows = np.concatenate([rows, np.broadcast_to(ex, (P, take, m))], axis=2)
-            buf = np.concatenate([buf, rows], axis=1)[:, -w:]
+            if done + take < h:  # the windows of the next step (none after the last)
+                if m:
+                    ex = fut[..., done : done + take, :] if fut is not None else np.zeros((take, m))
+                    rows = np.concatenate([rows, np.broadcast_to(ex, (P, take, m))], axis=2)
+                buf = np.concatenate([buf, rows], axis=1)[:, -w:]
             done += take
-        return np.concatenate(out, axis=1)  # (P, h, k)
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=1)  # (P, h, k)
 
     def _paths(self, horizon, X, history, history_X, sample):
         """(forecast paths (P, h, k) per model in the series' units, index info)."""
@@ -1176,7 +1177,8 @@ class RNNForecaster(BaseEstimator):
             seeds = np.random.SeedSequence(
                 self.random_state if isinstance(self.random_state, numbers.Integral) else 0
             ).spawn(len(self.regressors_))
-        buf0 = np.repeat(tails, P, axis=0)  # row r's P paths are rows r*P .. r*P+P-1
+        # row r's P paths are rows r*P .. r*P+P-1 (the windows are read, never written)
+        buf0 = tails if P == 1 else np.repeat(tails, P, axis=0)
         fut = None if fut is None else np.repeat(fut, P, axis=0)
         # rows sharing their transform steps are inverted together, as columns
         groups = {}
