@@ -27,7 +27,8 @@ provides
     the state.
 ``gradients(state, s, k, rows, chunk_lengths, row_weights, scale) -> (grads, state)``
     Forward, readout, head, loss (weighted by ``row_weights``, multiplied by ``scale``) and
-    backward over the chunk; the gradients by parameter name and the carried state.
+    backward over the chunk; the gradients by parameter name and the carried state (which
+    an engine may leave None after the last chunk: nothing reads it).
 """
 
 from __future__ import annotations

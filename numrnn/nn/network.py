@@ -215,7 +215,7 @@ class RecurrentNetwork:
             if not self.spec.has_cell_state:
                 names = (f"{what} (dh_n)",)
         if state is None:
-            return [np.zeros((LD, B, H), dtype=self.dtype) for _ in names]
+            return self._zero_state(B)
         parts = state if self.spec.has_cell_state else (state,)
         if (
             type(parts) in (tuple, list)
@@ -274,6 +274,39 @@ class RecurrentNetwork:
         writes nothing of the network (not even the backward cache): estimators' predict
         calls it, so several threads may predict with one model at once."""
         return self._run(x, state, lengths, False, False)[0]
+
+    def _train_forward(self, xp, lens, state):
+        """:meth:`forward` with ``requires_grad=True`` on a minibatch the caller checked.
+
+        For the estimators' fits, whose minibatches are cut from data checked once per fit:
+        ``xp`` (B, T, input_size) real and finite with zeros past ``lens`` (int, (B,)), and
+        ``state`` None or a state this network returned (or rows of one). The per-call
+        checks of :meth:`forward` cost about as much as a small minibatch's kernels.
+        """
+        if state is None:
+            init = self._zero_state(xp.shape[0])
+        else:
+            init = list(state) if isinstance(state, tuple) else [state]
+        result, self._cache = self._run_checked(xp, lens, init, True, None)
+        return result
+
+    def _train_backward(self, d_out, d_state):
+        """:meth:`backward` without the input gradient, for :meth:`_train_forward`:
+        ``d_out`` None or a real array of the output's shape, ``d_state`` None or shaped
+        like the returned state (a readout's gradients), not checked again."""
+        if d_state is None:
+            d_fin = self._zero_state(self._cache["B"])
+        else:
+            d_fin = list(d_state) if isinstance(d_state, tuple) else [d_state]
+        cache, self._cache = self._cache, None
+        self.grads, self.grad_state = OrderedDict(), None
+        return self._backward(cache, d_out, d_fin, False)
+
+    def _zero_state(self, B):
+        """The zero initial state (or final-state gradient) as :meth:`_check_state` makes it."""
+        n = 2 if self.spec.has_cell_state else 1
+        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        return [np.zeros(shape, dtype=self.dtype) for _ in range(n)]
 
     def _run(self, x, state, lengths, requires_grad, training):
         """:meth:`forward`'s work; returns ``(result, cache)`` and writes nothing."""
