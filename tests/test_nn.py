@@ -372,3 +372,28 @@ def test_head_gradient_in_time_major_layout_gives_the_same_bits(cell):
     assert np.array_equal(dx_a, dx_b)
     for k, g in net.grads.items():
         assert np.array_equal(grads_a[k], g), k
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "rnn_tanh"])
+def test_inference_packing_follows_weights_written_in_place(name, rng):
+    # inference keeps its packed weights across calls (numrnn.backends.cpu): a write in
+    # place (an optimizer, a user) must reach the next forward, bit for bit as a network
+    # given those weights, and the old weights again must give the old bits back
+    from numrnn.backends import cpu
+
+    net = make(name, I=3, H=8, num_layers=2)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    before, _ = net.forward(x, requires_grad=False)
+    w = net.parameters()["weight_hh_l1"]
+    old = w.copy()
+    w += np.float32(0.25)
+    after, _ = net.forward(x, requires_grad=False)
+    fresh = make(name, I=3, H=8, num_layers=2, random_state=1)
+    fresh.load_state_dict(net.state_dict())
+    cpu._packed_for_inference.clear()  # fresh's packing is made now, not found
+    expected, _ = fresh.forward(x, requires_grad=False)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, expected)
+    w[:] = old
+    again, _ = net.forward(x, requires_grad=False)
+    np.testing.assert_array_equal(again, before)
