@@ -567,19 +567,20 @@ class BaseRNN(BaseEstimator):
         """
         net = self.network_
         C = int(net.inference_chunk)
-        B, Tb, shortest = len(xb), int(lb.max()), int(lb.min())
-        if Tb <= C and not isinstance(xb, list) and shortest > 0:
-            # one chunk holding every row: the loop below would run this same call, plus
-            # 30 us of row bookkeeping (a sixth of a one-step forecast); rows of equal length
-            # (a forecaster's windows) need no lengths, and their input check is the short one
-            return net._inference(xb[:, :Tb], lengths=None if shortest == Tb else lb)[1]
+        if not isinstance(xb, list) and xb.shape[1] <= C:
+            # one chunk holding every row (each has a step: predict's lengths are >= 1): the
+            # loop below would run this same call, plus 30 us of row bookkeeping (a sixth of
+            # a one-step forecast). X was checked by predict (or built from checked data by a
+            # forecaster): no check per batch. Steps past every length would change nothing.
+            return net._inference_checked(xb, lb)[1]
+        B, Tb = len(xb), int(lb.max())
         state = None
         for t0 in range(0, Tb, C):
             lc = np.clip(lb - t0, 0, C)
             idx = np.flatnonzero(lc > 0)
             la = lc[idx]
-            _, h_n = net._inference(
-                _rows_slice(xb, idx, t0, t0 + int(la.max())), state_rows(state, idx), lengths=la
+            _, h_n = net._inference_checked(
+                _rows_slice(xb, idx, t0, t0 + int(la.max())), la, state_rows(state, idx)
             )
             state = carry_state(state, h_n, idx, B)
         return state
@@ -597,7 +598,7 @@ class BaseRNN(BaseEstimator):
         else:
             Tb = int(lb.max())
             xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if isinstance(xb, list) else xb
-            out, h_n = net._inference(xin, lengths=lb)
+            out, h_n = net._inference_checked(xin, lb)
         feat, _ = readout_forward(
             readout, None if readout == "last" else out, h_n, lb,
             net.num_layers, net.num_directions, net.merge_mode,
@@ -638,7 +639,7 @@ class BaseRNN(BaseEstimator):
                     result[idx] = z
                     continue
                 xin = _rows_slice(xb, np.arange(len(xb)), 0, Tb) if ragged else xb
-                out, _ = net._inference(xin, lengths=lb)
+                out, _ = net._inference_checked(xin, lb)
                 z = out @ head.weight.T + head.bias
                 if ragged:
                     for j, i in enumerate(idx):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import warnings
 
@@ -697,6 +698,19 @@ class RNNForecaster(BaseEstimator):
         # np.mean / np.var's arithmetic (sum, divide; centred sum of squares), without their
         # Python dispatch: this runs once per forecast step (a third of a one-step forecast)
         w = part.shape[1]
+        if part.shape[0] == 1 and k == 1:
+            # one window of one target (a streaming forecast): the same sums, the divisions
+            # and the square root on Python floats (the same IEEE operations), four NumPy
+            # calls fewer (~6 us of a ~200 us one-step forecast)
+            loc = np.add.reduce(part, axis=1, keepdims=True).item() / w
+            dev = part - loc
+            var = np.add.reduce(dev * dev, axis=1, keepdims=True).item() / w
+            sc = math.sqrt(var + 1e-4)
+            if k == Xw.shape[2]:
+                return dev / sc, loc, sc
+            Xw = Xw.copy()
+            Xw[:, :, :k] = dev / sc
+            return Xw, loc, sc
         loc = np.add.reduce(part, axis=1, keepdims=True) / w
         dev = part - loc
         var = np.add.reduce(dev * dev, axis=1, keepdims=True) / w
@@ -1211,7 +1225,7 @@ class RNNForecaster(BaseEstimator):
                     Yp = _transforms.invert(flat, st, tl, self.season_length_)
                 out[rs] = Yp.reshape(horizon, len(rs), P, k).transpose(1, 2, 0, 3)
             paths.append(out)
-        if not all(np.isfinite(p).all() for p in paths):
+        if not all(all_finite(p) for p in paths):
             raise FloatingPointError(
                 "the forecast is not finite (it overflowed float64 after undoing the scaling "
                 f"and the transforms {self.transform_}). Divide the series by a constant before "
@@ -1403,9 +1417,9 @@ def _net_predict(reg, X):
     batch goes through it): the same arithmetic, one definition.
     """
     X = np.ascontiguousarray(X, dtype=reg.network_.dtype)
-    Xp, lengths = fold_segments(
-        X, np.full(X.shape[0], X.shape[1], dtype=np.intp), getattr(reg, "segment_length_", 1)
-    )
+    lengths = np.empty(X.shape[0], dtype=np.intp)
+    lengths.fill(X.shape[1])  # np.full's work without its Python wrapper
+    Xp, lengths = fold_segments(X, lengths, getattr(reg, "segment_length_", 1))
     if Xp.shape[0] <= _DIRECT_ROWS and reg.output == "last":
         z = reg._last_outputs(Xp, lengths)
     else:

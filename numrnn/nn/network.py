@@ -283,21 +283,28 @@ class RecurrentNetwork:
         ``state`` None or a state this network returned (or rows of one). The per-call
         checks of :meth:`forward` cost about as much as a small minibatch's kernels.
         """
-        if state is None:
-            init = self._zero_state(xp.shape[0])
-        else:
-            init = list(state) if isinstance(state, tuple) else [state]
+        init = self._trusted_state(state, xp.shape[0])
         result, self._cache = self._run_checked(xp, lens, init, True, None)
         return result
+
+    def _inference_checked(self, xp, lens, state=None):
+        """:meth:`_inference` on a batch the caller checked, as :meth:`_train_forward`'s:
+        the estimators' predict checks ``X`` once, then runs it in batches and time chunks
+        (on a forecaster's one-step forecast the checks were a tenth of its time)."""
+        return self._run_checked(xp, lens, self._trusted_state(state, xp.shape[0]), False, False)[0]
+
+    def _trusted_state(self, state, B):
+        """The initial-state list of :meth:`_run_checked` from None (zeros) or a state this
+        network returned (or rows of one), unchecked."""
+        if state is None:
+            return self._zero_state(B)
+        return list(state) if isinstance(state, tuple) else [state]
 
     def _train_backward(self, d_out, d_state):
         """:meth:`backward` without the input gradient, for :meth:`_train_forward`:
         ``d_out`` None or a real array of the output's shape, ``d_state`` None or shaped
         like the returned state (a readout's gradients), not checked again."""
-        if d_state is None:
-            d_fin = self._zero_state(self._cache["B"])
-        else:
-            d_fin = list(d_state) if isinstance(d_state, tuple) else [d_state]
+        d_fin = self._trusted_state(d_state, self._cache["B"])
         cache, self._cache = self._cache, None
         self.grads, self.grad_state = OrderedDict(), None
         return self._backward(cache, d_out, d_fin, False)
