@@ -22,10 +22,12 @@ from numrnn.kernels.cpu.gru import (
 #: since, by an optimizer, ``load_state_dict`` or a user, misses and repacks), so a stream of
 #: one-step forecasts packs once instead of at every step (~15 us of a ~110 us step on an
 #: AVX2 machine). Oldest entries go first beyond :data:`_PACKED_ENTRIES`; layers over
-#: :data:`_PACKED_MAX_SIZE` weights are packed per call (their kernels dwarf the packing).
+#: :data:`_PACKED_MAX_SIZE` weights (hidden size ~90 and up) are packed per call (their
+#: kernels dwarf the packing). At most ~6 MB held (float32; an entry keeps the weights'
+#: bytes and the packed copy).
 _packed_for_inference: OrderedDict = OrderedDict()
-_PACKED_ENTRIES = 64
-_PACKED_MAX_SIZE = 1 << 16
+_PACKED_ENTRIES = 16
+_PACKED_MAX_SIZE = 1 << 15
 
 
 def _fingerprint(w: np.ndarray) -> tuple:
