@@ -84,7 +84,7 @@ class HostEngine:
 
     def advance(self, state, s, k, rows, lc):
         xc = self._chunk(s, int(lc.max()), rows)
-        _, h_n = self.net.forward(xc, state_rows(state, rows), lengths=lc, requires_grad=False)
+        _, h_n = self.net._inference_checked(xc, lc, state_rows(state, rows))
         return carry_state(state, h_n, rows, self.B)
 
     def gradients(self, state, s, k, rows, lc, row_w, scale):
