@@ -706,15 +706,11 @@ class RNNForecaster(BaseEstimator):
             dev = part - loc
             var = np.add.reduce(dev * dev, axis=1, keepdims=True).item() / w
             sc = math.sqrt(var + 1e-4)
-            if k == Xw.shape[2]:
-                return dev / sc, loc, sc
-            Xw = Xw.copy()
-            Xw[:, :, :k] = dev / sc
-            return Xw, loc, sc
-        loc = np.add.reduce(part, axis=1, keepdims=True) / w
-        dev = part - loc
-        var = np.add.reduce(dev * dev, axis=1, keepdims=True) / w
-        sc = np.sqrt(var + 1e-4)  # floor: 1 % of the global scale
+        else:
+            loc = np.add.reduce(part, axis=1, keepdims=True) / w
+            dev = part - loc
+            var = np.add.reduce(dev * dev, axis=1, keepdims=True) / w
+            sc = np.sqrt(var + 1e-4)  # floor: 1 % of the global scale
         if k == Xw.shape[2]:  # no exogenous columns: the scaled windows are all of it
             return dev / sc, loc, sc
         Xw = Xw.copy()
