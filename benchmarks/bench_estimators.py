@@ -95,8 +95,9 @@ class EstimatorFitEndToEnd:
 
 class OneStepLatency:
     """One-step forecast with carried state by a hidden-32 LSTM estimator
-    (``common.OneStepForecast``), through ``generate`` and through the network alone;
-    ``track_torch_ratio``: PyTorch's LSTM step + head over ``generate``, same process."""
+    (``common.OneStepForecast``), through ``generate``, through a ``Stream`` and through the
+    network alone; ``track_torch_ratio``: PyTorch's LSTM step + head over ``generate``,
+    ``track_torch_ratio_stream`` over the stream's step, same process."""
 
     number = 200
     repeat = (3, 10, 10.0)
@@ -107,20 +108,32 @@ class OneStepLatency:
 
         self.one = OneStepForecast()
         self.one()
+        self.one.stream()
         self.one.network()
 
     def time_generate_one_step(self):
         self.one()
 
+    def time_stream_one_step(self):
+        self.one.stream()
+
     def time_network_one_step(self):
         self.one.network()
 
-    def track_torch_ratio(self):
+    def _torch_over(self, call) -> float:
         from .common import median_us
         from .torch_ref import TorchOneStep, torch
 
         if torch is None:
             raise NotImplementedError("torch is not installed")
-        return median_us(TorchOneStep(), 1000) / median_us(self.one, 1000)
+        return median_us(TorchOneStep(), 1000) / median_us(call, 1000)
+
+    def track_torch_ratio(self):
+        return self._torch_over(self.one)
 
     track_torch_ratio.unit = "ratio"
+
+    def track_torch_ratio_stream(self):
+        return self._torch_over(self.one.stream)
+
+    track_torch_ratio_stream.unit = "ratio"

@@ -488,9 +488,10 @@ def fitted_latency_model(seed: int = 0):
 class OneStepForecast:
     """One new observation in, the next value out, the recurrent state carried between calls:
     ``numrnn.forecasting.generate(model, x_t, 1, state=state, return_state=True)``, the public
-    call for a fitted estimator. ``network()`` is the same step through ``numrnn.nn`` alone
-    (``network_.forward(x_t, state, requires_grad=False)`` and the head), the floor the
-    estimator-level call adds its checks to."""
+    call for a fitted estimator that takes the state in and gives it back. ``stream()`` is
+    the same step through ``numrnn.forecasting.Stream(model).step(x_t)``, which keeps the
+    state inside (same bits). ``network()`` is the step through ``numrnn.nn`` alone
+    (``network_.forward(x_t, state, requires_grad=False)`` and the head)."""
 
     def __init__(self, seed: int = 0):
         self.model = fitted_latency_model(seed)
@@ -499,12 +500,18 @@ class OneStepForecast:
         self.state = (np.zeros((1, 1, H), np.float32), np.zeros((1, 1, H), np.float32))
         self.x = np.full((1, 1, 1), 0.5, dtype=np.float32)
         self.value = 0.5
+        from numrnn.forecasting import Stream
+
+        self.stepper = Stream(self.model)
 
     def __call__(self):
         from numrnn.forecasting import generate
 
         y, self.state = generate(self.model, self.value, 1, state=self.state, return_state=True)
         return y
+
+    def stream(self):
+        return self.stepper.step(self.value)
 
     def network(self):
         net, head = self.model.network_, self.model.head_

@@ -226,6 +226,7 @@ def latency_rows(args, use_torch) -> list[list[str]]:
     """One-step forecast with carried state, hidden-32 LSTM."""
     one = OneStepForecast()
     est = median_us(one, args.latency_repeat)
+    stream = median_us(one.stream, args.latency_repeat)
     net = median_us(one.network, args.latency_repeat)
     theirs = median_us(TorchOneStep(), args.latency_repeat) if use_torch else None
     print("  done latency", file=sys.stderr, flush=True)
@@ -236,6 +237,8 @@ def latency_rows(args, use_torch) -> list[list[str]]:
     return [
         ["numrnn generate(model, x_t, 1, state=...)", fmt(est, ".1f"), fmt(theirs, ".1f"),
          ratio(est)],
+        ["numrnn Stream(model).step(x_t)", fmt(stream, ".1f"), fmt(theirs, ".1f"),
+         ratio(stream)],
         ["numrnn network_.forward(x_t, state) + head", fmt(net, ".1f"), fmt(theirs, ".1f"),
          ratio(net)],
     ]  # fmt: skip

@@ -163,6 +163,8 @@ def test_compare_torch_new_modes_print_their_tables():
     assert fit.split()[:4] == ["small", "rnn", "regression", "16"] and float(fit.split()[4]) > 0
     step = next(ln for ln in lines if ln.startswith("numrnn generate"))
     assert float(step.split()[-3]) > 0  # microseconds
+    stream = next(ln for ln in lines if ln.startswith("numrnn Stream"))
+    assert float(stream.split()[-3]) > 0
 
 
 def test_fit_mode_runs_the_same_work_as_the_torch_loop():

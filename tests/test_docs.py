@@ -152,6 +152,7 @@ def test_claim_checker_catches_a_wrong_number():
 # test_docstring_examples_are_all_run).
 DOCTEST_MODULES = (
     "numrnn.forecasting._forecaster",
+    "numrnn.forecasting._stream",
     "numrnn.parallel",
     "numrnn.preprocessing",
     "numrnn.io",

@@ -1,4 +1,5 @@
-"""Forecasting: windows, RNNForecaster (recursive/direct, pandas, TimeSeriesSplit), generate.
+"""Forecasting: windows, RNNForecaster (recursive/direct, pandas, TimeSeriesSplit), generate,
+Stream.
 
 Error bars. The series is sin(t) on a 0.1 grid (amplitude 1, so errors are fractions of
 the amplitude). Persistence (repeating the last value) over the 50-step horizon used here
@@ -23,7 +24,13 @@ from numrnn.datasets import (
     sine_sequences,
     sine_wave,
 )
-from numrnn.forecasting import RNNForecaster, cross_val_forecast, generate, make_windows
+from numrnn.forecasting import (
+    RNNForecaster,
+    Stream,
+    cross_val_forecast,
+    generate,
+    make_windows,
+)
 
 pd = pytest.importorskip("pandas")
 
@@ -225,6 +232,120 @@ def test_generate_in_pieces_carries_the_state(sine):
     bad = (np.full_like(state[0], np.nan), state[1])
     with pytest.raises(ValueError, match="h0 contains NaN"):
         generate(f, a[-1], 3, state=bad)
+
+
+# -- Stream ---------------------------------------------------------------------------------
+def _stream_models():
+    """(model, inputs) pairs: each cell, two layers, a scaled forecaster, several outputs."""
+    from numrnn import RNNRegressor
+    from numrnn.nn import GRU, RNN
+    from numrnn.nn.linear import Linear
+
+    rng = np.random.default_rng(0)
+    x1 = rng.standard_normal((8, 12, 1)).astype(np.float32)
+    reg = dict(hidden_size=8, max_iter=2, random_state=0)
+    lstm = RNNRegressor(cell="lstm", **reg).fit(x1, x1[:, -1, 0])
+    peep = RNNRegressor(cell="lstm", peephole=True, num_layers=2, **reg).fit(x1, x1[:, -1, 0])
+    x3 = rng.standard_normal((8, 12, 3)).astype(np.float32)
+    multi = RNNRegressor(cell="gru", **reg).fit(x3, x3[:, -1, :2])  # 3 inputs, 2 outputs
+    y = 5 + np.sin(0.3 * np.arange(120))
+    fc = RNNForecaster(window=10, cell="rnn", max_iter=2, **FAST).fit(y)  # scaled in and out
+    gru2 = (GRU(2, 6, num_layers=2, reset_after=False, random_state=1), Linear(6, 2, rng=2))
+    elman = (RNN(2, 5, nonlinearity="relu", random_state=3), Linear(5, 2, rng=4))
+    x2 = rng.standard_normal((10, 2))
+    return [
+        (lstm, list(x1[0, :, 0].astype(float))),
+        (peep, list(x1[1, :, 0].astype(float))),
+        (multi, list(x3[0].astype(np.float64))),
+        (fc, list(y[:10])),
+        (gru2, list(x2)),
+        (elman, list(x2)),
+    ]
+
+
+def test_stream_steps_give_generates_bits_and_state():
+    """Each step equals ``generate(model, x_t, 1, state=...)`` bit for bit, and so does the
+    state it carries, on every cell, stacked layers, peepholes, the forecaster's scaling and
+    a model with more inputs than outputs (which generate cannot run: compared with the
+    network and head directly)."""
+    for model, inputs in _stream_models():
+        stream, state = Stream(model), None
+        for x in inputs:
+            got = stream.step(x)
+            net, head = (model.network_, model.head_) if hasattr(model, "network_") else (
+                (model.regressor_.network_, model.regressor_.head_)
+                if hasattr(model, "regressor_") else model
+            )  # fmt: skip
+            if net.input_size == head.weight.shape[0]:
+                want, state = generate(model, x, 1, state=state, return_state=True)
+                want = want[0]
+            else:
+                xt = np.asarray(x, dtype=net.dtype)[None, None]
+                out, state = net.forward(xt, state, requires_grad=False)
+                want = (out[:, -1] @ np.ascontiguousarray(head.weight.T) + head.bias)[0]
+            np.testing.assert_array_equal(got, want)
+            for a, b in zip(np.atleast_1d(stream.state), np.atleast_1d(state), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_stream_without_prepared_calls_gives_the_same_bits(monkeypatch):
+    """A backend without ``layer_forward_calls`` (a device network) steps through the
+    network's general inference entry: the same numbers as the prepared calls."""
+
+    class WithoutPreparedCalls:  # the CPU backend, less the method the stream looks for
+        def __init__(self, backend):
+            self._backend = backend
+
+        def __getattr__(self, name):
+            if name == "layer_forward_calls":
+                raise AttributeError(name)
+            return getattr(self._backend, name)
+
+    model, inputs = _stream_models()[1]  # two peephole LSTM layers
+    fast = Stream(model)
+    prepared = [fast.step(x) for x in inputs]
+    net = model.network_
+    monkeypatch.setattr(net, "backend", WithoutPreparedCalls(net.backend))
+    slow = Stream(model)
+    assert slow._calls is None
+    assert [slow.step(x) for x in inputs] == prepared
+    for a, b in zip(slow.state, fast.state, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stream_state_reset_weights_copy_and_errors(sine):
+    model, inputs = _stream_models()[0]
+    stream = Stream(model)
+    first = [stream.step(x) for x in inputs[:5]]
+    carried = stream.state
+    rest = [stream.step(x) for x in inputs[5:]]
+    # a new stream from the state carries on; reset() starts again from zeros
+    carried_on = Stream(model, state=carried)
+    assert [carried_on.step(x) for x in inputs[5:]] == rest
+    stream.reset()
+    assert [stream.step(x) for x in inputs[:5]] == first
+    # the stream runs on its own copy of the weights: a later write is not seen
+    stream.reset()
+    for w in model.network_.parameters().values():
+        w *= 2
+    assert [stream.step(x) for x in inputs[:5]] == first
+    fresh = Stream(model)
+    assert [fresh.step(x) for x in inputs[:5]] != first
+    # bad input: one error naming x, the expectation and the value; the state is unchanged
+    before = stream.state
+    for bad in (np.nan, [0.1, 0.2], "a", np.inf):
+        with pytest.raises(ValueError, match=r"x must be one finite step of 1 feature"):
+            stream.step(bad)
+    for a, b in zip(stream.state, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="h0 contains NaN"):
+        stream.reset((np.full((1, 1, 8), np.nan), np.zeros((1, 1, 8))))
+    train, _ = sine
+    bi = RNNForecaster(window=5, max_iter=1, bidirectional=True, **FAST).fit(train).regressor_
+    with pytest.raises(ValueError, match="Stream needs a unidirectional model"):
+        Stream(bi)
+    with pytest.raises(TypeError, match="model"):
+        Stream(object())
 
 
 # -- datasets -------------------------------------------------------------------------------

@@ -118,11 +118,32 @@ class CPUBackend:
         run. Without ``requires_grad`` the LSTM keeps one step of gates and cells, not all T
         (the cache is then unusable for BPTT, and the caller drops it).
         """
-        forward, _ = CELLS[cell].layer(self.name)
         T, B, _ = x.shape
-        out = np.empty((T, B, h0.shape[1]), dtype=x.dtype)
-        h_n = np.empty((B, h0.shape[1]), dtype=x.dtype)
-        return forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n)
+        H, dt = h0.shape[1], x.dtype
+        out, h_n = np.empty((T, B, H), dtype=dt), np.empty((B, H), dtype=dt)
+        c_n = np.empty((B, H), dtype=dt) if c0 is not None else None
+        calls, cache = self.layer_forward_calls(
+            cell, x, p, h0, c0, lengths, options, out, h_n, c_n, requires_grad
+        )
+        for kernel, args, rows, threads in calls:
+            run_row_ranges(kernel, args, rows, threads)
+        return out, h_n, c_n, cache
+
+    def layer_forward_calls(
+        self, cell, x, p, h0, c0, lengths, options, out, h_n, c_n, requires_grad=False
+    ):
+        """The kernel calls of :meth:`layer_forward` into the given ``out``, ``h_n`` and
+        ``c_n`` (None for cells without a cell state), not yet run: ``(calls, cache)`` with
+        ``calls`` a list of ``(kernel, args, rows, threads)`` for
+        :func:`~numrnn._threads.run_row_ranges`.
+
+        Run again, the calls read ``x``, ``h0``, ``c0`` and the weights as they were packed
+        now, and rewrite the outputs: a one-step stream (``numrnn.forecasting.Stream``)
+        builds them once and replays them at every step instead of going through this
+        Python again.
+        """
+        forward, _ = CELLS[cell].layer(self.name)
+        return forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n, c_n)
 
     @staticmethod
     def _input_and_recurrent(p, requires_grad):
@@ -132,27 +153,23 @@ class CPUBackend:
             return gemm.packed_weights(w_ih.T, w_hh.T)
         return inference_packing("ih+hh", (w_ih, w_hh), lambda: gemm.packed_weights(w_ih.T, w_hh.T))
 
-    def _lstm_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
+    def _lstm_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n, c_n):
         T, B, _ = x.shape
         H, dt = h0.shape[1], x.dtype
         steps = T if requires_grad else 1
         gates = np.empty((steps, B, 4 * H), dtype=dt)
         cells = np.empty((steps, B, H), dtype=dt)
-        c_n = np.empty((B, H), dtype=dt)
         threads = loop_threads(B, T * B * 4 * H * (x.shape[2] + H))
         args = (
             x, self._input_and_recurrent(p, requires_grad), p["b_ih"] + p["b_hh"],
             p["w_peep"], h0, c0, lengths, out, cells, gates, h_n, c_n,
         )  # fmt: skip
-        run_row_ranges(K.lstm_forward_rows, args, B, threads)
         return (
-            out,
-            h_n,
-            c_n,
-            (LayerCache(x, h0, c0, lengths, out, gates, cells) if requires_grad else None),
+            [(K.lstm_forward_rows, args, B, threads)],
+            LayerCache(x, h0, c0, lengths, out, gates, cells) if requires_grad else None,
         )
 
-    def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
+    def _gru_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n, c_n):
         T, B, _ = x.shape
         H, dt = h0.shape[1], x.dtype
         gates = np.empty((T, B, 3 * H), dtype=dt)
@@ -161,7 +178,7 @@ class CPUBackend:
         threads = loop_threads(B, T * B * 3 * H * (x.shape[2] + H))
         bias = gru_input_bias(p["b_ih"], p["b_hh"], after)
         w_ih_t = np.ascontiguousarray(p["w_ih"].T)
-        run_row_ranges(K.input_projection_rows, (x, w_ih_t, bias, gates), T * B, threads)
+        projection = (K.input_projection_rows, (x, w_ih_t, bias, gates), T * B, threads)
         w_hh = p["w_hh"]
         if requires_grad:
             w_a, w_b = gru_packed_weights(w_hh, True, after)
@@ -171,15 +188,12 @@ class CPUBackend:
                 tag, (w_hh,), lambda: gru_packed_weights(w_hh, True, after)
             )
         args = (gates, w_a, w_b, p["b_hh"], h0, lengths, after, out, aux, h_n)
-        run_row_ranges(K.gru_forward_rows, args, B, threads)
         return (
-            out,
-            h_n,
-            None,
-            (LayerCache(x, h0, None, lengths, out, gates, aux) if requires_grad else None),
+            [projection, (K.gru_forward_rows, args, B, threads)],
+            LayerCache(x, h0, None, lengths, out, gates, aux) if requires_grad else None,
         )
 
-    def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n):
+    def _rnn_forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n, c_n):
         T, B, _ = x.shape
         H = h0.shape[1]
         relu = options["nonlinearity"] == "relu"
@@ -188,8 +202,10 @@ class CPUBackend:
             x, self._input_and_recurrent(p, requires_grad), p["b_ih"] + p["b_hh"], h0,
             lengths, relu, out, h_n,
         )  # fmt: skip
-        run_row_ranges(K.rnn_forward_rows, args, B, threads)
-        return out, h_n, None, (LayerCache(x, h0, None, lengths, out) if requires_grad else None)
+        return (
+            [(K.rnn_forward_rows, args, B, threads)],
+            LayerCache(x, h0, None, lengths, out) if requires_grad else None,
+        )
 
     def layer_backward(
         self, cell, cache, p, d_out, dh_n, dc_n, need_dx, options, d_out_owned=False,
@@ -363,7 +379,9 @@ class CPUBackend:
         return dx, g, dh0, None
 
 
-for _name in CELLS:  # the CPU functions of every cell of the registry
+# the CPU functions of every cell of the registry; a forward returns its kernel calls, not
+# yet run, and the cache (layer_forward_calls)
+for _name in CELLS:
     CELLS[_name].register(
         CPUBackend.name,
         getattr(CPUBackend, f"_{_name}_forward"),

@@ -13,6 +13,8 @@
   (:func:`forecast_metrics`: MAE, RMSE, sMAPE, MASE per series and aggregated).
 * :func:`generate` runs a fitted network from a seed value, feeding each output back as the
   next input and carrying the recurrent state step by step.
+* :class:`Stream` keeps that state inside: ``Stream(model).step(x_t)`` takes the newest
+  observation and returns the next output, for a stream of one-step forecasts.
 * :func:`numrnn.parallel.fit_many_series` fits one forecaster per series for many series at
   once, locally with joblib or on a dask ``distributed`` cluster (``docs/dask.rst``); it is
   still importable from here.
@@ -26,9 +28,11 @@ from numrnn.forecasting._forecaster import (
     generate,
     make_windows,
 )
+from numrnn.forecasting._stream import Stream
 
 __all__ = [
     "RNNForecaster",
+    "Stream",
     "backtest",
     "forecast_metrics",
     "cross_val_forecast",

@@ -1546,8 +1546,9 @@ def cross_val_forecast(forecaster, y, X=None, cv=None, *, horizon=None, refit=Tr
 
 
 # -- generation ---------------------------------------------------------------------------
-def _unpack_model(model):
-    """(network, weight, bias, mean, scale) from a fitted model."""
+def _unpack_model(model, caller: str = "generate"):
+    """(network, weight, bias, mean, scale) from a fitted model; ``caller`` names the
+    function in the error."""
     if isinstance(model, RNNForecaster):
         check_is_fitted(model, "regressors_")
         if (
@@ -1558,7 +1559,7 @@ def _unpack_model(model):
             or model.quantiles_ is not None
         ):
             raise ValueError(
-                "generate needs a plain one-step model: an RNNForecaster with "
+                f"{caller} needs a plain one-step model: an RNNForecaster with "
                 "strategy='recursive', transform=None, scaler='standard' (or 'robust' or None), "
                 "no quantiles, fitted without X."
             )
@@ -1574,6 +1575,14 @@ def _unpack_model(model):
         "model must be a fitted RNNRegressor, a fitted RNNForecaster or a (network, head) "
         f"tuple, got {type(model).__name__}."
     )
+
+
+def _check_unidirectional(net, caller: str) -> None:
+    if net.bidirectional:
+        raise ValueError(
+            f"{caller} needs a unidirectional model: a bidirectional network reads the future, "
+            "which does not exist while generating. Fit with bidirectional=False."
+        )
 
 
 def generate(model, seed, n_steps, *, state=None, return_state=False):
@@ -1606,11 +1615,7 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
     state : the final state, if ``return_state``
     """
     net, W, b, mean, sd = _unpack_model(model)
-    if net.bidirectional:
-        raise ValueError(
-            "generate needs a unidirectional model: a bidirectional network reads the future, "
-            "which does not exist while generating. Fit with bidirectional=False."
-        )
+    _check_unidirectional(net, "generate")
     F = net.input_size
     if W.shape[0] != F:
         raise ValueError(
