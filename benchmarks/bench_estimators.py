@@ -29,6 +29,17 @@ def _estimator(cell):
     )
 
 
+def _torch_over(make_theirs, ours, repeat: int) -> float:
+    """PyTorch's median wall time for the same work over ours (skipped without torch)."""
+    from .common import wall_times
+    from .torch_ref import torch
+
+    if torch is None:
+        raise NotImplementedError("torch is not installed")
+    t_theirs = float(np.median(wall_times(make_theirs(), repeat, warmup=1)))
+    return t_theirs / float(np.median(wall_times(ours, repeat, warmup=0)))
+
+
 class EstimatorSmall:
     """``fit`` (5 epochs over 4 batches) and ``predict`` of RNNRegressor, small config."""
 
@@ -80,15 +91,39 @@ class EstimatorFitEndToEnd:
         self.fit()
 
     def track_torch_ratio(self, cell, data):
-        from .common import wall_times
-        from .torch_ref import TorchFit, torch
+        from .torch_ref import TorchFit
 
-        if torch is None:
-            raise NotImplementedError("torch is not installed")
-        theirs = TorchFit(cell, CONFIGS[data])
-        t_theirs = float(np.median(wall_times(theirs, 3, warmup=1)))
-        t_ours = float(np.median(wall_times(self.fit, 3, warmup=0)))
-        return t_theirs / t_ours
+        return _torch_over(lambda: TorchFit(cell, CONFIGS[data]), self.fit, 3)
+
+    track_torch_ratio.unit = "ratio"
+
+
+class EstimatorPredictMany:
+    """``predict`` of a fitted estimator over many short sequences in one call
+    (``common.EstimatorPredict``: all ``16 * B`` sequences of the fit mode's ``small`` or
+    ``digits`` data); ``track_torch_ratio``: PyTorch's inference over the same batch
+    (``torch_ref.TorchPredict``), same process."""
+
+    params = [list(CELLS), ["small", "digits"]]
+    param_names = ["cell", "data"]
+    number = 1
+    repeat = (3, 10, 20.0)
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, cell, data):
+        from .common import EstimatorPredict
+
+        self.predict = EstimatorPredict(cell, CONFIGS[data])
+        self.predict()  # compiles / loads kernels
+
+    def time_predict(self, cell, data):
+        self.predict()
+
+    def track_torch_ratio(self, cell, data):
+        from .torch_ref import TorchPredict
+
+        return _torch_over(lambda: TorchPredict(cell, CONFIGS[data]), self.predict, 5)
 
     track_torch_ratio.unit = "ratio"
 

@@ -459,6 +459,19 @@ class EstimatorFit:
         return self.model
 
 
+class EstimatorPredict:
+    """``predict`` of the fit mode's estimator (fitted one epoch) over all
+    ``FIT_BATCHES * B`` sequences of :func:`make_fit_data`: many short sequences in one
+    call, as a scoring or serving batch."""
+
+    def __init__(self, cell: str, cfg: Config, seed: int = 0):
+        self.X = make_fit_data(cfg, seed)[0]
+        self.model = EstimatorFit(cell, cfg, epochs=1, seed=seed)()
+
+    def __call__(self):
+        return self.model.predict(self.X)
+
+
 # -- one-step forecast with carried state (issue #18 mode "latency") --------------------------
 #: The latency mode's model: a hidden-32 LSTM regressor on one feature (the tiny config's
 #: input), the streaming case of a global forecasting model.

@@ -1,4 +1,4 @@
-"""numrnn against PyTorch on the DESIGN §5 configurations, in one run, four modes.
+"""numrnn against PyTorch on the DESIGN §5 configurations, in one run, five modes.
 
 Each mode prints numrnn's time, PyTorch's time for the same work measured in the same run,
 and their ratio (torch/ours > 1: numrnn is faster), float32:
@@ -13,6 +13,8 @@ and their ratio (torch/ours > 1: numrnn is faster), float32:
 - ``fit``: ``RNNRegressor`` / ``RNNClassifier`` ``fit`` end to end (validation, shuffling,
   minibatches, head, loss, clipping, Adam, bookkeeping) on ``small`` / ``digits`` /
   ``medium``-shaped data against a plain PyTorch training loop of the same work;
+- ``predict``: the fitted estimator's ``predict`` over all of that data (many short
+  sequences in one call) against PyTorch's inference over the same batch;
 - ``latency``: a one-step forecast with carried state by a hidden-32 LSTM estimator.
 
     PYTHONPATH=. python benchmarks/compare_torch.py                     # everything
@@ -47,6 +49,7 @@ from common import (  # noqa: E402
     GATES,
     Config,
     EstimatorFit,
+    EstimatorPredict,
     OneStepForecast,
     OwnLoopStep,
     TrainingStep,
@@ -60,7 +63,14 @@ from common import (  # noqa: E402
     train_flops,
     wall_times,
 )
-from torch_ref import TorchFit, TorchOneStep, TorchOwnLoop, TorchStep, torch  # noqa: E402
+from torch_ref import (  # noqa: E402
+    TorchFit,
+    TorchOneStep,
+    TorchOwnLoop,
+    TorchPredict,
+    TorchStep,
+    torch,
+)
 
 MB = 1024.0**2
 
@@ -137,7 +147,7 @@ def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-MODES = ("step", "ownloop", "fit", "latency")
+MODES = ("step", "ownloop", "fit", "predict", "latency")
 
 
 def step_rows(configs, cells, args, use_torch, floor_rate) -> list[list[str]]:
@@ -222,6 +232,28 @@ def fit_rows(fit_configs, cells, args, use_torch) -> list[list[str]]:
     return rows
 
 
+def predict_rows(fit_configs, cells, args, use_torch) -> list[list[str]]:
+    """Estimator ``predict`` over many short sequences against PyTorch's inference."""
+    rows = []
+    for cfg in fit_configs:
+        for cell in cells:
+            pred = EstimatorPredict(cell, cfg)
+            n, T = pred.X.shape[:2]
+            ours = median_ms(pred, args.repeat, args.max_seconds)
+            del pred
+            theirs = (
+                median_ms(TorchPredict(cell, cfg), args.repeat, args.max_seconds)
+                if use_torch
+                else None
+            )
+            rows.append([
+                cfg.name, cell, f"{n}", f"{T}", fmt(ours, ".2f"), fmt(theirs, ".2f"),
+                fmt(theirs / ours if theirs else None),
+            ])  # fmt: skip
+            print(f"  done predict {cfg.name}/{cell}", file=sys.stderr, flush=True)
+    return rows
+
+
 def latency_rows(args, use_torch) -> list[list[str]]:
     """One-step forecast with carried state, hidden-32 LSTM."""
     one = OneStepForecast()
@@ -251,7 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cells", default="all", help="comma list of rnn,lstm,gru")
     ap.add_argument(
         "--fit-data", default="small,digits",
-        help=f"configs whose data the fit mode trains on: comma list of {','.join(FIT_TASKS)}",
+        help=f"configs whose data the fit and predict modes use: comma list of {','.join(FIT_TASKS)}",
     )  # fmt: skip
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the fit mode")
     ap.add_argument("--fit-repeat", type=int, default=3, help="fits per measurement (median)")
@@ -299,6 +331,7 @@ def main(argv=None) -> int:
             ownloop_rows(configs, cells, args, use_torch, floor_rate) if "ownloop" in modes else []
         )
         fits = fit_rows(fit_configs, cells, args, use_torch) if "fit" in modes else []
+        preds = predict_rows(fit_configs, cells, args, use_torch) if "predict" in modes else []
         lat = latency_rows(args, use_torch) if "latency" in modes else []
 
         startup_rows = []
@@ -386,6 +419,19 @@ def main(argv=None) -> int:
             "compare_torch's training step (forward, head, BPTT, Adam) on one minibatch; "
             "'% outside kernels' is the rest of the fit: validation, batching, shuffling, "
             "loss, clipping, bookkeeping."
+        )
+    if preds:
+        print()
+        print(
+            f"{h}Estimator predict over many short sequences (all of the fit mode's data, one call)"
+        )
+        headers = ["data", "cell", "sequences", "steps", "ms", "torch ms", "torch/ours"]
+        print(render(headers, preds, args.markdown))
+        print()
+        print(
+            "median of up to --repeat calls; the fit mode's estimator after one epoch. PyTorch: "
+            "the network over the whole batch under inference_mode, the head on h_n, argmax "
+            "for classes."
         )
     if lat:
         print()

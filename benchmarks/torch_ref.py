@@ -126,6 +126,27 @@ class TorchFit:
         return epoch_loss
 
 
+class TorchPredict:
+    """Inference over all the fit mode's sequences in one call, as a PyTorch user scores a
+    data set: ``inference_mode``, the network, the head on ``h_n``, argmax for classes."""
+
+    def __init__(self, cell: str, cfg: Config, seed: int = 0):
+        torch.manual_seed(seed)
+        self.cfg = cfg
+        self.classify = FIT_TASKS[cfg.name] == "classification"
+        self.rnn = _rnn(cell, cfg)
+        self.head = torch.nn.Linear(cfg.D * cfg.H, 10 if self.classify else 1)
+        self.X = torch.from_numpy(make_fit_data(cfg, seed)[0])
+
+    def __call__(self) -> np.ndarray:
+        D = self.cfg.D
+        with torch.inference_mode():
+            _, state = self.rnn(self.X)
+            h_n = state[0] if isinstance(state, tuple) else state
+            out = self.head(h_n[-D:].transpose(0, 1).reshape(self.X.shape[0], -1))
+            return (out.argmax(1) if self.classify else out[:, 0]).numpy()
+
+
 class TorchOneStep:
     """One step of a hidden-32 LSTM with carried state and its linear head, as a streaming
     PyTorch user writes it (``inference_mode``; the state tensors carried between calls)."""

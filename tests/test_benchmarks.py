@@ -129,12 +129,12 @@ def test_compare_torch_prints_the_table():
 
 
 def test_compare_torch_new_modes_print_their_tables():
-    """Issue #18's modes: own loop, estimator fit end to end, one-step latency, each with the
-    PyTorch column (or '-' without torch)."""
+    """Issue #18's modes: own loop, estimator fit end to end and predict, one-step latency,
+    each with the PyTorch column (or '-' without torch)."""
     res = run_compare_torch(
         [
             "--modes",
-            "ownloop,fit,latency",
+            "ownloop,fit,predict,latency",
             "--configs",
             "tiny",
             "--cells",
@@ -155,12 +155,15 @@ def test_compare_torch_new_modes_print_their_tables():
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout
     assert "Own loop" in out and "Estimator fit end to end" in out and "One-step" in out
+    assert "Estimator predict over many short sequences" in out
     assert "load average" in out
     lines = out.splitlines()
     own = next(ln for ln in lines if ln.startswith("tiny"))
     assert own.split()[:2] == ["tiny", "rnn"] and float(own.split()[2]) > 0
     fit = next(ln for ln in lines if ln.startswith("small"))
     assert fit.split()[:4] == ["small", "rnn", "regression", "16"] and float(fit.split()[4]) > 0
+    predict = [ln for ln in lines if ln.startswith("small")][1]
+    assert predict.split()[:4] == ["small", "rnn", "512", "50"] and float(predict.split()[4]) > 0
     step = next(ln for ln in lines if ln.startswith("numrnn generate"))
     assert float(step.split()[-3]) > 0  # microseconds
     stream = next(ln for ln in lines if ln.startswith("numrnn Stream"))
