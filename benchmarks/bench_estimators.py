@@ -68,17 +68,23 @@ class EstimatorSmall:
         self.model.predict(self.X)
 
 
-class EstimatorFitEndToEnd:
-    """``fit`` end to end (``common.EstimatorFit``: 3 epochs of 16 minibatches, validation,
-    shuffling, head, loss, clipping, Adam, bookkeeping) on ``small`` (regression) and
-    ``digits`` (classification) data; ``track_torch_ratio`` is a plain PyTorch loop of the
-    same work over it, measured in the same process (skipped without torch)."""
+class _OnFitData:
+    """Parameters of the benchmarks on the fit mode's data: each cell, on ``small``
+    (regression) and ``digits`` (classification) data."""
 
     params = [list(CELLS), ["small", "digits"]]
     param_names = ["cell", "data"]
     number = 1
-    repeat = (3, 10, 30.0)
     warmup_time = 0.0
+
+
+class EstimatorFitEndToEnd(_OnFitData):
+    """``fit`` end to end (``common.EstimatorFit``: 3 epochs of 16 minibatches, validation,
+    shuffling, head, loss, clipping, Adam, bookkeeping); ``track_torch_ratio`` is a plain
+    PyTorch loop of the same work over it, measured in the same process (skipped without
+    torch)."""
+
+    repeat = (3, 10, 30.0)
     timeout = 600
 
     def setup(self, cell, data):
@@ -98,17 +104,13 @@ class EstimatorFitEndToEnd:
     track_torch_ratio.unit = "ratio"
 
 
-class EstimatorPredictMany:
+class EstimatorPredictMany(_OnFitData):
     """``predict`` of a fitted estimator over many short sequences in one call
-    (``common.EstimatorPredict``: all ``16 * B`` sequences of the fit mode's ``small`` or
-    ``digits`` data); ``track_torch_ratio``: PyTorch's inference over the same batch
+    (``common.EstimatorPredict``: all ``16 * B`` sequences of the fit mode's data);
+    ``track_torch_ratio``: PyTorch's inference over the same batch
     (``torch_ref.TorchPredict``), same process."""
 
-    params = [list(CELLS), ["small", "digits"]]
-    param_names = ["cell", "data"]
-    number = 1
     repeat = (3, 10, 20.0)
-    warmup_time = 0.0
     timeout = 300
 
     def setup(self, cell, data):

@@ -276,6 +276,15 @@ def latency_rows(args, use_torch) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def print_section(title: str, headers: list, rows: list, markdown: bool, note: str) -> None:
+    """One mode's table: a blank line, the title, the table, a blank line, the note."""
+    print()
+    print(title)
+    print(render(headers, rows, markdown))
+    print()
+    print(note)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", default="all", help=f"comma list of {','.join(MODES)}")
@@ -372,76 +381,60 @@ def main(argv=None) -> int:
         + f"; best {floor_rate:.0f} is the '%sgemm' reference"
     )  # fmt: skip
     if rows:
-        print()
-        print(f"{h}Training step = forward + BPTT + Adam (+ linear head on the last state, MSE)")
         headers = [
             "config", "cell", "train ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm",
             "fwd ms", "torch fwd ms", "fwd torch/ours", "fwd GFLOP/s", "mem MB", "need MB",
         ]  # fmt: skip
-        print(render(headers, rows, args.markdown))
-        print()
-        print(
+        print_section(
+            f"{h}Training step = forward + BPTT + Adam (+ linear head on the last state, MSE)",
+            headers, rows, args.markdown,
             "median of up to --repeat calls after 1 warm-up; no input gradient (PyTorch: x "
             "without requires_grad); mem = NumPy peak during a step (tracemalloc) + params, "
             "Adam state and data; need = activations BPTT keeps + 4x params (value, grad, "
-            "2 Adam moments) + data."
-        )
+            "2 Adam moments) + data.",
+        )  # fmt: skip
     if own:
-        print()
-        print(
+        print_section(
             f"{h}Own loop: out = net.forward(x); head + MSE on every step; "
-            "dx = net.backward(d_out) (input gradient, the default); Adam"
-        )
-        headers = ["config", "cell", "ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm"]
-        print(render(headers, own, args.markdown))
-        print()
-        print(
+            "dx = net.backward(d_out) (input gradient, the default); Adam",
+            ["config", "cell", "ms", "torch ms", "torch/ours", "GFLOP/s", "%sgemm"],
+            own, args.markdown,
             "PyTorch: x with requires_grad=True, head(out) on every step, MSELoss, backward, "
-            "Adam. GFLOP/s counts the training FLOPs plus layer 0's dX GEMM."
-        )
+            "Adam. GFLOP/s counts the training FLOPs plus layer 0's dX GEMM.",
+        )  # fmt: skip
     if fits:
-        print()
-        print(
-            f"{h}Estimator fit end to end ({args.epochs} epochs x {FIT_BATCHES} minibatches; "
-            "RNNRegressor / RNNClassifier vs a plain PyTorch loop of the same work)"
-        )
         headers = [
             "data", "cell", "task", "steps", "fit s", "torch s", "torch/ours",
             "ms/step", "kernel ms/step", "% outside kernels",
         ]  # fmt: skip
-        print(render(headers, fits, args.markdown))
-        print()
-        print(
+        print_section(
+            f"{h}Estimator fit end to end ({args.epochs} epochs x {FIT_BATCHES} minibatches; "
+            "RNNRegressor / RNNClassifier vs a plain PyTorch loop of the same work)",
+            headers, fits, args.markdown,
             "median of --fit-repeat fits. Estimator defaults except batch_size=B, hidden_size=H, "
             "max_iter=epochs, n_iter_no_change>epochs, segment_length=None, readout='last', "
-            "n_models=1 (the work PyTorch does). PyTorch: randperm, minibatch indexing, network, head on h_n, MSE/CE, "
-            "clip_grad_norm_(1), Adam(1e-3, weight_decay 1e-4 on weights). kernel ms/step: "
-            "compare_torch's training step (forward, head, BPTT, Adam) on one minibatch; "
-            "'% outside kernels' is the rest of the fit: validation, batching, shuffling, "
-            "loss, clipping, bookkeeping."
-        )
+            "n_models=1 (the work PyTorch does). PyTorch: randperm, minibatch indexing, network, "
+            "head on h_n, MSE/CE, clip_grad_norm_(1), Adam(1e-3, weight_decay 1e-4 on weights). "
+            "kernel ms/step: compare_torch's training step (forward, head, BPTT, Adam) on one "
+            "minibatch; '% outside kernels' is the rest of the fit: validation, batching, "
+            "shuffling, loss, clipping, bookkeeping.",
+        )  # fmt: skip
     if preds:
-        print()
-        print(
-            f"{h}Estimator predict over many short sequences (all of the fit mode's data, one call)"
-        )
-        headers = ["data", "cell", "sequences", "steps", "ms", "torch ms", "torch/ours"]
-        print(render(headers, preds, args.markdown))
-        print()
-        print(
+        print_section(
+            f"{h}Estimator predict over many short sequences (all of the fit mode's data, one call)",
+            ["data", "cell", "sequences", "steps", "ms", "torch ms", "torch/ours"],
+            preds, args.markdown,
             "median of up to --repeat calls; the fit mode's estimator after one epoch. PyTorch: "
             "the network over the whole batch under inference_mode, the head on h_n, argmax "
-            "for classes."
-        )
+            "for classes.",
+        )  # fmt: skip
     if lat:
-        print()
-        print(f"{h}One-step forecast with carried state, LSTM hidden 32, one feature (µs)")
-        print(render(["call", "µs", "torch µs", "torch/ours"], lat, args.markdown))
-        print()
-        print(
+        print_section(
+            f"{h}One-step forecast with carried state, LSTM hidden 32, one feature (µs)",
+            ["call", "µs", "torch µs", "torch/ours"], lat, args.markdown,
             f"median of {args.latency_repeat} calls; PyTorch: lstm(x_t, (h, c)) + "
-            "Linear under inference_mode."
-        )
+            "Linear under inference_mode.",
+        )  # fmt: skip
     if startup_rows:
         print()
         print(f"{h}Start-up (new process, tiny config, training step)")

@@ -288,6 +288,37 @@ def test_stream_steps_give_generates_bits_and_state():
                 np.testing.assert_array_equal(a, b)
 
 
+def test_generate_feeds_back_through_forward_bit_for_bit():
+    """generate's fed-back steps run on a stream's prepared calls: each equals the step
+    ``network.forward`` and the head give on the previous output, bit for bit, scaled in the
+    forecaster's units as before (each cell, stacked layers, a two-feature model)."""
+    for model, inputs in _stream_models():
+        net, head = (model.network_, model.head_) if hasattr(model, "network_") else (
+            (model.regressor_.network_, model.regressor_.head_)
+            if hasattr(model, "regressor_") else model
+        )  # fmt: skip
+        if net.input_size != head.weight.shape[0]:
+            continue  # generate needs as many outputs as inputs
+        seed = np.asarray(inputs[:3], dtype=np.float64).reshape(3, net.input_size)
+        mean, sd = (
+            (model.mean_[:1], model.scale_[:1]) if isinstance(model, RNNForecaster) else (0, 1)
+        )
+        for n_steps in (3, 8):  # a few steps through forward's entry, more prepared
+            got, state = generate(model, seed, n_steps, return_state=True)
+            x = ((seed - mean) / sd).astype(net.dtype)[None]
+            w_t = np.ascontiguousarray(head.weight.T)
+            want, st = [], None
+            for _ in range(n_steps):
+                out, st = net.forward(x, st, requires_grad=False)
+                y = out[:, -1] @ w_t + head.bias
+                want.append(y[0].astype(np.float64))
+                x = y[:, None, :]
+            want = np.array(want) * sd + mean
+            np.testing.assert_array_equal(got, want[:, 0] if net.input_size == 1 else want)
+            for a, b in zip(np.atleast_1d(state), np.atleast_1d(st), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_stream_without_prepared_calls_gives_the_same_bits(monkeypatch):
     """A backend without ``layer_forward_calls`` (a device network) steps through the
     network's general inference entry: the same numbers as the prepared calls."""

@@ -25,10 +25,9 @@ from numrnn.forecasting._forecaster import (
     RNNForecaster,
     _pandas,  # noqa: F401 - numrnn.parallel reads pandas through it
     cross_val_forecast,
-    generate,
     make_windows,
 )
-from numrnn.forecasting._stream import Stream
+from numrnn.forecasting._stream import Stream, generate
 
 __all__ = [
     "RNNForecaster",

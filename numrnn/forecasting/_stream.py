@@ -1,14 +1,137 @@
-"""A one-step stream: one observation in, the next output out, the state kept inside."""
+"""Generation and streaming: a fitted model run one step at a time, its state carried."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from numrnn._threads import run_row_ranges
-from numrnn._validation import all_finite
-from numrnn.forecasting._forecaster import _check_unidirectional, _unpack_model
+from numrnn._validation import all_finite, check_int
+from numrnn.forecasting._forecaster import RNNForecaster
+
+
+def _unpack_model(model, caller: str = "generate"):
+    """(network, weight, bias, mean, scale) from a fitted model; ``caller`` names the
+    function in the error."""
+    if isinstance(model, RNNForecaster):
+        check_is_fitted(model, "regressors_")
+        if (
+            model.strategy != "recursive"
+            or model.n_exog_
+            or model.transform_
+            or model.scaler == "window"
+            or model.quantiles_ is not None
+        ):
+            raise ValueError(
+                f"{caller} needs a plain one-step model: an RNNForecaster with "
+                "strategy='recursive', transform=None, scaler='standard' (or 'robust' or None), "
+                "no quantiles, fitted without X."
+            )
+        reg = model.regressor_
+        k = model.n_series_
+        return reg.network_, reg.head_.weight, reg.head_.bias, model.mean_[:k], model.scale_[:k]
+    if isinstance(model, tuple) and len(model) == 2:
+        net, head = model
+        return net, head.weight, head.bias, None, None
+    if hasattr(model, "network_") and hasattr(model, "head_"):
+        return model.network_, model.head_.weight, model.head_.bias, None, None
+    raise TypeError(
+        "model must be a fitted RNNRegressor, a fitted RNNForecaster or a (network, head) "
+        f"tuple, got {type(model).__name__}."
+    )
+
+
+def _check_unidirectional(net, caller: str) -> None:
+    if net.bidirectional:
+        raise ValueError(
+            f"{caller} needs a unidirectional model: a bidirectional network reads the future, "
+            "which does not exist while generating. Fit with bidirectional=False."
+        )
+
+
+#: Fed-back steps from which :func:`generate` prepares a stream's kernel calls: making them
+#: costs about what five steps through the network's inference entry save (hidden-32 LSTM).
+_PREPARE_AFTER = 4
+
+
+def generate(model, seed, n_steps, *, state=None, return_state=False):
+    """Generate ``n_steps`` values from a seed, feeding each output back as the next input.
+
+    The seed is read once; then each step runs the network on a single input with the
+    state carried from the previous step (as a :class:`Stream` steps), so the cost is one
+    step per generated value, never a recomputation from the start.
+
+    Parameters
+    ----------
+    model : RNNRegressor, RNNForecaster or (network, head)
+        A fitted model whose output has as many features as its input (a next-step model:
+        ``RNNRegressor`` trained with ``output='sequence'`` on ``y_t = x_{t+1}`` as in seed
+        ``002``, or with ``output='last'``; or a recursive ``RNNForecaster`` without ``X``,
+        whose scaling is applied). Unidirectional only.
+    seed : float or array-like
+        The first input(s): a number, a 1-D array of seed steps (one feature) or of the
+        features of one step, or a 2-D (n_seed_steps, n_features) array.
+    n_steps : int >= 1
+        Values to generate. The first is the model's output after the last seed step.
+    state : array or (h, c) tuple, optional
+        Initial recurrent state (zeros by default, as in training).
+    return_state : bool, default=False
+        Also return the final state (to continue generating later).
+
+    Returns
+    -------
+    values : ndarray of shape (n_steps,) for one feature, else (n_steps, n_features)
+    state : the final state, if ``return_state``
+    """
+    net, W, b, mean, sd = _unpack_model(model)
+    _check_unidirectional(net, "generate")
+    F = net.input_size
+    if W.shape[0] != F:
+        raise ValueError(
+            f"generate feeds the output back as input, so the model needs as many outputs as "
+            f"input features; it has {W.shape[0]} output(s) and {F} input feature(s)."
+        )
+    check_int("n_steps", n_steps, 1)
+    s = np.asarray(seed, dtype=np.float64)
+    if s.ndim == 0:
+        s = s.reshape(1, 1)
+    elif s.ndim == 1:
+        s = s[:, None] if F == 1 else s[None, :]
+    if s.ndim != 2 or s.shape[1] != F or s.shape[0] < 1 or not all_finite(s):
+        raise ValueError(
+            f"seed must be finite with {F} feature(s) per step, got shape {np.shape(seed)}."
+        )
+    if mean is not None:
+        s = (s - mean) / sd
+    dt = net.dtype
+    Wt = np.ascontiguousarray(W.T, dtype=dt)
+    bias = np.asarray(b, dtype=dt)
+    out_vals = np.empty((n_steps, F), dtype=np.float64)
+    # The seed and the state are checked once; each step then runs on arrays the network
+    # made itself (inference, no dropout, nothing written to the network: thread-safe).
+    init = net._check_state(state, 1)
+    x = s[None].astype(dt)
+    (out, state), _ = net._run_checked(x, np.array([len(s)], dtype=np.int64), init, False, False)
+    y = out[:, -1] @ Wt + bias  # (1, F)
+    out_vals[0] = y[0]
+    if n_steps > 1:
+        # Each output back in as the next input, in the network's (scaled) units, through
+        # a stream's prepared calls: the same operations as the seed's last step, without
+        # the per-step Python of a forward.
+        stream = Stream._without_scaling(net, W, b, state, prepare=n_steps > _PREPARE_AFTER)
+        for t in range(1, n_steps):
+            stream._x[0, 0] = y[0]
+            y = stream._advance()
+            out_vals[t] = y[0]
+        state = stream.state
+    if mean is not None:
+        out_vals = out_vals * sd + mean
+    vals = out_vals[:, 0] if F == 1 else out_vals
+    if return_state:
+        return vals, state
+    return vals
 
 
 class Stream:
@@ -62,6 +185,18 @@ class Stream:
     def __init__(self, model, *, state=None):
         net, W, b, mean, sd = _unpack_model(model, "Stream")
         _check_unidirectional(net, "Stream")
+        self._setup(net, W, b, mean, sd, state)
+
+    @classmethod
+    def _without_scaling(cls, net, W, b, state, prepare: bool) -> Stream:
+        """A stream of ``net`` and the head ``(W, b)`` in the network's own units (for
+        :func:`generate`, which scales once around its whole run); without ``prepare`` it
+        steps through the network's inference entry (cheaper to make, dearer a step)."""
+        stream = cls.__new__(cls)
+        stream._setup(net, W, b, None, None, state, prepare)
+        return stream
+
+    def _setup(self, net, W, b, mean, sd, state, prepare: bool = True) -> None:
         dt = net.dtype
         self._net = net
         self._n_features = net.input_size
@@ -78,19 +213,39 @@ class Stream:
         # Two state buffers: a step reads one and writes the other, so nothing is copied
         self._states = [[np.zeros(shape, dtype=dt) for _ in range(n_parts)] for _ in range(2)]
         self._x = np.zeros((1, 1, self._n_features), dtype=dt)
-        if hasattr(net.backend, "layer_forward_calls"):
+        if prepare and hasattr(net.backend, "layer_forward_calls"):
             # per state buffer read: the calls, and the (1, hidden_size) output they write
-            self._calls, self._last = [], []
+            pairs = []
             for i in range(2):
                 old, new = self._states[i], self._states[1 - i]
-                c0, c_n = (old[1], new[1]) if n_parts == 2 else (None, None)
-                calls, out = net._replayable_inference(self._x, old[0], c0, new[0], c_n)
-                self._calls.append(calls)
-                self._last.append(out[0])
-        else:  # a device network: its general inference entry, one step at a time
+                cells = (old[1], new[1]) if n_parts == 2 else (None, None)
+                pairs.append((old[0], cells[0], new[0], cells[1]))
+            plans = net._replayable_inference(self._x, pairs)
+            self._calls = [calls for calls, _ in plans]
+            self._last = [out[0] for _, out in plans]
+        else:  # a device network (or a short run): the inference entry, step by step
             self._calls = None
         self._current = 0
         self.reset(state)
+
+    def _advance(self) -> np.ndarray:
+        """One step on the input buffer ``_x``: the head's (1, n_outputs) output, in the
+        network's dtype and units (as :func:`generate` computes it: the same bits)."""
+        i = self._current
+        if self._calls is not None:
+            for kernel, args, rows, threads in self._calls[i]:
+                run_row_ranges(kernel, args, rows, threads)
+            last = self._last[i]
+        else:
+            (out, state), _ = self._net._run_checked(
+                self._x, np.ones(1, dtype=np.int64), list(self._states[i]), False, False
+            )
+            parts = state if isinstance(state, tuple) else (state,)
+            for dst, src in zip(self._states[1 - i], parts, strict=True):
+                np.copyto(dst, src)
+            last = out[:, -1]
+        self._current = 1 - i
+        return last @ self._weight_t + self._bias
 
     @property
     def state(self):
@@ -133,22 +288,7 @@ class Stream:
             if self._mean is not None:
                 s = (s.reshape(F) - self._mean) / self._scale
             self._x[0, 0] = s
-        i = self._current
-        if self._calls is not None:
-            for kernel, args, rows, threads in self._calls[i]:
-                run_row_ranges(kernel, args, rows, threads)
-            last = self._last[i]
-        else:
-            (out, state), _ = self._net._run_checked(
-                self._x, np.ones(1, dtype=np.int64), list(self._states[i]), False, False
-            )
-            parts = state if isinstance(state, tuple) else (state,)
-            for dst, src in zip(self._states[1 - i], parts, strict=True):
-                np.copyto(dst, src)
-            last = out[:, -1]
-        self._current = 1 - i
-        # as generate computes it: the same operations, the same bits
-        y = last @ self._weight_t + self._bias
+        y = self._advance()
         if self._mean is not None:
             y = y * self._scale + self._mean
         return float(y[0, 0]) if self._n_outputs == 1 else y[0].astype(np.float64)

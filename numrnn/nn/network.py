@@ -341,32 +341,36 @@ class RecurrentNetwork:
         )
         return self._result(be.to_host(out).transpose(1, 0, 2), h_n, c_n), cache
 
-    def _replayable_inference(self, x, h0, c0, h_n, c_n):
-        """The kernel calls of an inference forward (no gradients, no dropout) of this
+    def _replayable_inference(self, x, states):
+        """The kernel calls of inference forwards (no gradients, no dropout) of this
         unidirectional network on the CPU backend, built once to be run many times.
 
-        ``x`` is the time-major input buffer (T, B, input_size); the calls read the state
-        from ``h0`` (and ``c0``) and write the final one into ``h_n`` (and ``c_n``), each
-        (num_layers, B, hidden_size), None for ``c`` without a cell state. Returns
-        ``(calls, out)``: ``calls`` for :func:`~numrnn._threads.run_row_ranges`, in order,
-        and ``out`` the last layer's (T, B, hidden_size) output buffer they fill. The calls
-        run on a copy of the weights as they are now: a later write to the network's
-        weights (a refit, an optimizer step) is not seen.
+        ``x`` is the time-major input buffer (T, B, input_size). ``states`` lists
+        ``(h0, c0, h_n, c_n)`` buffers, each (num_layers, B, hidden_size) and ``c`` None
+        without a cell state: per entry, calls that read the state from ``h0`` (and ``c0``)
+        and write the final one into ``h_n`` (and ``c_n``). Returns a list of ``(calls,
+        out)``, one per entry: ``calls`` for :func:`~numrnn._threads.run_row_ranges`, in
+        order, and ``out`` the last layer's (T, B, hidden_size) output buffer they fill.
+        All entries run on one copy of the weights as they are now: a later write to the
+        network's weights (a refit, an optimizer step) is not seen.
         """
         T, B, _ = x.shape
         lens = np.full(B, T, dtype=np.int64)
-        calls, inp = [], x
-        for layer in range(self.num_layers):
-            out = np.empty((T, B, self.hidden_size), dtype=self.dtype)
-            cells = (None, None) if c0 is None else (c0[layer], c_n[layer])
-            weights = {k: v.copy() for k, v in self._params[layer][0].items()}
-            layer_calls, _ = self.backend.layer_forward_calls(
-                self.cell, inp, weights, h0[layer], cells[0], lens,
-                self.options, out, h_n[layer], cells[1],
-            )  # fmt: skip
-            calls += layer_calls
-            inp = out
-        return calls, inp
+        weights = [{k: v.copy() for k, v in layer[0].items()} for layer in self._params]
+        plans = []
+        for h0, c0, h_n, c_n in states:
+            calls, inp = [], x
+            for layer in range(self.num_layers):
+                out = np.empty((T, B, self.hidden_size), dtype=self.dtype)
+                cells = (None, None) if c0 is None else (c0[layer], c_n[layer])
+                layer_calls, _ = self.backend.layer_forward_calls(
+                    self.cell, inp, weights[layer], h0[layer], cells[0], lens, self.options,
+                    out, h_n[layer], cells[1],
+                )  # fmt: skip
+                calls += layer_calls
+                inp = out
+            plans.append((calls, inp))
+        return plans
 
     #: Steps per chunk when a unidirectional network runs without gradients: memory for
     #: gates and workspace stays bounded however long the sequence.
