@@ -23,7 +23,9 @@ and their ratio (torch/ours > 1: numrnn is faster), float32:
     PYTHONPATH=. python benchmarks/compare_torch.py --markdown --threads 1
 
 Timings are only meaningful on a quiet machine: nothing else running. The load average at
-the start and end of the run is printed with the tables.
+the start and end of the run is printed with the tables. numrnn's and PyTorch's calls are
+timed in alternating rounds (:func:`paired_ms`), so that a slow phase of a shared machine
+falls on both.
 """
 
 from __future__ import annotations
@@ -78,6 +80,46 @@ MB = 1024.0**2
 # -- measurements -----------------------------------------------------------------------------
 def median_ms(fn, repeat: int, max_seconds: float) -> float:
     return 1e3 * float(np.median(wall_times(fn, repeat, warmup=1, max_seconds=max_seconds)))
+
+
+#: Rounds of :func:`paired_ms`: numrnn's calls, then PyTorch's, this many times over.
+ROUNDS = 3
+#: Calls shorter than this get an untimed call each time the library changes (the other
+#: library's worker threads may still be spinning for a fraction of a millisecond).
+SHORT_CALL_S = 0.05
+
+
+def paired_ms(ours, theirs, repeat: int, max_seconds: float) -> tuple[float, float | None]:
+    """Median ms of ``ours`` and of ``theirs`` (None: not measured), timed in alternating
+    rounds: ``repeat`` calls and ``max_seconds`` of timed work each, split over
+    :data:`ROUNDS` rounds of numrnn's calls then PyTorch's.
+
+    A shared virtual machine has slow phases of a second or more (one digits LSTM step
+    took 27-41 ms within one second, nothing else running): measured one after the other,
+    such a phase falls on one library only and moves the ratio by 20 % either way; in
+    alternating rounds it falls on both.
+    """
+    if theirs is None:
+        return median_ms(ours, repeat, max_seconds), None
+    fns, times, short = (ours, theirs), ([], []), [True, True]
+    per_round = -(-repeat // ROUNDS)
+    for fn in fns:
+        fn()  # warm-up
+    for r in range(ROUNDS):
+        for i, fn in enumerate(fns):
+            if r and short[i]:
+                fn()
+            spent = 0.0
+            for _ in range(per_round):
+                t0 = common.TIMER()
+                fn()
+                dt = common.TIMER() - t0
+                times[i].append(dt)
+                spent += dt
+                if spent > max_seconds / ROUNDS:
+                    break
+            short[i] = min(times[i]) < SHORT_CALL_S
+    return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
 
 
 def measure_gemm(cfgs: list[Config]) -> dict[str, float]:
@@ -156,16 +198,13 @@ def step_rows(configs, cells, args, use_torch, floor_rate) -> list[list[str]]:
     for cfg in configs:
         for cell in cells:
             step = TrainingStep(cell, cfg)
-            tr = median_ms(step, args.repeat, args.max_seconds)
-            fw = median_ms(step.forward, args.repeat, args.max_seconds)
+            tstep = TorchStep(cell, cfg) if use_torch else None
+            tr, ttr = paired_ms(step, tstep, args.repeat, args.max_seconds)
+            fw, tfw = paired_ms(
+                step.forward, tstep and tstep.forward, args.repeat, args.max_seconds
+            )
             mem, held = (None, None) if args.no_memory else step_memory(step)
-            del step
-            ttr = tfw = None
-            if use_torch:
-                tstep = TorchStep(cell, cfg)
-                ttr = median_ms(tstep, args.repeat, args.max_seconds)
-                tfw = median_ms(tstep.forward, args.repeat, args.max_seconds)
-                del tstep
+            del step, tstep
             gflops = train_flops(cell, cfg) / (tr / 1e3) / 1e9
             need = theoretical_train_bytes(cell, cfg)
             rows.append([
@@ -187,13 +226,9 @@ def ownloop_rows(configs, cells, args, use_torch, floor_rate) -> list[list[str]]
     for cfg in configs:
         for cell in cells:
             step = OwnLoopStep(cell, cfg)
-            ours = median_ms(step, args.repeat, args.max_seconds)
-            del step
-            theirs = None
-            if use_torch:
-                tstep = TorchOwnLoop(cell, cfg)
-                theirs = median_ms(tstep, args.repeat, args.max_seconds)
-                del tstep
+            tstep = TorchOwnLoop(cell, cfg) if use_torch else None
+            ours, theirs = paired_ms(step, tstep, args.repeat, args.max_seconds)
+            del step, tstep
             # + dX of layer 0 (2*G*B*H*I*T per direction): the own loop's extra GEMM
             flops = train_flops(cell, cfg) + 2 * GATES[cell] * cfg.B * cfg.H * cfg.I * cfg.T * cfg.D
             gflops = flops / (ours / 1e3) / 1e9
@@ -212,15 +247,12 @@ def fit_rows(fit_configs, cells, args, use_torch) -> list[list[str]]:
     for cfg in fit_configs:
         for cell in cells:
             fit = EstimatorFit(cell, cfg, epochs=args.epochs)
-            ours = median_ms(fit, args.fit_repeat, args.max_seconds * 3) / 1e3
+            tfit = TorchFit(cell, cfg, epochs=args.epochs) if use_torch else None
+            ours, theirs = paired_ms(fit, tfit, args.fit_repeat, args.max_seconds * 3)
+            ours, theirs = ours / 1e3, (theirs / 1e3 if theirs else None)
             step = TrainingStep(cell, cfg)  # the minibatch's kernel work alone
             kernel = median_ms(step, args.repeat, args.max_seconds) / 1e3
-            del fit, step
-            theirs = None
-            if use_torch:
-                tfit = TorchFit(cell, cfg, epochs=args.epochs)
-                theirs = median_ms(tfit, args.fit_repeat, args.max_seconds * 3) / 1e3
-                del tfit
+            del fit, tfit, step
             steps = FIT_BATCHES * args.epochs
             rows.append([
                 cfg.name, cell, FIT_TASKS[cfg.name], f"{steps}",
@@ -239,13 +271,9 @@ def predict_rows(fit_configs, cells, args, use_torch) -> list[list[str]]:
         for cell in cells:
             pred = EstimatorPredict(cell, cfg)
             n, T = pred.X.shape[:2]
-            ours = median_ms(pred, args.repeat, args.max_seconds)
-            del pred
-            theirs = (
-                median_ms(TorchPredict(cell, cfg), args.repeat, args.max_seconds)
-                if use_torch
-                else None
-            )
+            tpred = TorchPredict(cell, cfg) if use_torch else None
+            ours, theirs = paired_ms(pred, tpred, args.repeat, args.max_seconds)
+            del pred, tpred
             rows.append([
                 cfg.name, cell, f"{n}", f"{T}", fmt(ours, ".2f"), fmt(theirs, ".2f"),
                 fmt(theirs / ours if theirs else None),
@@ -388,7 +416,8 @@ def main(argv=None) -> int:
         print_section(
             f"{h}Training step = forward + BPTT + Adam (+ linear head on the last state, MSE)",
             headers, rows, args.markdown,
-            "median of up to --repeat calls after 1 warm-up; no input gradient (PyTorch: x "
+            "median of up to --repeat calls after 1 warm-up, numrnn's and PyTorch's timed in 3 "
+            "alternating rounds; no input gradient (PyTorch: x "
             "without requires_grad); mem = NumPy peak during a step (tracemalloc) + params, "
             "Adam state and data; need = activations BPTT keeps + 4x params (value, grad, "
             "2 Adam moments) + data.",
@@ -411,7 +440,8 @@ def main(argv=None) -> int:
             f"{h}Estimator fit end to end ({args.epochs} epochs x {FIT_BATCHES} minibatches; "
             "RNNRegressor / RNNClassifier vs a plain PyTorch loop of the same work)",
             headers, fits, args.markdown,
-            "median of --fit-repeat fits. Estimator defaults except batch_size=B, hidden_size=H, "
+            "median of --fit-repeat fits, in alternating rounds. Estimator defaults except "
+            "batch_size=B, hidden_size=H, "
             "max_iter=epochs, n_iter_no_change>epochs, segment_length=None, readout='last', "
             "n_models=1 (the work PyTorch does). PyTorch: randperm, minibatch indexing, network, "
             "head on h_n, MSE/CE, clip_grad_norm_(1), Adam(1e-3, weight_decay 1e-4 on weights). "
@@ -424,7 +454,8 @@ def main(argv=None) -> int:
             f"{h}Estimator predict over many short sequences (all of the fit mode's data, one call)",
             ["data", "cell", "sequences", "steps", "ms", "torch ms", "torch/ours"],
             preds, args.markdown,
-            "median of up to --repeat calls; the fit mode's estimator after one epoch. PyTorch: "
+            "median of up to --repeat calls, in alternating rounds; the fit mode's estimator "
+            "after one epoch. PyTorch: "
             "the network over the whole batch under inference_mode, the head on h_n, argmax "
             "for classes.",
         )  # fmt: skip
