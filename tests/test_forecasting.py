@@ -236,7 +236,8 @@ def test_generate_in_pieces_carries_the_state(sine):
 
 # -- Stream ---------------------------------------------------------------------------------
 def _stream_models():
-    """(model, inputs) pairs: each cell, two layers, a scaled forecaster, several outputs."""
+    """(model, inputs) pairs: each cell, two layers, a scaled forecaster, several outputs,
+    float64."""
     from numrnn import RNNRegressor
     from numrnn.nn import GRU, RNN
     from numrnn.nn.linear import Linear
@@ -248,6 +249,8 @@ def _stream_models():
     peep = RNNRegressor(cell="lstm", peephole=True, num_layers=2, **reg).fit(x1, x1[:, -1, 0])
     x3 = rng.standard_normal((8, 12, 3)).astype(np.float32)
     multi = RNNRegressor(cell="gru", **reg).fit(x3, x3[:, -1, :2])  # 3 inputs, 2 outputs
+    x64 = x1.astype(np.float64)
+    f64 = RNNRegressor(cell="gru", dtype="float64", **reg).fit(x64, x64[:, -1, 0])
     y = 5 + np.sin(0.3 * np.arange(120))
     fc = RNNForecaster(window=10, cell="rnn", max_iter=2, **FAST).fit(y)  # scaled in and out
     gru2 = (GRU(2, 6, num_layers=2, reset_after=False, random_state=1), Linear(6, 2, rng=2))
@@ -257,6 +260,7 @@ def _stream_models():
         (lstm, list(x1[0, :, 0].astype(float))),
         (peep, list(x1[1, :, 0].astype(float))),
         (multi, list(x3[0].astype(np.float64))),
+        (f64, list(x64[2, :, 0])),
         (fc, list(y[:10])),
         (gru2, list(x2)),
         (elman, list(x2)),
