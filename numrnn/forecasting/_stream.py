@@ -146,7 +146,7 @@ class Stream:
     What ``generate`` does at every call is done here once, when the stream is made: the
     model's weights are copied and packed, the buffers allocated and the kernel calls
     prepared; the state never leaves the stream, so it is not checked again. A step is then
-    the new input's check, the prepared kernel calls and the head's product: about a fifth
+    the new input's check, the prepared kernel calls and the head's product: about a seventh
     of ``generate``'s time for a small network (docs/performance.rst).
 
     Parameters
