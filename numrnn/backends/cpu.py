@@ -137,10 +137,11 @@ class CPUBackend:
         ``calls`` a list of ``(kernel, args, rows, threads)`` for
         :func:`~numrnn._threads.run_row_ranges`.
 
-        Run again, the calls read ``x``, ``h0``, ``c0`` and the weights as they were packed
-        now, and rewrite the outputs: a one-step stream (``numrnn.forecasting.Stream``)
-        builds them once and replays them at every step instead of going through this
-        Python again.
+        Run again, the calls read ``x``, ``h0`` and ``c0`` as they are then, the weights
+        packed now, the other arrays of ``p`` in place, and rewrite the outputs: a one-step
+        stream (``numrnn.forecasting.Stream``) builds them once, on its own copy of the
+        parameters, and replays them at every step instead of going through this Python
+        again.
         """
         forward, _ = CELLS[cell].layer(self.name)
         return forward(self, x, p, h0, c0, lengths, options, requires_grad, out, h_n, c_n)
