@@ -51,8 +51,9 @@ def _check_unidirectional(net, caller: str) -> None:
         )
 
 
-#: Fed-back steps from which :func:`generate` prepares a stream's kernel calls: making them
-#: costs about what five steps through the network's inference entry save (hidden-32 LSTM).
+#: Generated values above which :func:`generate` prepares a stream's kernel calls: making
+#: them costs about what four steps through the network's inference entry save (hidden-32
+#: LSTM).
 _PREPARE_AFTER = 4
 
 
@@ -118,8 +119,8 @@ def generate(model, seed, n_steps, *, state=None, return_state=False):
     out_vals[0] = y[0]
     if n_steps > 1:
         # Each output back in as the next input, in the network's (scaled) units, through
-        # a stream's prepared calls: the same operations as the seed's last step, without
-        # the per-step Python of a forward.
+        # a stream: the same operations as the seed's last step, and on a longer run
+        # without the per-step Python of a forward (its prepared calls).
         stream = Stream._without_scaling(net, W, b, state, prepare=n_steps > _PREPARE_AFTER)
         for t in range(1, n_steps):
             stream._x[0, 0] = y[0]
