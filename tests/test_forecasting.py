@@ -267,6 +267,12 @@ def _stream_models():
     ]
 
 
+def _network_and_head(model):
+    if isinstance(model, RNNForecaster):
+        return model.regressor_.network_, model.regressor_.head_
+    return (model.network_, model.head_) if hasattr(model, "network_") else model
+
+
 def test_stream_steps_give_generates_bits_and_state():
     """Each step equals ``generate(model, x_t, 1, state=...)`` bit for bit, and so does the
     state it carries, on every cell, stacked layers, peepholes, the forecaster's scaling and
@@ -274,12 +280,9 @@ def test_stream_steps_give_generates_bits_and_state():
     network and head directly)."""
     for model, inputs in _stream_models():
         stream, state = Stream(model), None
+        net, head = _network_and_head(model)
         for x in inputs:
             got = stream.step(x)
-            net, head = (model.network_, model.head_) if hasattr(model, "network_") else (
-                (model.regressor_.network_, model.regressor_.head_)
-                if hasattr(model, "regressor_") else model
-            )  # fmt: skip
             if net.input_size == head.weight.shape[0]:
                 want, state = generate(model, x, 1, state=state, return_state=True)
                 want = want[0]
@@ -297,10 +300,7 @@ def test_generate_feeds_back_through_forward_bit_for_bit():
     ``network.forward`` and the head give on the previous output, bit for bit, scaled in the
     forecaster's units as before (each cell, stacked layers, a two-feature model)."""
     for model, inputs in _stream_models():
-        net, head = (model.network_, model.head_) if hasattr(model, "network_") else (
-            (model.regressor_.network_, model.regressor_.head_)
-            if hasattr(model, "regressor_") else model
-        )  # fmt: skip
+        net, head = _network_and_head(model)
         if net.input_size != head.weight.shape[0]:
             continue  # generate needs as many outputs as inputs
         seed = np.asarray(inputs[:3], dtype=np.float64).reshape(3, net.input_size)
