@@ -225,7 +225,7 @@ class Stream:
             self._calls = [calls for calls, _ in plans]
             self._last = [out[0] for _, out in plans]
         else:  # a device network (or a short run): the inference entry, step by step
-            self._calls = None
+            self._calls, self._lengths = None, np.ones(1, dtype=np.int64)
         self._current = 0
         self.reset(state)
 
@@ -239,7 +239,7 @@ class Stream:
             last = self._last[i]
         else:
             (out, state), _ = self._net._run_checked(
-                self._x, np.ones(1, dtype=np.int64), list(self._states[i]), False, False
+                self._x, self._lengths, list(self._states[i]), False, False
             )
             parts = state if isinstance(state, tuple) else (state,)
             for dst, src in zip(self._states[1 - i], parts, strict=True):
