@@ -5,6 +5,11 @@ polynomial over an even one, |x| clamped to 7.905), which vectorizes and is ~100
 than the scalar libm call Numba emits for ``np.tanh`` (DESIGN §4); its absolute error is
 below 3e-7, under float32 rounding of the results. float64 keeps the exact ``np.tanh`` so
 that float64 gradients match finite differences to 1e-6.
+
+Kernels write the constant 1 as :data:`ONE` (``1 - s`` of a gate's derivative): a bare
+``1.0`` is float64 in Numba, so ``1.0 - s`` of a float32 ``s`` ran in float64, at half the
+vector width and with two conversions per element (a third of the LSTM backward's gate
+math on the digits shape); in a float64 kernel ``ONE`` promotes exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 from numba.extending import overload
+
+#: 1 in float32: keeps ``ONE - s`` in the kernel's own precision (see the module docstring).
+ONE = np.float32(1.0)
 
 
 def tanh(x):

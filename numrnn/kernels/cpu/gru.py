@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from numrnn._jit import inline_kernel, kernel
-from numrnn.kernels.cpu.activations import sigmoid, tanh
+from numrnn.kernels.cpu.activations import ONE, sigmoid, tanh
 from numrnn.kernels.cpu.common import (
     input_weight_gradient_rows,
     recurrent_weight_gradient_rows,
@@ -63,13 +63,13 @@ def _backward_row_reset_after(g, ab, hprev, dob, dhb):
     for j in range(H):
         z = g[_u(H + j)]
         n = g[_u(2 * H + j)]
-        g[_u(H + j)] = dhb[j] * (hprev[j] - n) * z * (1.0 - z)
-        g[_u(2 * H + j)] = dhb[j] * (1.0 - z) * (1.0 - n * n)
+        g[_u(H + j)] = dhb[j] * (hprev[j] - n) * z * (ONE - z)
+        g[_u(2 * H + j)] = dhb[j] * (ONE - z) * (ONE - n * n)
         dhb[j] *= z
     for j in range(H):
         r = g[j]
         dn = g[_u(2 * H + j)]
-        g[j] = dn * ab[j] * r * (1.0 - r)
+        g[j] = dn * ab[j] * r * (ONE - r)
         ab[j] = dn
         g[_u(2 * H + j)] = dn * r
 
@@ -157,7 +157,7 @@ def gru_forward_rows(gates, w_a, w_b, b_hh, h0, lengths, reset_after, out, aux, 
                     for j in range(H):
                         z = g[_u(H + j)]
                         nn = tanh(g[_u(2 * H + j)] + hnb[j])
-                        v = (1.0 - z) * nn + z * hb[j]
+                        v = (ONE - z) * nn + z * hb[j]
                         g[_u(2 * H + j)] = nn
                         ab[j] = rb[j]
                         hb[j] = v
@@ -222,8 +222,8 @@ def gru_backward_rows(
                         z = g[_u(H + j)]
                         nn = g[_u(2 * H + j)]
                         dht = dob[j] + dhb[j]
-                        dan = dht * (1.0 - z) * (1.0 - nn * nn)
-                        g[_u(H + j)] = dht * (hprev[j] - nn) * z * (1.0 - z)
+                        dan = dht * (ONE - z) * (ONE - nn * nn)
+                        g[_u(H + j)] = dht * (hprev[j] - nn) * z * (ONE - z)
                         g[_u(2 * H + j)] = dan
                         dnb[j] = dan
                         dhb[j] = dht * z
@@ -238,7 +238,7 @@ def gru_backward_rows(
                     drh = d_rh[i]
                     for j in range(H):
                         r = g[j]
-                        dar = drh[j] * hprev[j] * r * (1.0 - r)
+                        dar = drh[j] * hprev[j] * r * (ONE - r)
                         g[j] = dar
                         dhb[j] += drh[j] * r
                         drz[j] = dar

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from numrnn._jit import kernel
-from numrnn.kernels.cpu.activations import sigmoid, tanh
+from numrnn.kernels.cpu.activations import ONE, sigmoid, tanh
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -152,9 +152,9 @@ def _input_forget_cell(gates, dc, c_prev, lengths, t, b0, n):
                 f = gates[t, b, _u(H + j)]
                 gg = gates[t, b, _u(2 * H + j)]
                 dct = dc[i, j]
-                gates[t, b, j] = dct * gg * ig * (1.0 - ig)
-                gates[t, b, _u(H + j)] = dct * c_prev[b, j] * f * (1.0 - f)
-                gates[t, b, _u(2 * H + j)] = dct * ig * (1.0 - gg * gg)
+                gates[t, b, j] = dct * gg * ig * (ONE - ig)
+                gates[t, b, _u(H + j)] = dct * c_prev[b, j] * f * (ONE - f)
+                gates[t, b, _u(2 * H + j)] = dct * ig * (ONE - gg * gg)
                 dc[i, j] = dct * f
 
 
@@ -192,8 +192,8 @@ def lstm_backward_rows(w_hh_packed, w_peep, c0, lengths, cells, gates, d_out, dh
                 for j in range(H):
                     tc = tanh(cells[t, b, j])
                     o = gates[t, b, _u(3 * H + j)]
-                    dao = dh[i, j] * tc * o * (1.0 - o)
-                    dc[i, j] += dh[i, j] * o * (1.0 - tc * tc) + dao * w_peep[2, j]
+                    dao = dh[i, j] * tc * o * (ONE - o)
+                    dc[i, j] += dh[i, j] * o * (ONE - tc * tc) + dao * w_peep[2, j]
                     gates[t, b, _u(3 * H + j)] = dao
             else:
                 for k in range(4 * H):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from numrnn._jit import kernel
-from numrnn.kernels.cpu.activations import tanh
+from numrnn.kernels.cpu.activations import ONE, tanh
 from numrnn.kernels.cpu.common import unsigned as _u
 from numrnn.kernels.cpu.gemm import packed_matmul, padded_width
 
@@ -83,7 +83,7 @@ def rnn_backward_rows(w_hh_packed, lengths, relu, out, d_pre, dh_n, dh0, b0, b1)
                 else:
                     for j in range(H):
                         o = out[t, b, j]
-                        d_pre[t, b, j] = (d_pre[t, b, j] + dh[i, j]) * (1.0 - o * o)
+                        d_pre[t, b, j] = (d_pre[t, b, j] + dh[i, j]) * (ONE - o * o)
             else:
                 for j in range(H):
                     d_pre[t, b, j] = 0.0
