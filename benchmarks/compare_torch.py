@@ -24,8 +24,8 @@ and their ratio (torch/ours > 1: numrnn is faster), float32:
 
 Timings are only meaningful on a quiet machine: nothing else running. The load average at
 the start and end of the run is printed with the tables. numrnn's and PyTorch's calls are
-timed in alternating rounds (:func:`paired_ms`), so that a slow phase of a shared machine
-falls on both.
+timed alternately (:func:`paired_ms`: call by call, or in rounds for calls under 50 ms), so
+that a slow phase of a shared machine falls on both.
 """
 
 from __future__ import annotations
@@ -82,43 +82,54 @@ def median_ms(fn, repeat: int, max_seconds: float) -> float:
     return 1e3 * float(np.median(wall_times(fn, repeat, warmup=1, max_seconds=max_seconds)))
 
 
-#: Rounds of :func:`paired_ms`: numrnn's calls, then PyTorch's, this many times over.
+#: Rounds of :func:`paired_ms` for short calls: numrnn's calls, then PyTorch's, this many
+#: times over.
 ROUNDS = 3
-#: Calls shorter than this get an untimed call each time the library changes (the other
-#: library's worker threads may still be spinning for a fraction of a millisecond).
+#: Calls shorter than this run in :data:`ROUNDS` rounds, with an untimed call each time the
+#: library changes (the other library's worker threads may still be spinning for a fraction
+#: of a millisecond); longer ones alternate call by call.
 SHORT_CALL_S = 0.05
 
 
+def _timed(fn) -> float:
+    t0 = common.TIMER()
+    fn()
+    return common.TIMER() - t0
+
+
 def paired_ms(ours, theirs, repeat: int, max_seconds: float) -> tuple[float, float | None]:
-    """Median ms of ``ours`` and of ``theirs`` (None: not measured), timed in alternating
-    rounds: ``repeat`` calls and ``max_seconds`` of timed work each, split over
-    :data:`ROUNDS` rounds of numrnn's calls then PyTorch's.
+    """Median ms of ``ours`` and of ``theirs`` (None: not measured), timed alternately:
+    ``repeat`` calls and ``max_seconds`` of timed work each (at least 2 calls).
 
     A shared virtual machine has slow phases of a second or more (one digits LSTM step
-    took 27-41 ms within one second, nothing else running): measured one after the other,
-    such a phase falls on one library only and moves the ratio by 20 % either way; in
-    alternating rounds it falls on both.
+    took 27-41 ms within one second, nothing else running; a medium LSTM step 355-433 ms
+    of CPU time a minute apart): measured one after the other, such a phase falls on one
+    library only and moves the ratio by 20 % either way. Calls of
+    :data:`SHORT_CALL_S` or more therefore alternate call by call, so each phase falls on
+    both libraries' calls alike; shorter ones, whose switch costs an untimed call, in
+    :data:`ROUNDS` rounds.
     """
     if theirs is None:
         return median_ms(ours, repeat, max_seconds), None
-    fns, times, short = (ours, theirs), ([], []), [True, True]
-    per_round = -(-repeat // ROUNDS)
+    fns, times = (ours, theirs), ([], [])
     for fn in fns:
         fn()  # warm-up
-    for r in range(ROUNDS):
-        for i, fn in enumerate(fns):
-            if r and short[i]:
-                fn()
-            spent = 0.0
-            for _ in range(per_round):
-                t0 = common.TIMER()
-                fn()
-                dt = common.TIMER() - t0
-                times[i].append(dt)
-                spent += dt
-                if spent > max_seconds / ROUNDS:
-                    break
-            short[i] = min(times[i]) < SHORT_CALL_S
+    for i, fn in enumerate(fns):
+        times[i].append(_timed(fn))
+    if min(times[0] + times[1]) >= SHORT_CALL_S:
+        while len(times[0]) < repeat and max(sum(times[0]), sum(times[1])) < max_seconds:
+            for i, fn in enumerate(fns):
+                times[i].append(_timed(fn))
+    else:
+        per_round = -(-repeat // ROUNDS)
+        for r in range(ROUNDS):
+            for i, fn in enumerate(fns):
+                if r:
+                    fn()  # the switch's untimed call
+                spent = 0.0
+                while len(times[i]) < per_round * (r + 1) and spent <= max_seconds / ROUNDS:
+                    times[i].append(_timed(fn))
+                    spent += times[i][-1]
     return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
 
 
@@ -416,8 +427,8 @@ def main(argv=None) -> int:
         print_section(
             f"{h}Training step = forward + BPTT + Adam (+ linear head on the last state, MSE)",
             headers, rows, args.markdown,
-            "median of up to --repeat calls after 1 warm-up, numrnn's and PyTorch's timed in 3 "
-            "alternating rounds; no input gradient (PyTorch: x "
+            "median of up to --repeat calls after 1 warm-up, numrnn's and PyTorch's timed "
+            "alternately (call by call from 50 ms, else 3 rounds); no input gradient (PyTorch: x "
             "without requires_grad); mem = NumPy peak during a step (tracemalloc) + params, "
             "Adam state and data; need = activations BPTT keeps + 4x params (value, grad, "
             "2 Adam moments) + data.",
@@ -440,7 +451,7 @@ def main(argv=None) -> int:
             f"{h}Estimator fit end to end ({args.epochs} epochs x {FIT_BATCHES} minibatches; "
             "RNNRegressor / RNNClassifier vs a plain PyTorch loop of the same work)",
             headers, fits, args.markdown,
-            "median of --fit-repeat fits, in alternating rounds. Estimator defaults except "
+            "median of --fit-repeat fits, numrnn's and PyTorch's alternating. Estimator defaults except "
             "batch_size=B, hidden_size=H, "
             "max_iter=epochs, n_iter_no_change>epochs, segment_length=None, readout='last', "
             "n_models=1 (the work PyTorch does). PyTorch: randperm, minibatch indexing, network, "
@@ -454,7 +465,7 @@ def main(argv=None) -> int:
             f"{h}Estimator predict over many short sequences (all of the fit mode's data, one call)",
             ["data", "cell", "sequences", "steps", "ms", "torch ms", "torch/ours"],
             preds, args.markdown,
-            "median of up to --repeat calls, in alternating rounds; the fit mode's estimator "
+            "median of up to --repeat calls, timed alternately; the fit mode's estimator "
             "after one epoch. PyTorch: "
             "the network over the whole batch under inference_mode, the head on h_n, argmax "
             "for classes.",

@@ -202,3 +202,31 @@ def test_classification_accuracy_smallest_mode(capsys):
     acc, std, wall, cpu, epochs = res["synthetic"]["default"]
     assert 0.0 <= acc <= 1.0 and std == 0.0 and epochs == 3 and wall > 0
     assert RECIPES["default"] == {}  # the default column is RNNClassifier() as a user types it
+
+
+def test_paired_ms_alternates_the_libraries(monkeypatch):
+    # A slow phase of the machine must fall on both libraries: long calls alternate call by
+    # call, short ones in rounds with an untimed call at each switch.
+    from benchmarks import compare_torch as ct
+
+    clock, order = [0.0], []
+    monkeypatch.setattr(ct.common, "TIMER", lambda: clock[0])
+
+    def call(name: str, seconds: float):
+        def fn():
+            order.append(name)
+            clock[0] += seconds
+
+        return fn
+
+    ours, theirs = ct.paired_ms(call("o", 0.2), call("t", 0.3), repeat=4, max_seconds=100)
+    assert order == ["o", "t"] * 5  # a warm-up each, then 4 timed pairs
+    assert (ours, theirs) == pytest.approx((200.0, 300.0))
+    order.clear()
+    ours, theirs = ct.paired_ms(call("o", 0.001), call("t", 0.002), repeat=6, max_seconds=100)
+    rounds = ["o", "o", "o", "t", "t", "t"]  # the first call of each block is untimed
+    assert order == ["o", "t"] * 3 + rounds * 2
+    assert (ours, theirs) == pytest.approx((1.0, 2.0))
+    order.clear()
+    ct.paired_ms(call("o", 1.0), call("t", 1.0), repeat=10, max_seconds=2.5)
+    assert order == ["o", "t"] * 4  # stops once either library has spent max_seconds
