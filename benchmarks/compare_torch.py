@@ -99,7 +99,7 @@ def _timed(fn) -> float:
 
 def paired_ms(ours, theirs, repeat: int, max_seconds: float) -> tuple[float, float | None]:
     """Median ms of ``ours`` and of ``theirs`` (None: not measured), timed alternately:
-    ``repeat`` calls and ``max_seconds`` of timed work each (at least 2 calls).
+    ``repeat`` calls and ``max_seconds`` of timed work each (at least :data:`ROUNDS` calls).
 
     A shared virtual machine has slow phases of a second or more (one digits LSTM step
     took 27-41 ms within one second, nothing else running; a medium LSTM step 355-433 ms
@@ -117,7 +117,10 @@ def paired_ms(ours, theirs, repeat: int, max_seconds: float) -> tuple[float, flo
     for i, fn in enumerate(fns):
         times[i].append(_timed(fn))
     if min(times[0] + times[1]) >= SHORT_CALL_S:
-        while len(times[0]) < repeat and max(sum(times[0]), sum(times[1])) < max_seconds:
+        # at least ROUNDS calls each, as the rounds give: a large LSTM step alone takes 5 s
+        while len(times[0]) < repeat and (
+            len(times[0]) < ROUNDS or max(sum(times[0]), sum(times[1])) < max_seconds
+        ):
             for i, fn in enumerate(fns):
                 times[i].append(_timed(fn))
     else:

@@ -228,5 +228,8 @@ def test_paired_ms_alternates_the_libraries(monkeypatch):
     assert order == ["o", "t"] * 3 + rounds * 2
     assert (ours, theirs) == pytest.approx((1.0, 2.0))
     order.clear()
-    ct.paired_ms(call("o", 1.0), call("t", 1.0), repeat=10, max_seconds=2.5)
-    assert order == ["o", "t"] * 4  # stops once either library has spent max_seconds
+    ct.paired_ms(call("o", 0.5), call("t", 0.5), repeat=10, max_seconds=2.5)
+    assert order == ["o", "t"] * 6  # stops once either library has spent max_seconds
+    order.clear()
+    ct.paired_ms(call("o", 5.0), call("t", 5.0), repeat=10, max_seconds=4)
+    assert order == ["o", "t"] * 4  # but times at least ROUNDS calls of each
